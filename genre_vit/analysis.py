@@ -1,0 +1,320 @@
+"""Full-song genre analysis: the one library API that the CLI, the app and the scripts call.
+
+`GenreClassifier` holds a model and its feature extractor and analyses songs in bounded blocks of windows;
+`analyze_full_song` is the one-call form. Both return a `GenreAnalysis`.
+"""
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import AudioTooLongError, format_duration, load_audio, resample, to_mono
+from .feature_extraction_genre_vit import GenreViTFeatureExtractor
+from .files import write_text_atomic
+from .modeling_genre_vit import GenreViTForAudioClassification
+
+MODEL_ENV_VAR = "GENRE_VIT_MODEL"
+"""Environment variable naming the default model: a local folder or a Hub repo id."""
+
+SILENCE_PEAK_DBFS = -70.0
+"""Audio whose loudest sample is below this level (dB relative to full scale) is treated as silence."""
+
+
+class SilentAudioError(ValueError):
+    """The audio is (digitally) silent: there is nothing to classify."""
+
+
+class AudioTooShortError(ValueError):
+    """The audio is shorter than the analysis minimum."""
+
+
+class ModelNotFoundError(ValueError):
+    """No model was given and none is configured."""
+
+
+@dataclass(frozen=True)
+class GenreAnalysis:
+    """The result of analysing one song.
+
+    Attributes:
+        genres: genre names in label-id order, `(C,)`.
+        window_start_times: `(T,)` window start times, in seconds.
+        window_end_times: `(T,)` window end times, in seconds (the last one is clipped to the song's end).
+        window_probabilities: `(T, C)` genre probabilities of each window; rows sum to 1.
+        duration_seconds: the song's length, in seconds.
+        source: the file name, if the audio came from a file.
+    """
+
+    genres: tuple[str, ...]
+    window_start_times: np.ndarray
+    window_end_times: np.ndarray
+    window_probabilities: np.ndarray
+    duration_seconds: float
+    source: str | None = None
+    mean_probabilities: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "mean_probabilities", self.window_probabilities.mean(axis=0))
+
+    @property
+    def num_windows(self) -> int:
+        return int(self.window_probabilities.shape[0])
+
+    @property
+    def top_genre(self) -> str:
+        return self.genres[int(np.argmax(self.mean_probabilities))]
+
+    @property
+    def confidence(self) -> float:
+        """Mean probability of the top genre."""
+        return float(self.mean_probabilities.max())
+
+    @property
+    def window_top_genres(self) -> list[str]:
+        return [self.genres[index] for index in self.window_probabilities.argmax(axis=1)]
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """(genre, mean probability) pairs, most likely first."""
+        order = np.argsort(-self.mean_probabilities, kind="stable")
+        return [(self.genres[index], float(self.mean_probabilities[index])) for index in order]
+
+    def summary(self) -> str:
+        """One line, e.g. `"rock, 78% — 51 windows over 3:24"`."""
+        windows = "1 window" if self.num_windows == 1 else f"{self.num_windows} windows"
+        return f"{self.top_genre}, {self.confidence:.0%} — {windows} over {format_duration(self.duration_seconds)}"
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of everything: the ranking, the means and every window."""
+        return {
+            "source": self.source,
+            "duration_seconds": float(self.duration_seconds),
+            "top_genre": self.top_genre,
+            "confidence": self.confidence,
+            "genres": list(self.genres),
+            "mean_probabilities": {g: float(p) for g, p in zip(self.genres, self.mean_probabilities)},
+            "windows": [
+                {
+                    "start_seconds": float(start),
+                    "end_seconds": float(end),
+                    "top_genre": self.genres[int(np.argmax(probabilities))],
+                    "probabilities": {g: float(p) for g, p in zip(self.genres, probabilities)},
+                }
+                for start, end, probabilities in zip(
+                    self.window_start_times, self.window_end_times, self.window_probabilities
+                )
+            ],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_csv(self) -> str:
+        """One row per window: start, end, top genre, then one probability column per genre."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["start_seconds", "end_seconds", "top_genre", *self.genres])
+        for start, end, top, probabilities in zip(
+            self.window_start_times, self.window_end_times, self.window_top_genres, self.window_probabilities
+        ):
+            writer.writerow([f"{start:.3f}", f"{end:.3f}", top, *(f"{p:.6f}" for p in probabilities)])
+        return buffer.getvalue()
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        return write_text_atomic(path, self.to_json())
+
+    def save_csv(self, path: str | os.PathLike) -> Path:
+        return write_text_atomic(path, self.to_csv())
+
+
+def default_model_source() -> str | None:
+    """The model to use when none is named: `$GENRE_VIT_MODEL`, else None."""
+    return os.environ.get(MODEL_ENV_VAR) or None
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`None`/`"auto"` -> CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for but no CUDA device is available; use --device cpu.")
+    return device
+
+
+class GenreClassifier:
+    """A GenreViT model and its feature extractor, ready to analyse songs of any length.
+
+    Args:
+        model: a `GenreViTForAudioClassification` (put in eval mode here).
+        feature_extractor: the model's `GenreViTFeatureExtractor`.
+        batch_size: windows per forward pass; also the block of audio featurised at a time, which bounds memory.
+        device: where the model runs; the model is moved there.
+    """
+
+    def __init__(
+        self,
+        model: GenreViTForAudioClassification,
+        feature_extractor: GenreViTFeatureExtractor,
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        self.feature_extractor = feature_extractor
+        self.batch_size = batch_size
+        self.genres = tuple(model.config.id2label[index] for index in range(model.config.num_labels))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike | None = None,
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+        **from_pretrained_kwargs,
+    ) -> "GenreClassifier":
+        """Load a model folder or Hub repo id (default: `$GENRE_VIT_MODEL`)."""
+        source = source or default_model_source()
+        if source is None:
+            raise ModelNotFoundError(
+                f"No model given. Pass a model folder or Hub repo id (--model), or set {MODEL_ENV_VAR}."
+            )
+        source = str(source)
+        try:
+            model = GenreViTForAudioClassification.from_pretrained(source, **from_pretrained_kwargs)
+            feature_extractor = GenreViTFeatureExtractor.from_pretrained(source, **from_pretrained_kwargs)
+        except OSError as error:
+            raise ModelNotFoundError(f"Could not load a GenreViT model from {source!r}: {error}") from error
+        return cls(model, feature_extractor, batch_size=batch_size, device=device)
+
+    def _prepare_waveform(
+        self, audio, sampling_rate: int | None, min_seconds: float, max_seconds: float | None
+    ) -> tuple[np.ndarray, str | None]:
+        target_rate = self.feature_extractor.sampling_rate
+        if isinstance(audio, (str, os.PathLike)):
+            return load_audio(audio, sampling_rate=target_rate, max_seconds=max_seconds), Path(audio).name
+        if isinstance(audio, tuple):
+            audio, sampling_rate = audio
+        if sampling_rate is None:
+            raise ValueError("A waveform needs its sampling rate: pass (waveform, sampling_rate).")
+        waveform = np.asarray(audio, dtype=np.float32)
+        if waveform.ndim == 2:
+            channel_axis = 0 if waveform.shape[0] < waveform.shape[1] else 1
+            waveform = to_mono(waveform, channel_axis=channel_axis)
+        if waveform.ndim != 1:
+            raise ValueError(f"Expected a mono or (channels, samples) waveform, got shape {waveform.shape}.")
+        if waveform.size == 0:
+            raise AudioTooShortError("The audio is empty (0 samples).")
+        if not np.isfinite(waveform).all():
+            raise ValueError("The waveform contains NaN or infinite samples.")
+        if max_seconds is not None and waveform.size / sampling_rate > max_seconds:
+            raise AudioTooLongError(
+                f"The audio is {format_duration(waveform.size / sampling_rate)} long; "
+                f"the limit is {format_duration(max_seconds)}."
+            )
+        return resample(waveform, int(sampling_rate), target_rate), None
+
+    def _check_content(self, waveform: np.ndarray, min_seconds: float) -> None:
+        seconds = waveform.size / self.feature_extractor.sampling_rate
+        if seconds < min_seconds:
+            raise AudioTooShortError(
+                f"The audio is {seconds:.2f} s long; at least {min_seconds:g} s is needed."
+            )
+        peak = float(np.abs(waveform).max())
+        if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
+            level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"
+            raise SilentAudioError(f"The audio is silent (peak level {level} dBFS): there is nothing to classify.")
+
+    @torch.inference_mode()
+    def iter_window_probabilities(self, waveform: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield `(start_times (n,), probabilities (n, C))` blocks of at most `batch_size` windows."""
+        dtype = next(self.model.parameters()).dtype
+        for block in self.feature_extractor.iter_windows(
+            waveform, self.feature_extractor.sampling_rate, block_windows=self.batch_size
+        ):
+            inputs = torch.from_numpy(block.input_values).to(self.device, dtype=dtype)
+            logits = self.model(input_values=inputs).logits
+            yield block.start_times, logits.float().softmax(-1).cpu().numpy()
+
+    def analyze(
+        self,
+        audio,
+        sampling_rate: int | None = None,
+        min_seconds: float = 1.0,
+        max_seconds: float | None = None,
+    ) -> GenreAnalysis:
+        """Analyse one song.
+
+        Args:
+            audio: a file path, a `(waveform, sampling_rate)` tuple, or a waveform with `sampling_rate`. Waveforms
+                may be mono `(samples,)` or `(channels, samples)`; they are mixed down and resampled as needed.
+            min_seconds: shorter audio raises `AudioTooShortError` (anything from `min_seconds` to 4 s is one
+                zero-padded window).
+            max_seconds: longer audio raises `AudioTooLongError` (checked before a file is decoded in full).
+
+        Raises:
+            AudioDecodeError, AudioTooLongError, AudioTooShortError, SilentAudioError, ValueError: bad input,
+                with a message meant for the user.
+        """
+        waveform, source = self._prepare_waveform(audio, sampling_rate, min_seconds, max_seconds)
+        self._check_content(waveform, min_seconds)
+        starts, probabilities = zip(*self.iter_window_probabilities(waveform))
+        start_times = np.concatenate(starts)
+        duration = waveform.size / self.feature_extractor.sampling_rate
+        return GenreAnalysis(
+            genres=self.genres,
+            window_start_times=start_times,
+            window_end_times=np.minimum(start_times + self.feature_extractor.window_seconds, duration),
+            window_probabilities=np.concatenate(probabilities),
+            duration_seconds=duration,
+            source=source,
+        )
+
+
+def analyze_full_song(
+    audio,
+    model: GenreViTForAudioClassification | str | os.PathLike | None = None,
+    feature_extractor: GenreViTFeatureExtractor | None = None,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    sampling_rate: int | None = None,
+) -> GenreAnalysis:
+    """Analyse a whole song: mean genre probabilities and per-window probabilities with times.
+
+    Args:
+        audio: a file path, a `(waveform, sampling_rate)` tuple, or a waveform with `sampling_rate`.
+        model: a loaded model, a model folder or Hub repo id, or None for `$GENRE_VIT_MODEL`.
+        feature_extractor: needed with a loaded model; loaded with the model otherwise.
+        batch_size: windows per forward pass.
+        device: `"cpu"`, `"cuda"`, or None for CUDA when available.
+
+    For many songs, build one `GenreClassifier` and call `analyze` on each, so the model loads once.
+    """
+    if isinstance(model, GenreViTForAudioClassification):
+        if feature_extractor is None:
+            raise ValueError("Pass the model's feature_extractor along with a loaded model.")
+        classifier = GenreClassifier(model, feature_extractor, batch_size=batch_size, device=device)
+    else:
+        classifier = GenreClassifier.from_pretrained(model, batch_size=batch_size, device=device)
+    return classifier.analyze(audio, sampling_rate=sampling_rate)
+
+
+__all__ = [
+    "AudioTooShortError",
+    "GenreAnalysis",
+    "GenreClassifier",
+    "MODEL_ENV_VAR",
+    "ModelNotFoundError",
+    "SilentAudioError",
+    "analyze_full_song",
+    "default_model_source",
+    "resolve_device",
+]

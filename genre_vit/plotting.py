@@ -1,0 +1,82 @@
+"""Pure plot functions: they take a `GenreAnalysis` and return a matplotlib Figure.
+
+No pyplot and no global state: figures are built with `matplotlib.figure.Figure`, so they are safe in a server
+with many threads, and it is up to the caller to save them (e.g. `genre_vit.files.save_figure_atomic`).
+"""
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from .analysis import GenreAnalysis
+from .audio import format_duration
+
+GENRE_COLORS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)
+"""One colour per label id (matplotlib's tab10), so a genre keeps its colour across plots."""
+
+
+def _color(index: int) -> str:
+    return GENRE_COLORS[index % len(GENRE_COLORS)]
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    return ax if ax is not None else Figure(figsize=figsize, layout="constrained").subplots()
+
+
+def plot_genre_bars(result: GenreAnalysis, top_k: int | None = None, ax: Axes | None = None) -> Figure:
+    """Horizontal bars of the mean genre probabilities, most likely on top.
+
+    Args:
+        result: the analysis to draw.
+        top_k: draw only the `top_k` most likely genres (default: all).
+        ax: draw into these axes instead of a new figure.
+    """
+    ax = _axes(ax, (6.0, 4.0))
+    ranked = result.ranked()[: top_k or None]
+    names = [genre for genre, _ in ranked][::-1]
+    values = [probability for _, probability in ranked][::-1]
+    colors = [_color(result.genres.index(genre)) for genre in names]
+    bars = ax.barh(names, values, color=colors)
+    ax.bar_label(bars, labels=[f"{value:.0%}" for value in values], padding=3, fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
+    ax.set_xlabel("mean probability over the song")
+    title = "Genre" + (f" — {result.source}" if result.source else "")
+    ax.set_title(title)
+    return ax.figure
+
+
+def plot_genre_timeline(result: GenreAnalysis, ax: Axes | None = None) -> Figure:
+    """Probability of every genre over time, one line per genre, at each window's centre; time in mm:ss."""
+    ax = _axes(ax, (9.0, 4.0))
+    centres = (result.window_start_times + result.window_end_times) / 2
+    marker = "o" if result.num_windows < 3 else None
+    for index, genre in enumerate(result.genres):
+        ax.plot(centres, result.window_probabilities[:, index], label=genre, color=_color(index), marker=marker,
+                linewidth=1.6)
+    ax.set_ylim(0, 1)
+    ax.set_xlim(0, max(result.duration_seconds, float(result.window_end_times.max())))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 3, 5, 6, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda seconds, _: format_duration(max(seconds, 0.0))))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
+    ax.set_xlabel("time (mm:ss)")
+    ax.set_ylabel("probability")
+    ax.set_title("Genre over time" + (f" — {result.source}" if result.source else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    return ax.figure
+
+
+def plot_genre_report(result: GenreAnalysis) -> Figure:
+    """The bars and the timeline side by side in one figure (what the CLI's `--plot` writes)."""
+    figure = Figure(figsize=(14.0, 4.2), layout="constrained")
+    bars_axes, timeline_axes = figure.subplots(1, 2, width_ratios=[1, 2.2])
+    plot_genre_bars(result, ax=bars_axes)
+    plot_genre_timeline(result, ax=timeline_axes)
+    return figure
+
+
+__all__ = ["GENRE_COLORS", "plot_genre_bars", "plot_genre_report", "plot_genre_timeline"]
