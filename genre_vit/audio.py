@@ -65,10 +65,28 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+_LIBSNDFILE_SIGNATURES = (b"RIFF", b"RIFX", b"RF64", b"BW64", b"fLaC", b"OggS", b"ID3", b"FORM", b".snd", b"caff")
+
+
+def _looks_like_libsndfile_audio(path: Path) -> bool:
+    """Whether the file starts like a container libsndfile reads (or an MPEG audio frame).
+
+    Anything else goes straight to ffmpeg: handing libsndfile a text file renamed .mp3 makes its MPEG decoder
+    print resync notes on the process's stderr, which would pollute the CLI's one-line errors.
+    """
+    with path.open("rb") as file:
+        header = file.read(4)
+    is_mpeg_frame = len(header) >= 2 and header[0] == 0xFF and (header[1] & 0xE0) == 0xE0
+    return header.startswith(_LIBSNDFILE_SIGNATURES) or is_mpeg_frame
+
+
 def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | None):
+    """Decode with libsndfile in blocks; None where libsndfile cannot open the file."""
     import soundfile
     import soxr
 
+    if not _looks_like_libsndfile_audio(path):
+        return None
     try:
         audio_file = soundfile.SoundFile(str(path))
     except (soundfile.LibsndfileError, RuntimeError, TypeError):

@@ -16,7 +16,10 @@ The chosen definition (what "4-s windows with a 2-s hop" means here, exactly):
    Because 44,100 is not a multiple of 64, that start lies up to 32 samples (1.5 ms) from `k * hop_samples`.
    The frames at the window's two edges (16 frames each side) see the neighbouring audio instead of the zero
    padding a separate per-window STFT would see; everywhere else the frames equal a per-window librosa
-   computation (tests/test_feature_extraction.py measures both).
+   computation to float32 precision. After the whole recipe, the two definitions differ on music by less than
+   0.015 on average per window (on the [0, 1] scale), 99% of the non-edge pixels by less than 0.025, and the
+   outermost columns by up to about 0.5 (tests/test_feature_extraction.py measures all three). Training and
+   inference both use this definition, so the model never sees the other one.
 4. Per window: power to dB with `ref` = the window's maximum, `amin` 1e-10 and `top_db` 80, then min-max to
    [0, 1] (a constant window, e.g. digital silence, gives zeros), then a bilinear resize (half-pixel centres, no
    antialiasing: `torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`) of the

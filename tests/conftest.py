@@ -1,0 +1,78 @@
+"""Shared fixtures: synthesized audio, a tiny randomly initialised GenreViT checkpoint, the real GTZAN clips."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import genre_vit
+from genre_vit import GenreViTConfig, GenreViTFeatureExtractor, GenreViTForAudioClassification
+
+SAMPLING_RATE = 22050
+REPOSITORY = Path(__file__).resolve().parents[1]
+GTZAN_DIR = Path(os.environ.get("GENRE_VIT_GTZAN_DIR", REPOSITORY.parent / "shared" / "data" / "gtzan"))
+
+
+def synth_music(seconds: float, seed: int = 0, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """A deterministic music-like signal: a few harmonic notes changing every 0.5 s, a beat and a little noise."""
+    rng = np.random.default_rng(seed)
+    samples = int(round(seconds * sampling_rate))
+    time = np.arange(samples) / sampling_rate
+    note_length = int(0.5 * sampling_rate)
+    frequencies = np.repeat(rng.uniform(110, 880, size=samples // note_length + 1), note_length)[:samples]
+    phase = 2 * np.pi * np.cumsum(frequencies) / sampling_rate
+    tone = sum(np.sin(k * phase) / k for k in (1, 2, 3))
+    beat = np.exp(-30 * (time % 0.5)) * rng.standard_normal(samples)
+    return (0.25 * tone + 0.2 * beat + 0.01 * rng.standard_normal(samples)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def feature_extractor() -> GenreViTFeatureExtractor:
+    return GenreViTFeatureExtractor()
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> GenreViTForAudioClassification:
+    torch.manual_seed(0)
+    return GenreViTForAudioClassification(GenreViTConfig.tiny()).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model, feature_extractor) -> Path:
+    """A saved tiny checkpoint (config, safetensors, feature extractor and remote code), built here, never shipped."""
+    folder = tmp_path_factory.mktemp("tiny-genre-vit")
+    tiny_model.save_pretrained(folder)
+    feature_extractor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def song_30s() -> np.ndarray:
+    return synth_music(30.0, seed=1)
+
+
+@pytest.fixture()
+def write_wav(tmp_path):
+    """Write a waveform to a wav file in the test's folder and return its path."""
+
+    def write(waveform: np.ndarray, name: str = "clip.wav", sampling_rate: int = SAMPLING_RATE) -> Path:
+        path = tmp_path / name
+        soundfile.write(path, waveform, sampling_rate)
+        return path
+
+    return write
+
+
+def gtzan_clips(limit_per_genre: int | None = None) -> list[tuple[str, Path]]:
+    """(genre, path) of the real GTZAN clips beside the repository, or [] where they are absent."""
+    clips = []
+    for genre in genre_vit.GTZAN_GENRES:
+        paths = sorted((GTZAN_DIR / genre).glob(f"{genre}.*.flac"))[:limit_per_genre]
+        clips.extend((genre, path) for path in paths)
+    return clips
+
+
+requires_gtzan = pytest.mark.skipif(not gtzan_clips(), reason=f"real GTZAN clips not found in {GTZAN_DIR}")

@@ -1,0 +1,156 @@
+import csv
+import io
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from conftest import SAMPLING_RATE, synth_music
+from matplotlib.figure import Figure
+
+from genre_vit import GTZAN_GENRES, GenreClassifier, analyze_full_song
+from genre_vit.analysis import AudioTooShortError, ModelNotFoundError, SilentAudioError
+from genre_vit.audio import AudioDecodeError, AudioTooLongError
+from genre_vit.files import save_figure_atomic, write_text_atomic
+from genre_vit.plotting import plot_genre_bars, plot_genre_report, plot_genre_timeline
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model, feature_extractor):
+    return GenreClassifier(tiny_model, feature_extractor, batch_size=4, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def result(classifier, song_30s):
+    return classifier.analyze((song_30s, SAMPLING_RATE))
+
+
+def test_result_is_consistent(result, tiny_model, feature_extractor, song_30s):
+    assert result.genres == GTZAN_GENRES
+    assert result.num_windows == 14 and result.window_probabilities.shape == (14, 10)
+    np.testing.assert_allclose(result.window_probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(result.mean_probabilities, result.window_probabilities.mean(axis=0), atol=1e-7)
+    assert np.all(np.diff(result.window_start_times) > 0)
+    assert np.all(result.window_end_times > result.window_start_times)
+    assert result.window_end_times[-1] == pytest.approx(30.0)
+    assert result.duration_seconds == pytest.approx(30.0)
+    assert result.top_genre == result.ranked()[0][0] and result.confidence == result.ranked()[0][1]
+    # Batched analysis equals one forward pass over all windows.
+    windows = torch.from_numpy(feature_extractor.extract_windows(song_30s, SAMPLING_RATE).input_values)
+    with torch.inference_mode():
+        expected = tiny_model(windows).logits.softmax(-1).numpy()
+    np.testing.assert_allclose(result.window_probabilities, expected, atol=1e-5)
+
+
+def test_exports(result, tmp_path):
+    data = json.loads(result.to_json())
+    assert data["top_genre"] == result.top_genre and len(data["windows"]) == 14
+    window_mean = np.mean([[w["probabilities"][g] for g in GTZAN_GENRES] for w in data["windows"]], axis=0)
+    np.testing.assert_allclose([data["mean_probabilities"][g] for g in GTZAN_GENRES], window_mean, atol=1e-6)
+    rows = list(csv.DictReader(io.StringIO(result.to_csv())))
+    assert len(rows) == 14 and float(rows[1]["start_seconds"]) == 2.0
+    assert rows[0]["top_genre"] == result.window_top_genres[0]
+    saved = result.save_json(tmp_path / "out" / "result.json")
+    assert json.loads(saved.read_text()) == data
+    assert result.summary().endswith("— 14 windows over 0:30")
+
+
+def test_path_waveform_and_stereo_input_agree(classifier, result, song_30s, write_wav):
+    path = write_wav(song_30s, "song.wav")
+    from_file = classifier.analyze(path)
+    assert from_file.source == "song.wav"
+    np.testing.assert_allclose(from_file.window_probabilities, result.window_probabilities, atol=1e-4)
+    stereo = np.stack([song_30s, song_30s])
+    np.testing.assert_allclose(
+        classifier.analyze(stereo, sampling_rate=SAMPLING_RATE).window_probabilities,
+        result.window_probabilities,
+        atol=1e-6,
+    )
+
+
+def test_other_sampling_rates_are_resampled(classifier):
+    song = synth_music(10.0, seed=2, sampling_rate=44100)
+    analysis = classifier.analyze((song, 44100))
+    assert analysis.num_windows == 4 and analysis.duration_seconds == pytest.approx(10.0, abs=1e-3)
+
+
+def test_short_recording_is_one_padded_window(classifier):
+    analysis = classifier.analyze((synth_music(1.5), SAMPLING_RATE))
+    assert analysis.num_windows == 1
+    assert analysis.window_end_times[0] == pytest.approx(1.5)
+    assert analysis.summary().endswith("1 window over 0:02")
+
+
+@pytest.mark.parametrize(
+    "audio, error, message",
+    [
+        ((np.zeros(SAMPLING_RATE * 5, dtype=np.float32), SAMPLING_RATE), SilentAudioError, "silent"),
+        ((np.full(SAMPLING_RATE * 5, 1e-5, dtype=np.float32), SAMPLING_RATE), SilentAudioError, "-100 dBFS"),
+        ((synth_music(0.5), SAMPLING_RATE), AudioTooShortError, "0.50 s long; at least 1 s"),
+        ((np.zeros(0, dtype=np.float32), SAMPLING_RATE), AudioTooShortError, "empty"),
+        ((np.array([0.1, np.nan] * 22050, dtype=np.float32), SAMPLING_RATE), ValueError, "NaN"),
+        (np.zeros(10), None, "sampling rate"),
+    ],
+)
+def test_bad_waveforms(classifier, audio, error, message):
+    with pytest.raises(error, match=message):
+        classifier.analyze(audio)
+
+
+def test_bad_files(classifier, tmp_path, write_wav):
+    fake = tmp_path / "fake.mp3"
+    fake.write_text("<html>not a song</html>" * 100)
+    with pytest.raises(AudioDecodeError):
+        classifier.analyze(fake)
+    long = write_wav(synth_music(12.0), "long.wav")
+    with pytest.raises(AudioTooLongError):
+        classifier.analyze(long, max_seconds=10)
+
+
+def test_analyze_full_song_loads_from_a_folder(tiny_model_dir, song_30s, result):
+    analysis = analyze_full_song((song_30s, SAMPLING_RATE), model=str(tiny_model_dir), batch_size=5, device="cpu")
+    np.testing.assert_allclose(analysis.window_probabilities, result.window_probabilities, atol=1e-6)
+
+
+def test_missing_model_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("GENRE_VIT_MODEL", raising=False)
+    with pytest.raises(ModelNotFoundError, match="No model given"):
+        GenreClassifier.from_pretrained(None)
+    with pytest.raises(ModelNotFoundError, match="Could not load"):
+        GenreClassifier.from_pretrained(tmp_path)
+
+
+def test_plots_are_pure_figures(result, tmp_path):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    bars, timeline, report = plot_genre_bars(result), plot_genre_timeline(result), plot_genre_report(result)
+    assert plt.get_fignums() == before  # no pyplot state touched
+    for figure in (bars, timeline, report):
+        assert isinstance(figure, Figure)
+    timeline_axes = timeline.axes[0]
+    assert [text.get_text() for text in timeline_axes.get_legend().get_texts()] == list(GTZAN_GENRES)
+    assert len(timeline_axes.lines) == 10
+    timeline.canvas.draw()
+    labels = [label.get_text() for label in timeline_axes.get_xticklabels() if label.get_text()]
+    assert labels and all(":" in label for label in labels)
+    assert len(bars.axes[0].patches) == 10
+    assert len(plot_genre_bars(result, top_k=3).axes[0].patches) == 3
+    path = save_figure_atomic(report, tmp_path / "report.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.get_backend()  # the backend is the caller's business; plots never call show()
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "result.json"
+    write_text_atomic(target, "old")
+
+    class Unwritable:
+        def savefig(self, *args, **kwargs):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        save_figure_atomic(Unwritable(), tmp_path / "plot.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+    assert target.read_text() == "old"

@@ -1,0 +1,102 @@
+import shutil
+import subprocess
+
+import librosa
+import numpy as np
+import pytest
+import soundfile
+from conftest import SAMPLING_RATE, synth_music
+
+from genre_vit.audio import AudioDecodeError, AudioTooLongError, format_duration, load_audio, resample, to_mono
+
+requires_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+
+
+def stereo_44k(seconds: float = 3.0) -> np.ndarray:
+    left, right = synth_music(seconds, seed=1, sampling_rate=44100), synth_music(seconds, seed=2, sampling_rate=44100)
+    return np.stack([left, right], axis=1) * 0.5
+
+
+@pytest.mark.parametrize("suffix", ["wav", "flac", "ogg", "mp3"])
+def test_decodes_like_librosa(tmp_path, suffix):
+    path = tmp_path / f"clip.{suffix}"
+    soundfile.write(path, stereo_44k(), 44100)
+    ours = load_audio(path)
+    expected, _ = librosa.load(path, sr=SAMPLING_RATE, mono=True)
+    assert ours.dtype == np.float32 and ours.ndim == 1
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_streaming_resampler_equals_one_shot_over_many_blocks(tmp_path):
+    waveform = synth_music(20.0, seed=3, sampling_rate=48000)  # more than one decoding block
+    path = tmp_path / "long.wav"
+    soundfile.write(path, waveform, 48000, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(path), resample(waveform, 48000), atol=1e-5)
+
+
+@requires_ffmpeg
+@pytest.mark.parametrize("suffix, codec", [("m4a", "aac"), ("webm", "libopus")])
+def test_ffmpeg_formats(tmp_path, suffix, codec):
+    source = tmp_path / "source.wav"
+    soundfile.write(source, stereo_44k(), 44100)
+    target = tmp_path / f"clip.{suffix}"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(source), "-c:a", codec, str(target)], check=True)
+    waveform = load_audio(target)
+    assert waveform.ndim == 1 and abs(waveform.size / SAMPLING_RATE - 3.0) < 0.1
+    assert np.abs(waveform).max() > 0.05
+
+
+def test_to_mono_averages_channels():
+    stereo = np.stack([np.ones(10), np.zeros(10)])
+    np.testing.assert_allclose(to_mono(stereo), 0.5)
+    np.testing.assert_allclose(to_mono(stereo.T, channel_axis=1), 0.5)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"This is a text file, not audio. " * 200, "not audio|could not be decoded"),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", "not audio|could not be decoded|corrupt"),
+    ],
+)
+def test_bad_files_raise_clear_errors(tmp_path, content, message):
+    path = tmp_path / "song.mp3"
+    path.write_bytes(content)
+    with pytest.raises(AudioDecodeError, match=message):
+        load_audio(path)
+
+
+def test_truncated_flac_is_an_error_or_a_shorter_clip(tmp_path):
+    path = tmp_path / "clip.flac"
+    soundfile.write(path, synth_music(5.0), SAMPLING_RATE)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    try:
+        waveform = load_audio(path)
+    except AudioDecodeError as error:
+        assert "clip.flac" in str(error)
+    else:
+        assert 0 < waveform.size < 5 * SAMPLING_RATE
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(AudioDecodeError, match="does not exist"):
+        load_audio(tmp_path / "missing.wav")
+    with pytest.raises(AudioDecodeError, match="not a file"):
+        load_audio(tmp_path)
+
+
+def test_duration_limit_is_checked_before_decoding(tmp_path):
+    path = tmp_path / "long.wav"
+    soundfile.write(path, synth_music(12.0), SAMPLING_RATE)
+    with pytest.raises(AudioTooLongError, match="0:12 long; the limit is 0:10"):
+        load_audio(path, max_seconds=10)
+    assert load_audio(path, max_seconds=13).size == 12 * SAMPLING_RATE
+
+
+def test_format_duration():
+    assert format_duration(204.3) == "3:24"
+    assert format_duration(3723) == "1:02:03"
+    assert format_duration(0.4) == "0:00"

@@ -1,0 +1,82 @@
+"""save_pretrained -> from_pretrained round trips: with the package imported, and as remote code without it."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import torch
+from conftest import SAMPLING_RATE
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+
+from genre_vit import GenreViTFeatureExtractor, GenreViTForAudioClassification
+
+
+def test_folder_contents(tiny_model_dir):
+    names = {path.name for path in tiny_model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= names
+    assert {"configuration_genre_vit.py", "modeling_genre_vit.py", "feature_extraction_genre_vit.py"} <= names
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["model_type"] == "genre_vit"
+    assert config["auto_map"]["AutoModelForAudioClassification"] == "modeling_genre_vit.GenreViTForAudioClassification"
+    preprocessor = json.loads((tiny_model_dir / "preprocessor_config.json").read_text())
+    assert preprocessor["auto_map"]["AutoFeatureExtractor"] == "feature_extraction_genre_vit.GenreViTFeatureExtractor"
+
+
+def test_auto_classes_round_trip(tiny_model_dir, tiny_model, song_30s):
+    assert AutoConfig.from_pretrained(tiny_model_dir).model_type == "genre_vit"
+    model = AutoModelForAudioClassification.from_pretrained(tiny_model_dir).eval()
+    extractor = AutoFeatureExtractor.from_pretrained(tiny_model_dir)
+    assert isinstance(model, GenreViTForAudioClassification)
+    assert isinstance(extractor, GenreViTFeatureExtractor)
+    inputs = torch.from_numpy(extractor.extract_windows(song_30s, SAMPLING_RATE).input_values)
+    with torch.inference_mode():
+        assert torch.equal(model(inputs).logits, tiny_model(inputs).logits)
+
+
+def test_half_precision_round_trip(tmp_path, tiny_model):
+    copy.deepcopy(tiny_model).to(torch.float16).save_pretrained(tmp_path)
+    loaded = GenreViTForAudioClassification.from_pretrained(tmp_path, dtype=torch.float16)
+    assert next(loaded.parameters()).dtype == torch.float16
+
+
+REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.modules["genre_vit"] = None  # make `import genre_vit` fail, even where the package is installed
+    try:
+        import genre_vit
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("genre_vit should not be importable here")
+    import numpy as np, torch
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+    folder = sys.argv[1]
+    model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    waveform = np.load(sys.argv[2])
+    inputs = torch.from_numpy(extractor.extract_windows(waveform, 22050).input_values)
+    with torch.inference_mode():
+        np.save(sys.argv[3], model(inputs).logits.numpy())
+    """
+)
+
+
+def test_trust_remote_code_without_the_package(tiny_model_dir, tiny_model, feature_extractor, song_30s, tmp_path):
+    np.save(tmp_path / "song.npy", song_30s)
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    subprocess.run(
+        [sys.executable, "-c", REMOTE_CODE_SCRIPT, str(tiny_model_dir), str(tmp_path / "song.npy"),
+         str(tmp_path / "logits.npy")],
+        cwd=tmp_path, env=environment, check=True, capture_output=True, text=True,
+    )
+    inputs = torch.from_numpy(feature_extractor.extract_windows(song_30s, SAMPLING_RATE).input_values)
+    with torch.inference_mode():
+        expected = tiny_model(inputs).logits.numpy()
+    np.testing.assert_array_equal(np.load(tmp_path / "logits.npy"), expected)
