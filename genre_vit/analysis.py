@@ -234,15 +234,22 @@ class GenreClassifier:
             raise SilentAudioError(f"The audio is silent (peak level {level} dBFS): there is nothing to classify.")
 
     @torch.inference_mode()
+    def window_probabilities(self, input_values: np.ndarray) -> np.ndarray:
+        """Genre probabilities `(n, C)` of featurised windows `(n, 1, F, W)`, `batch_size` at a time."""
+        dtype = next(self.model.parameters()).dtype
+        probabilities = []
+        for start in range(0, len(input_values), self.batch_size):
+            batch = torch.as_tensor(np.asarray(input_values[start : start + self.batch_size]))
+            logits = self.model(input_values=batch.to(self.device, dtype=dtype)).logits
+            probabilities.append(logits.float().softmax(-1).cpu().numpy())
+        return np.concatenate(probabilities)
+
     def iter_window_probabilities(self, waveform: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield `(start_times (n,), probabilities (n, C))` blocks of at most `batch_size` windows."""
-        dtype = next(self.model.parameters()).dtype
         for block in self.feature_extractor.iter_windows(
             waveform, self.feature_extractor.sampling_rate, block_windows=self.batch_size
         ):
-            inputs = torch.from_numpy(block.input_values).to(self.device, dtype=dtype)
-            logits = self.model(input_values=inputs).logits
-            yield block.start_times, logits.float().softmax(-1).cpu().numpy()
+            yield block.start_times, self.window_probabilities(block.input_values)
 
     def analyze(
         self,

@@ -16,6 +16,12 @@ import numpy as np
 SAMPLING_RATE = 22050
 """GenreViT's sampling rate, in Hz."""
 
+AUDIO_FILE_SUFFIXES = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".m4a", ".aac", ".webm", ".wma",
+     ".mp4", ".mka"}
+)
+"""Suffixes of the files taken as audio when a folder is scanned."""
+
 _BLOCK_FRAMES = 1 << 18
 """Source frames decoded per block (about 6 s at 44.1 kHz)."""
 
@@ -175,6 +181,7 @@ def load_audio(
 
 
 __all__ = [
+    "AUDIO_FILE_SUFFIXES",
     "AudioDecodeError",
     "AudioTooLongError",
     "SAMPLING_RATE",

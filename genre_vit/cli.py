@@ -11,11 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".m4a", ".aac", ".webm", ".wma",
-     ".mp4", ".mka"}
-)
-"""Files with these suffixes are analysed when a folder is given."""
+from .audio import AUDIO_FILE_SUFFIXES
 
 PROGRAM = "genre_vit"
 
@@ -30,9 +26,9 @@ def collect_audio_files(paths: Sequence[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_FILE_SUFFIXES)
             if not found:
-                raise CommandError(f"{path} contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}).")
+                raise CommandError(f"{path} contains no audio files ({', '.join(sorted(AUDIO_FILE_SUFFIXES))}).")
             files.extend(found)
         elif path.exists():
             files.append(path)

@@ -79,4 +79,58 @@ def plot_genre_report(result: GenreAnalysis) -> Figure:
     return figure
 
 
-__all__ = ["GENRE_COLORS", "plot_genre_bars", "plot_genre_report", "plot_genre_timeline"]
+
+
+
+def plot_confusion_matrix(matrix, label_names, title: str = "Confusion matrix", ax: Axes | None = None) -> Figure:
+    """A confusion matrix (rows: true genre, columns: predicted) with counts in the cells."""
+    import numpy as np
+
+    matrix = np.asarray(matrix)
+    ax = _axes(ax, (7.0, 6.0))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(label_names)), label_names)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for row in range(matrix.shape[0]):
+        for column in range(matrix.shape[1]):
+            ax.text(column, row, str(matrix[row, column]), ha="center", va="center", fontsize=8,
+                    color="white" if matrix[row, column] > threshold else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    return ax.figure
+
+
+def plot_roc_curves(labels, probabilities, label_names, title: str = "ROC, one vs rest",
+                    ax: Axes | None = None) -> Figure:
+    """One-vs-rest ROC curve of every class that has positive and negative examples, AUC in the legend."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    ax = _axes(ax, (7.0, 6.0))
+    for index, name in enumerate(label_names):
+        positives = labels == index
+        if 0 < positives.sum() < len(labels):
+            false_positive, true_positive, _ = roc_curve(positives, probabilities[:, index])
+            auc = roc_auc_score(positives, probabilities[:, index])
+            ax.plot(false_positive, true_positive, color=_color(index), label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax.figure
+
+__all__ = [
+    "GENRE_COLORS",
+    "plot_confusion_matrix",
+    "plot_genre_bars",
+    "plot_genre_report",
+    "plot_genre_timeline",
+    "plot_roc_curves",
+]

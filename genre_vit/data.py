@@ -1,0 +1,324 @@
+"""Datasets for training and evaluation: GTZAN-shaped tracks -> track-level splits -> cached 4-s windows.
+
+Tracks are loaded with `datasets` as plain columns, `audio_path` / `audio_bytes` / `label` / `track_id`, and decoded
+with `genre_vit.audio.load_audio`, not through `datasets.Audio`. Why: `datasets` 4+ decodes (and even encodes)
+audio through torchcodec and FFmpeg's shared libraries, a second decoder whose version has to match torch's; here
+training, evaluation and inference all decode with one function, so a model sees at inference exactly the features
+it was trained on, and GTZAN's `.au` files and its corrupt clip (`jazz.00054.wav`) are handled in one place.
+
+Splits are always made on tracks, before windowing, so every window of a track lands in the same split;
+`assert_track_disjoint` checks it again on the windows.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from transformers.utils import logging
+
+from .audio import AUDIO_FILE_SUFFIXES, load_audio
+from .configuration_genre_vit import GTZAN_GENRES
+from .feature_extraction_genre_vit import GenreViTFeatureExtractor
+
+logger = logging.get_logger(__name__)
+
+SPLIT_NAMES = ("train", "validation", "test")
+SPLIT_FILE_NAMES = {
+    "train": ("train_filtered.txt", "train.txt"),
+    "validation": ("valid_filtered.txt", "validation.txt", "valid.txt", "val.txt"),
+    "test": ("test_filtered.txt", "test.txt"),
+}
+"""Accepted file names per split in a `--split-files` folder (the fault-filtered GTZAN lists first)."""
+
+_CACHE_VERSION = "1"  # bump when the window rows change meaning
+
+
+def _track_features(label_names: Sequence[str]):
+    from datasets import ClassLabel, Features, Value
+
+    return Features({
+        "audio_path": Value("string"),
+        "audio_bytes": Value("binary"),
+        "label": ClassLabel(names=list(label_names)),
+        "track_id": Value("string"),
+    })
+
+
+def label_order(names: set[str] | Sequence[str]) -> list[str]:
+    """GTZAN order when the names are GTZAN's genres, alphabetical otherwise."""
+    names = set(names)
+    return list(GTZAN_GENRES) if names == set(GTZAN_GENRES) else sorted(names)
+
+
+def _genre_root(root: Path) -> Path:
+    """The folder whose sub-folders are the genres: `root`, `root/genres_original`, `root/genres` or Kaggle's
+    `root/Data/genres_original`."""
+    for candidate in (root / "genres_original", root / "genres", root / "Data" / "genres_original", root):
+        if candidate.is_dir() and any(
+            child.is_dir() and any(f.suffix.lower() in AUDIO_FILE_SUFFIXES for f in child.iterdir())
+            for child in candidate.iterdir()
+        ):
+            return candidate
+    raise ValueError(
+        f"{root} does not look like a genre dataset: expected one sub-folder of audio files per genre "
+        "(directly, or under genres/ or genres_original/)."
+    )
+
+
+def load_tracks_from_folder(root: str | os.PathLike):
+    """A `datasets.Dataset` of the tracks in a folder with one sub-folder of audio files per genre."""
+    from datasets import Dataset
+
+    genre_root = _genre_root(Path(root))
+    rows = []
+    for genre_dir in sorted(p for p in genre_root.iterdir() if p.is_dir()):
+        for path in sorted(genre_dir.iterdir()):
+            if path.is_file() and path.suffix.lower() in AUDIO_FILE_SUFFIXES:
+                rows.append((str(path.resolve()), genre_dir.name, path.stem))
+    if not rows:
+        raise ValueError(f"No audio files found under {genre_root}.")
+    names = label_order({genre for _, genre, _ in rows})
+    track_ids = [track_id for _, _, track_id in rows]
+    if len(set(track_ids)) != len(track_ids):
+        raise ValueError("Track ids (file names without suffix) must be unique across genres.")
+    return Dataset.from_dict(
+        {
+            "audio_path": [path for path, _, _ in rows],
+            "audio_bytes": [None] * len(rows),
+            "label": [names.index(genre) for _, genre, _ in rows],
+            "track_id": track_ids,
+        },
+        features=_track_features(names),
+    )
+
+
+def load_tracks_from_hub(
+    repo_id: str, split: str = "train", audio_column: str = "audio", label_column: str = "genre", **load_kwargs
+):
+    """A `datasets.Dataset` of tracks from a Hub dataset with an audio column and a genre (ClassLabel) column."""
+    from datasets import Audio, Dataset, load_dataset
+
+    dataset = load_dataset(repo_id, split=split, **load_kwargs)
+    for column in (audio_column, label_column):
+        if column not in dataset.column_names:
+            raise ValueError(f"{repo_id} has no column {column!r}; its columns are {dataset.column_names}.")
+    dataset = dataset.cast_column(audio_column, Audio(decode=False))
+    label_feature = dataset.features[label_column]
+    if hasattr(label_feature, "names"):
+        source_names = list(label_feature.names)
+        genre_of = lambda value: source_names[value]  # noqa: E731
+    else:
+        genre_of = str
+    genres = [genre_of(value) for value in dataset[label_column]]
+    names = label_order(set(genres))
+    audio = dataset[audio_column]
+    return Dataset.from_dict(
+        {
+            "audio_path": [item.get("path") or "" for item in audio],
+            "audio_bytes": [item.get("bytes") for item in audio],
+            "label": [names.index(genre) for genre in genres],
+            "track_id": [Path(item.get("path") or f"track{index:05d}").stem for index, item in enumerate(audio)],
+        },
+        features=_track_features(names),
+    )
+
+
+def load_tracks(source: str | os.PathLike, **hub_kwargs):
+    """Tracks from a local folder (if `source` is one) or a Hub dataset id."""
+    if Path(source).exists():
+        return load_tracks_from_folder(source)
+    return load_tracks_from_hub(str(source), **hub_kwargs)
+
+
+def label_names(dataset) -> list[str]:
+    feature = dataset.features["label"] if "label" in dataset.features else dataset.features["labels"]
+    return list(feature.names)
+
+
+# ---------------------------------------------------------------------------------------------- splits
+def split_tracks(tracks, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 42) -> dict:
+    """A stratified, seeded train/validation/test split of tracks; returns `{"train": ..., "validation": ...,
+    "test": ...}` datasets. A zero fraction gives an empty split."""
+    from sklearn.model_selection import train_test_split
+
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"Split fractions must be three non-negative numbers summing to 1, got {fractions}.")
+    indices = np.arange(len(tracks))
+    labels = np.asarray(tracks["label"])
+    train_fraction, validation_fraction, test_fraction = fractions
+
+    def cut(index_pool, fraction_out):
+        if fraction_out == 0:
+            return index_pool, index_pool[:0]
+        if fraction_out == 1:
+            return index_pool[:0], index_pool
+        counts = np.bincount(labels[index_pool])
+        stratify = labels[index_pool] if counts[counts > 0].min() >= 2 else None
+        return train_test_split(index_pool, test_size=fraction_out, random_state=seed, stratify=stratify)
+
+    rest, test = cut(indices, test_fraction)
+    remaining = train_fraction + validation_fraction
+    train, validation = cut(rest, validation_fraction / remaining if remaining else 0.0)
+    return {name: tracks.select(sorted(part)) for name, part in zip(SPLIT_NAMES, (train, validation, test))}
+
+
+def read_split_files(directory: str | os.PathLike) -> dict[str, list[str]]:
+    """Track ids per split from a folder of lists, one track per line (`blues/blues.00029.wav` or `blues.00029`)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"--split-files: {directory} is not a folder.")
+    lists = {}
+    for split, candidates in SPLIT_FILE_NAMES.items():
+        found = next((directory / name for name in candidates if (directory / name).is_file()), None)
+        if found is None:
+            raise ValueError(f"--split-files: {directory} has none of {', '.join(candidates)} for the {split} split.")
+        lists[split] = [Path(line.strip()).stem for line in found.read_text().splitlines() if line.strip()]
+    return lists
+
+
+def split_tracks_from_files(tracks, directory: str | os.PathLike) -> dict:
+    """Split `tracks` by the lists in `directory`; tracks in no list are left out, with a warning."""
+    lists = read_split_files(directory)
+    assert_disjoint_ids(lists)
+    split_of = {track: split for split, ids in lists.items() for track in ids}
+    track_ids = tracks["track_id"]
+    missing = sum(1 for split_ids in lists.values() for track in split_ids if track not in set(track_ids))
+    unlisted = [track for track in track_ids if track not in split_of]
+    if missing or unlisted:
+        logger.warning(
+            f"Split files: {missing} listed tracks are not in the dataset; {len(unlisted)} dataset tracks are in no "
+            "list and are left out."
+        )
+    return {
+        split: tracks.select([i for i, track in enumerate(track_ids) if split_of.get(track) == split])
+        for split in SPLIT_NAMES
+    }
+
+
+def assert_disjoint_ids(ids_by_split: dict[str, Sequence[str]]) -> None:
+    """Raise ValueError if any track id is in two splits."""
+    seen: dict[str, str] = {}
+    for split, ids in ids_by_split.items():
+        for track in set(ids):
+            if track in seen:
+                raise ValueError(f"Track {track} is in both the {seen[track]} and the {split} split.")
+            seen[track] = split
+
+
+def assert_track_disjoint(splits: dict) -> None:
+    """Raise ValueError unless no track (and so no window of a track) is in two splits."""
+    assert_disjoint_ids({name: dataset.unique("track_id") for name, dataset in splits.items() if len(dataset)})
+
+
+def split_track_ids(splits: dict) -> dict[str, list[str]]:
+    return {name: sorted(dataset.unique("track_id")) if len(dataset) else [] for name, dataset in splits.items()}
+
+
+# ---------------------------------------------------------------------------------------------- windows
+def decode_track(audio_path: str | None, audio_bytes: bytes | None, sampling_rate: int) -> np.ndarray:
+    """Decode one track from its path or, for Hub datasets, its bytes."""
+    if audio_bytes:
+        suffix = Path(audio_path or "").suffix
+        with tempfile.NamedTemporaryFile(suffix=suffix) as file:
+            file.write(audio_bytes)
+            file.flush()
+            return load_audio(file.name, sampling_rate=sampling_rate)
+    return load_audio(audio_path, sampling_rate=sampling_rate)
+
+
+def _windows_fingerprint(tracks, feature_extractor: GenreViTFeatureExtractor) -> str:
+    digest = hashlib.sha256(_CACHE_VERSION.encode())
+    digest.update(feature_extractor.to_json_string().encode())
+    digest.update(json.dumps(label_names(tracks)).encode())
+    for path, track, label in zip(tracks["audio_path"], tracks["track_id"], tracks["label"]):
+        stat = os.stat(path) if path and os.path.exists(path) else None
+        digest.update(f"{path}|{track}|{label}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}".encode())
+    if any(tracks["audio_bytes"][:1]):
+        digest.update(tracks._fingerprint.encode())
+    return digest.hexdigest()[:20]
+
+
+class _WindowFeaturizer:
+    """`Dataset.map` function: a batch of tracks -> their windows (a picklable object for `num_proc` > 1)."""
+
+    def __init__(self, feature_extractor: GenreViTFeatureExtractor):
+        self.feature_extractor = feature_extractor
+
+    def __call__(self, batch: dict) -> dict:
+        rows = {"input_values": [], "labels": [], "track_id": [], "start_seconds": []}
+        for path, data, label, track in zip(batch["audio_path"], batch["audio_bytes"], batch["label"], batch["track_id"]):
+            try:
+                waveform = decode_track(path, data, self.feature_extractor.sampling_rate)
+                windows = self.feature_extractor.extract_windows(waveform, self.feature_extractor.sampling_rate)
+            except ValueError as error:
+                logger.warning(f"Skipping unreadable track {track}: {error}")
+                continue
+            rows["input_values"].extend(windows.input_values)
+            rows["labels"].extend([label] * len(windows.start_times))
+            rows["track_id"].extend([track] * len(windows.start_times))
+            rows["start_seconds"].extend(windows.start_times.astype(np.float32))
+        return rows
+
+
+def make_windows(
+    tracks,
+    feature_extractor: GenreViTFeatureExtractor,
+    cache_dir: str | os.PathLike | None = None,
+    num_proc: int | None = None,
+):
+    """Featurise tracks into a dataset of windows: `input_values` (1, F, W) float32, `labels`, `track_id`,
+    `start_seconds`.
+
+    With `cache_dir`, the windows are stored in an Arrow file named after a fingerprint of the tracks (paths, sizes,
+    modification times, labels) and of the feature extractor's settings, so a second run loads them instead of
+    recomputing. Unreadable tracks are skipped with a warning that names them.
+    """
+    from datasets import Array3D, ClassLabel, Features, Value
+
+    names = label_names(tracks)
+    features = Features({
+        "input_values": Array3D((1, feature_extractor.num_frequency_bins, feature_extractor.num_time_frames), "float32"),
+        "labels": ClassLabel(names=names),
+        "track_id": Value("string"),
+        "start_seconds": Value("float32"),
+    })
+    cache_file_name = None
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        cache_file_name = str(Path(cache_dir) / f"windows-{_windows_fingerprint(tracks, feature_extractor)}.arrow")
+    num_proc = num_proc if num_proc and num_proc > 1 and len(tracks) >= 2 * num_proc else None
+    windows = tracks.map(
+        _WindowFeaturizer(feature_extractor),
+        batched=True,
+        batch_size=4,
+        remove_columns=tracks.column_names,
+        features=features,
+        cache_file_name=cache_file_name,
+        load_from_cache_file=cache_file_name is not None,
+        num_proc=num_proc,
+        desc="Computing windows",
+    )
+    skipped = sorted(set(tracks["track_id"]) - set(windows.unique("track_id") if len(windows) else []))
+    if skipped:
+        logger.warning(f"Skipped {len(skipped)} unreadable track(s): {', '.join(skipped)}")
+    return windows
+
+
+__all__ = [
+    "SPLIT_NAMES",
+    "assert_track_disjoint",
+    "decode_track",
+    "label_names",
+    "load_tracks",
+    "load_tracks_from_folder",
+    "load_tracks_from_hub",
+    "make_windows",
+    "read_split_files",
+    "split_track_ids",
+    "split_tracks",
+    "split_tracks_from_files",
+]

@@ -1,0 +1,156 @@
+"""Evaluation of a model on a split of a dataset, at window and track level. `evaluate.py` only calls `main()`.
+
+Outputs in `--output-dir` (each written atomically): `metrics.json`, `report.md` (per-genre tables),
+`confusion_matrix.png` (window and track level), `roc_curves.png` (window level, one vs rest) and
+`predictions.csv` (one row per window, so every number can be recomputed).
+"""
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import GenreClassifier
+from .files import save_figure_atomic, write_text_atomic
+from .metrics import evaluate_predictions, report_markdown
+
+RUN_FILE = "training_run.json"
+
+
+def check_labels(model_labels: list[str], data_labels: list[str]) -> np.ndarray:
+    """Map data label ids to model label ids by name; ValueError if the two label sets disagree."""
+    if set(model_labels) != set(data_labels):
+        only_model = sorted(set(model_labels) - set(data_labels))
+        only_data = sorted(set(data_labels) - set(model_labels))
+        raise ValueError(
+            f"The model's labels and the dataset's labels disagree: only in the model: {only_model or 'none'}; "
+            f"only in the dataset: {only_data or 'none'}."
+        )
+    return np.array([model_labels.index(name) for name in data_labels])
+
+
+def select_tracks(tracks, args: argparse.Namespace):
+    """The tracks to evaluate: a split of the training run, of split files, of a fresh seeded split, or all."""
+    from .data import split_tracks, split_tracks_from_files
+
+    if args.split_files:
+        return split_tracks_from_files(tracks, args.split_files)[args.split], f"{args.split} of {args.split_files}"
+    if args.split == "all":
+        return tracks, "all tracks"
+    run_file = Path(args.model) / RUN_FILE
+    if run_file.exists() and not args.ignore_training_split:
+        wanted = set(json.loads(run_file.read_text())["splits"][args.split])
+        indices = [i for i, track in enumerate(tracks["track_id"]) if track in wanted]
+        if not indices:
+            raise ValueError(f"None of the {args.split} tracks of {run_file} are in {args.data}.")
+        return tracks.select(indices), f"{args.split} split recorded in {RUN_FILE} ({len(indices)} of {len(wanted)} tracks found)"
+    fractions = tuple(args.split_fractions)
+    return split_tracks(tracks, fractions, seed=args.seed)[args.split], f"{args.split} of a stratified {fractions} split, seed {args.seed}"
+
+
+def predictions_csv(track_ids, start_seconds, labels, probabilities, label_names) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["track_id", "start_seconds", "label", "predicted", *label_names])
+    for track, start, label, row in zip(track_ids, start_seconds, labels, probabilities):
+        writer.writerow([track, f"{start:.3f}", label_names[label], label_names[int(row.argmax())],
+                         *(f"{p:.6f}" for p in row)])
+    return buffer.getvalue()
+
+
+def run_evaluation(args: argparse.Namespace) -> dict:
+    from matplotlib.figure import Figure
+
+    from .data import label_names, load_tracks, make_windows
+    from .metrics import track_probabilities
+    from .plotting import plot_confusion_matrix, plot_roc_curves
+
+    classifier = GenreClassifier.from_pretrained(args.model, batch_size=args.batch_size, device=args.device)
+    model_labels = list(classifier.genres)
+    tracks = load_tracks(args.data, split=args.hub_split, audio_column=args.audio_column, label_column=args.label_column)
+    to_model_ids = check_labels(model_labels, label_names(tracks))
+    selected, description = select_tracks(tracks, args)
+    if len(selected) == 0:
+        raise ValueError(f"The {args.split} split is empty.")
+    windows = make_windows(selected, classifier.feature_extractor, cache_dir=args.cache_dir, num_proc=args.num_proc)
+    if len(windows) == 0:
+        raise ValueError("No readable track in the selected split.")
+    table = windows.with_format("numpy")
+    probabilities = np.concatenate([
+        classifier.window_probabilities(table[start : start + 256]["input_values"])
+        for start in range(0, len(windows), 256)
+    ])
+    labels = to_model_ids[np.asarray(windows["labels"])]
+    track_ids = windows["track_id"]
+    metrics = evaluate_predictions(probabilities, labels, track_ids, model_labels)
+    metrics["context"] = {
+        "model": str(args.model),
+        "data": str(args.data),
+        "split": description,
+        "tracks": len(set(track_ids)),
+        "windows": len(windows),
+    }
+
+    output = Path(args.output_dir)
+    write_text_atomic(output / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomic(output / "report.md", report_markdown(metrics))
+    write_text_atomic(output / "predictions.csv",
+                      predictions_csv(track_ids, windows["start_seconds"], labels, probabilities, model_labels))
+    confusion = Figure(figsize=(15, 6.5), layout="constrained")
+    window_axes, track_axes = confusion.subplots(1, 2)
+    plot_confusion_matrix(metrics["window"]["confusion_matrix"], model_labels, "Windows", ax=window_axes)
+    plot_confusion_matrix(metrics["track"]["confusion_matrix"], model_labels, "Tracks (mean of windows)", ax=track_axes)
+    save_figure_atomic(confusion, output / "confusion_matrix.png")
+    roc = Figure(figsize=(14, 6.5), layout="constrained")
+    window_roc, track_roc = roc.subplots(1, 2)
+    plot_roc_curves(labels, probabilities, model_labels, "Windows, one vs rest", ax=window_roc)
+    track_probs, track_labels, _ = track_probabilities(probabilities, labels, track_ids)
+    plot_roc_curves(track_labels, track_probs, model_labels, "Tracks, one vs rest", ax=track_roc)
+    save_figure_atomic(roc, output / "roc_curves.png")
+    return metrics
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py", description="Evaluate a GenreViT model at window and track level."
+    )
+    parser.add_argument("--model", required=True, help="model folder or Hub repo id")
+    parser.add_argument("--data", required=True, help="a folder with one sub-folder per genre, or a Hub dataset id")
+    parser.add_argument("--output-dir", required=True, help="where metrics.json, report.md and the plots go")
+    parser.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
+                        help="which split (default: test, as recorded by train.py in the model folder)")
+    parser.add_argument("--split-files", help="folder with train/valid/test track lists; --split picks one")
+    parser.add_argument("--split-fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1),
+                        metavar=("TRAIN", "VALIDATION", "TEST"),
+                        help="used when the model folder has no recorded split (0.8 0.1 0.1)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of that split (42)")
+    parser.add_argument("--ignore-training-split", action="store_true",
+                        help="do not use the split recorded in the model folder")
+    parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (64)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--cache-dir", help="window cache folder (default: none)")
+    parser.add_argument("--num-proc", type=int, default=None, help="processes for featurising")
+    parser.add_argument("--hub-split", default="train", help="split of a Hub dataset to load (train)")
+    parser.add_argument("--audio-column", default="audio")
+    parser.add_argument("--label-column", default="genre")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        metrics = run_evaluation(args)
+    except ValueError as error:
+        print(f"evaluate.py: error: {error}", file=sys.stderr)
+        return 2
+    window, track = metrics["window"], metrics["track"]
+    print(f"window accuracy {window['accuracy']:.4f} ({window['count']} windows), "
+          f"track accuracy {track['accuracy']:.4f} ({track['count']} tracks); report in {args.output_dir}")
+    return 0
+
+
+__all__ = ["check_labels", "main", "run_evaluation"]
