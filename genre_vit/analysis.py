@@ -133,9 +133,17 @@ class GenreAnalysis:
         return write_text_atomic(path, self.to_csv())
 
 
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "genre-vit-gtzan"
+"""Where a source checkout keeps its shipped model (absent in an installed wheel, and until one is shipped)."""
+
+
 def default_model_source() -> str | None:
-    """The model to use when none is named: `$GENRE_VIT_MODEL`, else None."""
-    return os.environ.get(MODEL_ENV_VAR) or None
+    """The model to use when none is named: `$GENRE_VIT_MODEL`, else the bundled checkpoint if present, else None."""
+    if os.environ.get(MODEL_ENV_VAR):
+        return os.environ[MODEL_ENV_VAR]
+    if (BUNDLED_MODEL_DIR / "config.json").is_file():
+        return str(BUNDLED_MODEL_DIR)
+    return None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -181,11 +189,12 @@ class GenreClassifier:
         device: str | torch.device | None = None,
         **from_pretrained_kwargs,
     ) -> "GenreClassifier":
-        """Load a model folder or Hub repo id (default: `$GENRE_VIT_MODEL`)."""
+        """Load a model folder or Hub repo id (default: `default_model_source()`)."""
         source = source or default_model_source()
         if source is None:
             raise ModelNotFoundError(
-                f"No model given. Pass a model folder or Hub repo id (--model), or set {MODEL_ENV_VAR}."
+                f"No model given and none is bundled. Pass a model folder or Hub repo id (--model), or set "
+                f"{MODEL_ENV_VAR}."
             )
         source = str(source)
         try:
@@ -298,7 +307,7 @@ def analyze_full_song(
 
     Args:
         audio: a file path, a `(waveform, sampling_rate)` tuple, or a waveform with `sampling_rate`.
-        model: a loaded model, a model folder or Hub repo id, or None for `$GENRE_VIT_MODEL`.
+        model: a loaded model, a model folder or Hub repo id, or None for `$GENRE_VIT_MODEL` or the bundled model.
         feature_extractor: needed with a loaded model; loaded with the model otherwise.
         batch_size: windows per forward pass.
         device: `"cpu"`, `"cuda"`, or None for CUDA when available.

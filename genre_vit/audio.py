@@ -138,8 +138,8 @@ def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | Non
             raise
         stderr = process.stderr.read().decode(errors="replace").strip()
     if process.returncode != 0:
-        reason = stderr.splitlines()[-1] if stderr else f"ffmpeg exited with {process.returncode}"
-        raise AudioDecodeError(f"{path.name} could not be decoded as audio: {reason}")
+        reason = stderr.splitlines()[-1].replace(f"{path}: ", "") if stderr else f"ffmpeg exited with {process.returncode}"
+        raise AudioDecodeError(f"{path.name} is not audio that can be decoded ({reason}).")
     data = b"".join(pieces)
     return np.frombuffer(data[: len(data) - len(data) % 4], dtype="<f4").astype(np.float32)
 

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyse audio files (or every audio file in folders) with a GenreViT model.",
     )
     analyze.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders of audio files")
-    analyze.add_argument("--model", help="model folder or Hub repo id (default: $GENRE_VIT_MODEL)")
+    analyze.add_argument("--model", help="model folder or Hub repo id (default: $GENRE_VIT_MODEL, else the bundled model)")
     analyze.add_argument("--json", metavar="FILE", help="write the full result(s) as JSON")
     analyze.add_argument("--csv", metavar="FILE", help="write one summary row per file as CSV")
     analyze.add_argument("--plot", metavar="FILE_OR_DIR",

@@ -59,7 +59,7 @@ def plot_genre_timeline(result: GenreAnalysis, ax: Axes | None = None) -> Figure
                 linewidth=1.6)
     ax.set_ylim(0, 1)
     ax.set_xlim(0, max(result.duration_seconds, float(result.window_end_times.max())))
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 3, 5, 6, 10]))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 3, 5, 6, 10], integer=True))  # whole seconds
     ax.xaxis.set_major_formatter(FuncFormatter(lambda seconds, _: format_duration(max(seconds, 0.0))))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
     ax.set_xlabel("time (mm:ss)")

@@ -9,7 +9,7 @@ import torch
 from conftest import SAMPLING_RATE, synth_music
 from matplotlib.figure import Figure
 
-from genre_vit import GTZAN_GENRES, GenreClassifier, analyze_full_song
+from genre_vit import GTZAN_GENRES, GenreAnalysis, GenreClassifier, analyze_full_song
 from genre_vit.analysis import AudioTooShortError, ModelNotFoundError, SilentAudioError
 from genre_vit.audio import AudioDecodeError, AudioTooLongError
 from genre_vit.files import save_figure_atomic, write_text_atomic
@@ -135,6 +135,12 @@ def test_plots_are_pure_figures(result, tmp_path):
     timeline.canvas.draw()
     labels = [label.get_text() for label in timeline_axes.get_xticklabels() if label.get_text()]
     assert labels and all(":" in label for label in labels)
+    assert len(set(labels)) == len(labels)  # whole seconds, so no label repeats
+    short = plot_genre_timeline(GenreAnalysis(result.genres, np.array([0.0]), np.array([3.0]),
+                                              result.window_probabilities[:1], 3.0))
+    short.canvas.draw()
+    short_labels = [label.get_text() for label in short.axes[0].get_xticklabels() if label.get_text()]
+    assert len(set(short_labels)) == len(short_labels) >= 2
     assert len(bars.axes[0].patches) == 10
     assert len(plot_genre_bars(result, top_k=3).axes[0].patches) == 3
     path = save_figure_atomic(report, tmp_path / "report.png")

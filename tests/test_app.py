@@ -1,0 +1,84 @@
+"""The demo's request handler with the tiny model (no server)."""
+
+import json
+
+import gradio as gr
+import numpy as np
+import pytest
+from conftest import SAMPLING_RATE, synth_music
+from matplotlib.figure import Figure
+
+import app
+from genre_vit import GenreClassifier
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model, feature_extractor):
+    return GenreClassifier(tiny_model, feature_extractor, device="cpu")
+
+
+LIMITS = app.Limits(max_upload_mb=5.0, max_minutes=0.5, concurrency=2)
+
+
+def test_handler_outputs(classifier, write_wav):
+    path = write_wav(synth_music(12.0, seed=1), "song.wav")
+    labels, figure, table, json_path, summary = app.analyze_audio(str(path), classifier, LIMITS)
+    assert list(labels) == [genre for genre, _ in classifier.analyze(path).ranked()]
+    assert sum(labels.values()) == pytest.approx(1.0, abs=1e-5)
+    assert isinstance(figure, Figure)
+    assert len(table) == 5 and table[0][:2] == ["0:00", "0:04"] and table[-1][1] == "0:12"
+    result = json.loads(open(json_path).read())
+    assert result["source"] == "song.wav" and len(result["windows"]) == 5
+    assert summary.endswith("— 5 windows over 0:12") and summary.startswith(result["top_genre"])
+
+
+def test_short_recording_is_padded_and_said(classifier, write_wav):
+    path = write_wav(synth_music(1.5, seed=2), "mic.wav")
+    with pytest.warns(UserWarning, match="single window"):
+        *_, table, _, summary = app.analyze_audio(str(path), classifier, LIMITS)
+    assert len(table) == 1 and "single window" in summary
+
+
+@pytest.mark.parametrize(
+    "make_file, message",
+    [
+        (lambda write, tmp: write(np.zeros(5 * SAMPLING_RATE, dtype=np.float32), "silent.wav"), "silent"),
+        (lambda write, tmp: write(synth_music(0.5), "blip.wav"), "at least 1 s"),
+        (lambda write, tmp: write(synth_music(40.0), "long.wav"), "the limit is 0:30"),
+        (lambda write, tmp: (tmp / "fake.mp3").write_text("<html>nope</html>" * 50) and tmp / "fake.mp3", "fake.mp3"),
+        (lambda write, tmp: (tmp / "empty.wav").write_bytes(b"") is not None and tmp / "empty.wav", "empty"),
+        (lambda write, tmp: (tmp / "big.wav").write_bytes(b"\0" * 6_000_000) is not None and tmp / "big.wav",
+         "6 MB; the limit is 5 MB"),
+    ],
+)
+def test_bad_input_is_a_page_error(classifier, write_wav, tmp_path, make_file, message):
+    with pytest.raises(gr.Error, match=message):
+        app.analyze_audio(str(make_file(write_wav, tmp_path)), classifier, LIMITS)
+
+
+def test_no_input_and_no_model(classifier):
+    with pytest.raises(gr.Error, match="Upload a song"):
+        app.analyze_audio(None, classifier, LIMITS)
+    with pytest.raises(gr.Error, match="No model is loaded"):
+        app.analyze_audio("song.wav", None, LIMITS)
+
+
+def test_model_resolution(monkeypatch, tiny_model_dir, tmp_path):
+    monkeypatch.setenv("GENRE_VIT_MODEL", str(tiny_model_dir))
+    classifier, line = app.load_classifier()
+    assert classifier is not None and str(tiny_model_dir) in line
+    monkeypatch.setenv("GENRE_VIT_MODEL", str(tmp_path / "nowhere"))
+    classifier, line = app.load_classifier()
+    assert classifier is None and "could not be loaded" in line
+    monkeypatch.delenv("GENRE_VIT_MODEL")
+    monkeypatch.setattr("genre_vit.analysis.BUNDLED_MODEL_DIR", tmp_path / "no-bundle")
+    classifier, line = app.load_classifier()
+    assert classifier is None and "GENRE_VIT_MODEL" in line
+    demo = app.build_demo(None, line, LIMITS)  # the page still builds without a model
+    assert isinstance(demo, gr.Blocks)
+
+
+def test_limits_from_environment(monkeypatch):
+    monkeypatch.setenv("GENRE_VIT_MAX_UPLOAD_MB", "20")
+    monkeypatch.setenv("GENRE_VIT_MAX_MINUTES", "3")
+    assert app.Limits.from_environment() == app.Limits(max_upload_mb=20.0, max_minutes=3.0, concurrency=2)
