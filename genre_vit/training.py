@@ -120,6 +120,8 @@ def training_arguments(output_dir: Path, recipe: TrainingRecipe, max_steps: int 
         tf32=True if on_gpu else None,
         dataloader_num_workers=recipe.dataloader_workers,
         dataloader_pin_memory=on_gpu,
+        # Without use_cpu, accelerate treats a multi-process CPU run as NOT distributed: no DDP, no gradient sync.
+        use_cpu=not on_gpu,
         ddp_backend="gloo" if distributed_cpu else None,
         report_to="none",
         disable_tqdm=not sys.stderr.isatty(),

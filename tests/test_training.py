@@ -185,3 +185,25 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     run = json.loads((output / "training_run.json").read_text())
     assert Path(run["resumed_from"]).name == f"checkpoint-{steps_per_epoch}"
     assert run["global_steps"] == 3 * steps_per_epoch and run["epochs_run"] == 3
+
+
+def test_distributed_training_with_two_cpu_processes(tmp_path):
+    """`torchrun --nproc_per_node 2 train.py`: DDP over gloo on the CPU; both ranks finish, one model is written."""
+    data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=3, seconds=8.0)
+    output = tmp_path / "run"
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(REPOSITORY / "train.py"),
+         "--data", str(data), "--output-dir", str(output), "--epochs", "1", "--batch-size", "8",
+         "--split-fractions", "0.6", "0.4", "0.0", "--config", "tiny", "--num-proc", "1"],
+        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.count("validation accuracy") == 2  # both ranks finished
+    assert "parallel_mode != ParallelMode.DISTRIBUTED" not in completed.stderr
+    run = json.loads((output / "training_run.json").read_text())
+    assert run["world_size"] == 2
+    train_windows = run["split_sizes"]["train"]["windows"]
+    assert run["global_steps"] == -(-train_windows // (8 * 2))  # each step consumed a batch on each rank
+    assert [p.name for p in (output / "checkpoints").iterdir()] == [f"checkpoint-{run['global_steps']}"]
+    assert (output / "config.json").exists()
