@@ -81,8 +81,10 @@ def analyze_audio(audio_path: str | None, classifier: GenreClassifier | None, li
         raise gr.Error(str(error)) from error
     summary = result.summary()
     if result.num_windows == 1 and result.duration_seconds < classifier.feature_extractor.window_seconds:
-        note = (f"The audio is shorter than {classifier.feature_extractor.window_seconds:g} s: it was zero-padded "
-                "and the result comes from a single window.")
+        note = (
+            f"The audio is shorter than {classifier.feature_extractor.window_seconds:g} s: it was zero-padded "
+            "and the result comes from a single window."
+        )
         gr.Warning(note)
         summary += f" ({note})"
     json_path = Path(tempfile.mkdtemp(prefix="genre-vit-")) / f"{Path(audio_path).stem}-genres.json"
@@ -102,8 +104,9 @@ def build_demo(classifier: GenreClassifier | None, model_line: str, limits: Limi
         with gr.Row():
             with gr.Column(scale=1):
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song", elem_id="song")
-                analyze_button = gr.Button("Analyze", variant="primary", interactive=classifier is not None,
-                                           elem_id="analyze")
+                analyze_button = gr.Button(
+                    "Analyze", variant="primary", interactive=classifier is not None, elem_id="analyze"
+                )
                 if examples:
                     gr.Examples(examples=examples, inputs=audio, label="Synthesized examples (CC0)")
             with gr.Column(scale=1):
@@ -111,8 +114,12 @@ def build_demo(classifier: GenreClassifier | None, model_line: str, limits: Limi
                 labels = gr.Label(num_top_classes=10, label="Genres (mean over the song)", elem_id="genre-label")
         timeline = gr.Plot(label="Genre over time", elem_id="timeline")
         with gr.Row():
-            table = gr.Dataframe(headers=["start", "end", "top genre", "confidence"], label="Windows",
-                                 interactive=False, elem_id="windows-table")
+            table = gr.Dataframe(
+                headers=["start", "end", "top genre", "confidence"],
+                label="Windows",
+                interactive=False,
+                elem_id="windows-table",
+            )
             download = gr.File(label="Full result (JSON)", elem_id="result-json")
         analyze_button.click(
             lambda path: analyze_audio(path, classifier, limits),

@@ -1,4 +1,4 @@
-"""Train GenreViT: `python train.py --data PATH_OR_HUB_ID --output-dir DIR` (see `--help`; logic in genre_vit.training)."""
+"""Train GenreViT: `python train.py --data PATH_OR_HUB_ID --output-dir DIR` (see --help; logic in genre_vit.training)."""
 
 import sys
 

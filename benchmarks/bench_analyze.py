@@ -32,12 +32,14 @@ def naive_analysis(path: Path, model, duration: float) -> np.ndarray:
         for start in starts:
             window, _ = librosa.load(path, sr=22050, mono=True, offset=float(start), duration=4.0)
             window = np.pad(window, (0, max(0, 88200 - window.size)))[:88200]
-            mel = librosa.feature.melspectrogram(y=window, sr=22050, n_fft=2048, hop_length=64, n_mels=128,
-                                                 window="hann")
+            mel = librosa.feature.melspectrogram(
+                y=window, sr=22050, n_fft=2048, hop_length=64, n_mels=128, window="hann"
+            )
             decibels = librosa.power_to_db(mel, ref=np.max)
             scaled = (decibels - decibels.min()) / (decibels.max() - decibels.min() + 1e-12)
-            image = torch.nn.functional.interpolate(torch.from_numpy(scaled)[None, None], size=(216, 144),
-                                                    mode="bilinear", align_corners=False)
+            image = torch.nn.functional.interpolate(
+                torch.from_numpy(scaled)[None, None], size=(216, 144), mode="bilinear", align_corners=False
+            )
             probabilities.append(model(input_values=image.float()).logits.softmax(-1)[0].numpy())
     return np.stack(probabilities)
 
@@ -61,12 +63,19 @@ def memory_hour(batch_size: int) -> None:
             "print(r.num_windows, f'{t:.1f}', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
         )
         repository = Path(__file__).resolve().parents[1]
-        output = subprocess.run([sys.executable, "-c", code, str(path), "unused", str(batch_size)], cwd=repository,
-                                capture_output=True, text=True, check=True).stdout.split()
+        output = subprocess.run(
+            [sys.executable, "-c", code, str(path), "unused", str(batch_size)],
+            cwd=repository,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         windows, seconds, peak_kb = int(output[0]), float(output[1]), int(output[2])
     peak_gb = peak_kb / 1024**2
-    print(f"1-hour file: {windows} windows in {seconds:.1f} s; peak resident memory {peak_gb:.2f} GB "
-          f"(goal < 1.5 GB: {'met' if peak_gb < 1.5 else 'MISSED'})")
+    print(
+        f"1-hour file: {windows} windows in {seconds:.1f} s; peak resident memory {peak_gb:.2f} GB "
+        f"(goal < 1.5 GB: {'met' if peak_gb < 1.5 else 'MISSED'})"
+    )
 
 
 def main() -> None:
@@ -93,12 +102,16 @@ def main() -> None:
         baseline_seconds = best_time(lambda: baseline.setdefault("p", naive_analysis(path, model, args.seconds)), 1)
     mean_difference = np.abs(baseline["p"].mean(0) - result.mean_probabilities).max()
     print(f"{args.seconds:.0f}-s {args.format}, {result.num_windows} windows, batch {args.batch_size}")
-    print(f"ours (decode + features + model + timeline plot): {ours_seconds:.2f} s  (goal <= 5 s: "
-          f"{'met' if ours_seconds <= 5 else 'MISSED'})")
+    print(
+        f"ours (decode + features + model + timeline plot): {ours_seconds:.2f} s  (goal <= 5 s: "
+        f"{'met' if ours_seconds <= 5 else 'MISSED'})"
+    )
     print(f"naive per-window baseline:                        {baseline_seconds:.2f} s")
-    print(f"speedup over the baseline: {baseline_seconds / ours_seconds:.1f}x; over the reference's claimed "
-          f"{REFERENCE_CLAIM_SECONDS[0]:.0f}-{REFERENCE_CLAIM_SECONDS[1]:.0f} s: "
-          f"{REFERENCE_CLAIM_SECONDS[0] / ours_seconds:.0f}-{REFERENCE_CLAIM_SECONDS[1] / ours_seconds:.0f}x (goal >= 25x)")
+    print(
+        f"speedup over the baseline: {baseline_seconds / ours_seconds:.1f}x; over the reference's claimed "
+        f"{REFERENCE_CLAIM_SECONDS[0]:.0f}-{REFERENCE_CLAIM_SECONDS[1]:.0f} s: "
+        f"{REFERENCE_CLAIM_SECONDS[0] / ours_seconds:.0f}-{REFERENCE_CLAIM_SECONDS[1] / ours_seconds:.0f}x (goal >= 25x)"
+    )
     print(f"largest difference of the mean probabilities, ours vs baseline: {mean_difference:.4f}")
 
 

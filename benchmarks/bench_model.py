@@ -79,9 +79,11 @@ def main() -> None:
                     variant(input_values=windows)  # warm-up (and compilation)
                     seconds = best_time(lambda: variant(input_values=windows), args.repeats)
                 rate = batch / seconds
-                print(f"threads {threads} batch {batch:3d} {name:13s}: {rate:6.1f} windows/s, "
-                      f"{flops * rate / 1e9:6.1f} GFLOP/s; matmul roofline {flops * batch / roofline_seconds / 1e9:6.1f}"
-                      f" GFLOP/s; {roofline_seconds / seconds:5.0%} of roofline")
+                print(
+                    f"threads {threads} batch {batch:3d} {name:13s}: {rate:6.1f} windows/s, "
+                    f"{flops * rate / 1e9:6.1f} GFLOP/s; matmul roofline {flops * batch / roofline_seconds / 1e9:6.1f}"
+                    f" GFLOP/s; {roofline_seconds / seconds:5.0%} of roofline"
+                )
 
 
 if __name__ == "__main__":

@@ -234,9 +234,7 @@ class GenreClassifier:
     def _check_content(self, waveform: np.ndarray, min_seconds: float) -> None:
         seconds = waveform.size / self.feature_extractor.sampling_rate
         if seconds < min_seconds:
-            raise AudioTooShortError(
-                f"The audio is {seconds:.2f} s long; at least {min_seconds:g} s is needed."
-            )
+            raise AudioTooShortError(f"The audio is {seconds:.2f} s long; at least {min_seconds:g} s is needed.")
         peak = float(np.abs(waveform).max())
         if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
             level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"

@@ -17,8 +17,23 @@ SAMPLING_RATE = 22050
 """GenreViT's sampling rate, in Hz."""
 
 AUDIO_FILE_SUFFIXES = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".m4a", ".aac", ".webm", ".wma",
-     ".mp4", ".mka"}
+    {
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aiff",
+        ".aif",
+        ".au",
+        ".m4a",
+        ".aac",
+        ".webm",
+        ".wma",
+        ".mp4",
+        ".mka",
+    }
 )
 """Suffixes of the files taken as audio when a folder is scanned."""
 
@@ -124,8 +139,22 @@ def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | Non
             f"{path.name} is not audio that libsndfile can read (WAV, FLAC, OGG, MP3, ...), and ffmpeg, which "
             "decodes the other formats (m4a, webm, ...), is not installed."
         )
-    command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-f", "f32le", "-ac", "1",
-               "-ar", str(sampling_rate), "-"]
+    command = [
+        ffmpeg,
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-vn",
+        "-f",
+        "f32le",
+        "-ac",
+        "1",
+        "-ar",
+        str(sampling_rate),
+        "-",
+    ]
     pieces, decoded_bytes = [], 0
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         try:
@@ -138,7 +167,9 @@ def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | Non
             raise
         stderr = process.stderr.read().decode(errors="replace").strip()
     if process.returncode != 0:
-        reason = stderr.splitlines()[-1].replace(f"{path}: ", "") if stderr else f"ffmpeg exited with {process.returncode}"
+        reason = (
+            stderr.splitlines()[-1].replace(f"{path}: ", "") if stderr else f"ffmpeg exited with {process.returncode}"
+        )
         raise AudioDecodeError(f"{path.name} is not audio that can be decoded ({reason}).")
     data = b"".join(pieces)
     return np.frombuffer(data[: len(data) - len(data) % 4], dtype="<f4").astype(np.float32)

@@ -52,10 +52,16 @@ def summary_csv(rows: list[tuple[Path, object]], genres: Sequence[str]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["path", "duration_seconds", "windows", "top_genre", "confidence", *genres])
     for path, result in rows:
-        writer.writerow([
-            str(path), f"{result.duration_seconds:.3f}", result.num_windows, result.top_genre,
-            f"{result.confidence:.6f}", *(f"{p:.6f}" for p in result.mean_probabilities),
-        ])
+        writer.writerow(
+            [
+                str(path),
+                f"{result.duration_seconds:.3f}",
+                result.num_windows,
+                result.top_genre,
+                f"{result.confidence:.6f}",
+                *(f"{p:.6f}" for p in result.mean_probabilities),
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -98,7 +104,9 @@ def run_analyze(args: argparse.Namespace) -> int:
             print(f"{path}\t{result.summary()}")
         print(f"{len(results)} analysed, {len(failures)} failed", file=sys.stderr)
     if args.json:
-        payload = results[0][1].to_dict() if single else [result.to_dict() | {"path": str(path)} for path, result in results]
+        payload = (
+            results[0][1].to_dict() if single else [result.to_dict() | {"path": str(path)} for path, result in results]
+        )
         write_text_atomic(args.json, json.dumps(payload, indent=2))
     if args.csv:
         write_text_atomic(args.csv, summary_csv(results, classifier.genres))
@@ -106,9 +114,7 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM, description="GenreViT: music-genre classification of whole songs."
-    )
+    parser = argparse.ArgumentParser(prog=PROGRAM, description="GenreViT: music-genre classification of whole songs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     analyze = commands.add_parser(
@@ -117,15 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyse audio files (or every audio file in folders) with a GenreViT model.",
     )
     analyze.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders of audio files")
-    analyze.add_argument("--model", help="model folder or Hub repo id (default: $GENRE_VIT_MODEL, else the bundled model)")
+    analyze.add_argument(
+        "--model", help="model folder or Hub repo id (default: $GENRE_VIT_MODEL, else the bundled model)"
+    )
     analyze.add_argument("--json", metavar="FILE", help="write the full result(s) as JSON")
     analyze.add_argument("--csv", metavar="FILE", help="write one summary row per file as CSV")
-    analyze.add_argument("--plot", metavar="FILE_OR_DIR",
-                         help="write the bar chart and the timeline as an image (a folder for several files)")
+    analyze.add_argument(
+        "--plot",
+        metavar="FILE_OR_DIR",
+        help="write the bar chart and the timeline as an image (a folder for several files)",
+    )
     analyze.add_argument("--batch-size", type=int, default=32, metavar="N", help="windows per forward pass (32)")
     analyze.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: cuda when available)")
-    analyze.add_argument("--max-minutes", type=float, default=None, metavar="M",
-                         help="refuse audio longer than M minutes (default: no limit)")
+    analyze.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="refuse audio longer than M minutes (default: no limit)",
+    )
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(handler=run_analyze)
     return parser

@@ -160,9 +160,14 @@ class GenreViTConfig(PreTrainedConfig):
         path 0.2 keep a 64-wide model from learning even clearly separable classes in a few epochs.
         """
         settings = dict(
-            hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-            hidden_dropout_prob=0.0, drop_path_rate=0.0,
-            spec_augment_num_frequency_masks=1, spec_augment_num_time_masks=1,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+            hidden_dropout_prob=0.0,
+            drop_path_rate=0.0,
+            spec_augment_num_frequency_masks=1,
+            spec_augment_num_time_masks=1,
         )
         settings.update(overrides)
         return cls(**settings)

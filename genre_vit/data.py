@@ -40,12 +40,14 @@ _CACHE_VERSION = "1"  # bump when the window rows change meaning
 def _track_features(label_names: Sequence[str]):
     from datasets import ClassLabel, Features, Value
 
-    return Features({
-        "audio_path": Value("string"),
-        "audio_bytes": Value("binary"),
-        "label": ClassLabel(names=list(label_names)),
-        "track_id": Value("string"),
-    })
+    return Features(
+        {
+            "audio_path": Value("string"),
+            "audio_bytes": Value("binary"),
+            "label": ClassLabel(names=list(label_names)),
+            "track_id": Value("string"),
+        }
+    )
 
 
 def label_order(names: set[str] | Sequence[str]) -> list[str]:
@@ -250,7 +252,9 @@ class _WindowFeaturizer:
 
     def __call__(self, batch: dict) -> dict:
         rows = {"input_values": [], "labels": [], "track_id": [], "start_seconds": []}
-        for path, data, label, track in zip(batch["audio_path"], batch["audio_bytes"], batch["label"], batch["track_id"]):
+        for path, data, label, track in zip(
+            batch["audio_path"], batch["audio_bytes"], batch["label"], batch["track_id"]
+        ):
             try:
                 waveform = decode_track(path, data, self.feature_extractor.sampling_rate)
                 windows = self.feature_extractor.extract_windows(waveform, self.feature_extractor.sampling_rate)
@@ -280,12 +284,16 @@ def make_windows(
     from datasets import Array3D, ClassLabel, Features, Value
 
     names = label_names(tracks)
-    features = Features({
-        "input_values": Array3D((1, feature_extractor.num_frequency_bins, feature_extractor.num_time_frames), "float32"),
-        "labels": ClassLabel(names=names),
-        "track_id": Value("string"),
-        "start_seconds": Value("float32"),
-    })
+    features = Features(
+        {
+            "input_values": Array3D(
+                (1, feature_extractor.num_frequency_bins, feature_extractor.num_time_frames), "float32"
+            ),
+            "labels": ClassLabel(names=names),
+            "track_id": Value("string"),
+            "start_seconds": Value("float32"),
+        }
+    )
     cache_file_name = None
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)

@@ -47,9 +47,13 @@ def select_tracks(tracks, args: argparse.Namespace):
         indices = [i for i, track in enumerate(tracks["track_id"]) if track in wanted]
         if not indices:
             raise ValueError(f"None of the {args.split} tracks of {run_file} are in {args.data}.")
-        return tracks.select(indices), f"{args.split} split recorded in {RUN_FILE} ({len(indices)} of {len(wanted)} tracks found)"
+        return tracks.select(
+            indices
+        ), f"{args.split} split recorded in {RUN_FILE} ({len(indices)} of {len(wanted)} tracks found)"
     fractions = tuple(args.split_fractions)
-    return split_tracks(tracks, fractions, seed=args.seed)[args.split], f"{args.split} of a stratified {fractions} split, seed {args.seed}"
+    return split_tracks(tracks, fractions, seed=args.seed)[
+        args.split
+    ], f"{args.split} of a stratified {fractions} split, seed {args.seed}"
 
 
 def predictions_csv(track_ids, start_seconds, labels, probabilities, label_names) -> str:
@@ -57,8 +61,9 @@ def predictions_csv(track_ids, start_seconds, labels, probabilities, label_names
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["track_id", "start_seconds", "label", "predicted", *label_names])
     for track, start, label, row in zip(track_ids, start_seconds, labels, probabilities):
-        writer.writerow([track, f"{start:.3f}", label_names[label], label_names[int(row.argmax())],
-                         *(f"{p:.6f}" for p in row)])
+        writer.writerow(
+            [track, f"{start:.3f}", label_names[label], label_names[int(row.argmax())], *(f"{p:.6f}" for p in row)]
+        )
     return buffer.getvalue()
 
 
@@ -71,7 +76,9 @@ def run_evaluation(args: argparse.Namespace) -> dict:
 
     classifier = GenreClassifier.from_pretrained(args.model, batch_size=args.batch_size, device=args.device)
     model_labels = list(classifier.genres)
-    tracks = load_tracks(args.data, split=args.hub_split, audio_column=args.audio_column, label_column=args.label_column)
+    tracks = load_tracks(
+        args.data, split=args.hub_split, audio_column=args.audio_column, label_column=args.label_column
+    )
     to_model_ids = check_labels(model_labels, label_names(tracks))
     selected, description = select_tracks(tracks, args)
     if len(selected) == 0:
@@ -80,10 +87,12 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     if len(windows) == 0:
         raise ValueError("No readable track in the selected split.")
     table = windows.with_format("numpy")
-    probabilities = np.concatenate([
-        classifier.window_probabilities(table[start : start + 256]["input_values"])
-        for start in range(0, len(windows), 256)
-    ])
+    probabilities = np.concatenate(
+        [
+            classifier.window_probabilities(table[start : start + 256]["input_values"])
+            for start in range(0, len(windows), 256)
+        ]
+    )
     labels = to_model_ids[np.asarray(windows["labels"])]
     track_ids = windows["track_id"]
     metrics = evaluate_predictions(probabilities, labels, track_ids, model_labels)
@@ -98,8 +107,10 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     output = Path(args.output_dir)
     write_text_atomic(output / "metrics.json", json.dumps(metrics, indent=2))
     write_text_atomic(output / "report.md", report_markdown(metrics))
-    write_text_atomic(output / "predictions.csv",
-                      predictions_csv(track_ids, windows["start_seconds"], labels, probabilities, model_labels))
+    write_text_atomic(
+        output / "predictions.csv",
+        predictions_csv(track_ids, windows["start_seconds"], labels, probabilities, model_labels),
+    )
     confusion = Figure(figsize=(15, 6.5), layout="constrained")
     window_axes, track_axes = confusion.subplots(1, 2)
     plot_confusion_matrix(metrics["window"]["confusion_matrix"], model_labels, "Windows", ax=window_axes)
@@ -121,15 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="model folder or Hub repo id")
     parser.add_argument("--data", required=True, help="a folder with one sub-folder per genre, or a Hub dataset id")
     parser.add_argument("--output-dir", required=True, help="where metrics.json, report.md and the plots go")
-    parser.add_argument("--split", default="test", choices=["train", "validation", "test", "all"],
-                        help="which split (default: test, as recorded by train.py in the model folder)")
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "validation", "test", "all"],
+        help="which split (default: test, as recorded by train.py in the model folder)",
+    )
     parser.add_argument("--split-files", help="folder with train/valid/test track lists; --split picks one")
-    parser.add_argument("--split-fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1),
-                        metavar=("TRAIN", "VALIDATION", "TEST"),
-                        help="used when the model folder has no recorded split (0.8 0.1 0.1)")
+    parser.add_argument(
+        "--split-fractions",
+        type=float,
+        nargs=3,
+        default=(0.8, 0.1, 0.1),
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+        help="used when the model folder has no recorded split (0.8 0.1 0.1)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of that split (42)")
-    parser.add_argument("--ignore-training-split", action="store_true",
-                        help="do not use the split recorded in the model folder")
+    parser.add_argument(
+        "--ignore-training-split", action="store_true", help="do not use the split recorded in the model folder"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (64)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument("--cache-dir", help="window cache folder (default: none)")
@@ -148,8 +169,10 @@ def main(argv=None) -> int:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
     window, track = metrics["window"], metrics["track"]
-    print(f"window accuracy {window['accuracy']:.4f} ({window['count']} windows), "
-          f"track accuracy {track['accuracy']:.4f} ({track['count']} tracks); report in {args.output_dir}")
+    print(
+        f"window accuracy {window['accuracy']:.4f} ({window['count']} windows), "
+        f"track accuracy {track['accuracy']:.4f} ({track['count']} tracks); report in {args.output_dir}"
+    )
     return 0
 
 

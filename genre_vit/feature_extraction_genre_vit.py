@@ -314,13 +314,14 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         A single 1-D waveform is a batch of one. For one song's windows with their times, use `extract_windows`.
         """
         is_batch = isinstance(raw_audio, (list, tuple))
-        songs = [self.extract_windows(waveform, sampling_rate).input_values for waveform in (raw_audio if is_batch else [raw_audio])]
+        songs = [
+            self.extract_windows(waveform, sampling_rate).input_values
+            for waveform in (raw_audio if is_batch else [raw_audio])
+        ]
         if not songs:
             raise ValueError("Got an empty batch of waveforms.")
         longest = max(song.shape[0] for song in songs)
-        input_values = np.full(
-            (len(songs), longest) + songs[0].shape[1:], self.padding_value, dtype=np.float32
-        )
+        input_values = np.full((len(songs), longest) + songs[0].shape[1:], self.padding_value, dtype=np.float32)
         window_mask = np.zeros((len(songs), longest), dtype=bool)
         for index, song in enumerate(songs):
             input_values[index, : song.shape[0]] = song

@@ -34,7 +34,9 @@ def save_figure_atomic(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save a matplotlib Figure to `path` atomically; the format follows the suffix (.png, .svg, .pdf)."""
     path = Path(path)
     image_format = path.suffix.lstrip(".").lower() or "png"
-    return write_atomic(path, lambda temporary: figure.savefig(temporary, format=image_format, dpi=dpi, bbox_inches="tight"))
+    return write_atomic(
+        path, lambda temporary: figure.savefig(temporary, format=image_format, dpi=dpi, bbox_inches="tight")
+    )
 
 
 __all__ = ["save_figure_atomic", "write_atomic", "write_text_atomic"]

@@ -95,8 +95,11 @@ def report_markdown(metrics: dict, title: str = "GenreViT evaluation") -> str:
     lines = [f"# {title}", ""]
     for key, value in metrics.get("context", {}).items():
         lines.append(f"- {key}: {value}")
-    lines += ["", "| level | items | accuracy | macro precision | macro recall | macro F1 | macro AUC |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "",
+        "| level | items | accuracy | macro precision | macro recall | macro F1 | macro AUC |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for level in ("window", "track"):
         m = metrics[level]
         lines.append(
@@ -104,8 +107,13 @@ def report_markdown(metrics: dict, title: str = "GenreViT evaluation") -> str:
             f"| {m['macro_f1']:.4f} | {_cell(m['macro_auc'])} |"
         )
     for level in ("window", "track"):
-        lines += ["", f"## Per genre, {level} level", "",
-                  "| genre | precision | recall | F1 | AUC | support |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            f"## Per genre, {level} level",
+            "",
+            "| genre | precision | recall | F1 | AUC | support |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for name, m in metrics[level]["per_class"].items():
             lines.append(
                 f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {_cell(m['auc'])} | {m['support']} |"

@@ -277,7 +277,9 @@ class GenreViTForAudioClassification(GenreViTPreTrainedModel):
         gamma = self.config.focal_loss_gamma if self.config.loss_type == "focal" else 0.0
         return focal_loss(logits, labels, gamma)
 
-    def _song_logits(self, input_values: torch.Tensor, window_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _song_logits(
+        self, input_values: torch.Tensor, window_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole songs `(B, T, 1, F, W)` -> (log mean probabilities `(B, C)`, window logits `(B, T, C)`)."""
         songs, windows = input_values.shape[:2]
         if window_mask is None:
@@ -289,8 +291,7 @@ class GenreViTForAudioClassification(GenreViTPreTrainedModel):
             raise ValueError("Every song needs at least one real window (window_mask is all False for a song).")
         real_windows = input_values[window_mask]
         chunk_logits = [
-            self.classifier(self.forward_features(chunk))
-            for chunk in real_windows.split(self.config.window_chunk_size)
+            self.classifier(self.forward_features(chunk)) for chunk in real_windows.split(self.config.window_chunk_size)
         ]
         flat_logits = torch.cat(chunk_logits).float()
         window_logits = flat_logits.new_zeros(songs, windows, flat_logits.shape[-1])

@@ -12,8 +12,16 @@ from .analysis import GenreAnalysis
 from .audio import format_duration
 
 GENRE_COLORS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
 )
 """One colour per label id (matplotlib's tab10), so a genre keeps its colour across plots."""
 
@@ -55,8 +63,14 @@ def plot_genre_timeline(result: GenreAnalysis, ax: Axes | None = None) -> Figure
     centres = (result.window_start_times + result.window_end_times) / 2
     marker = "o" if result.num_windows < 3 else None
     for index, genre in enumerate(result.genres):
-        ax.plot(centres, result.window_probabilities[:, index], label=genre, color=_color(index), marker=marker,
-                linewidth=1.6)
+        ax.plot(
+            centres,
+            result.window_probabilities[:, index],
+            label=genre,
+            color=_color(index),
+            marker=marker,
+            linewidth=1.6,
+        )
     ax.set_ylim(0, 1)
     ax.set_xlim(0, max(result.duration_seconds, float(result.window_end_times.max())))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 3, 5, 6, 10], integer=True))  # whole seconds
@@ -79,9 +93,6 @@ def plot_genre_report(result: GenreAnalysis) -> Figure:
     return figure
 
 
-
-
-
 def plot_confusion_matrix(matrix, label_names, title: str = "Confusion matrix", ax: Axes | None = None) -> Figure:
     """A confusion matrix (rows: true genre, columns: predicted) with counts in the cells."""
     import numpy as np
@@ -94,8 +105,15 @@ def plot_confusion_matrix(matrix, label_names, title: str = "Confusion matrix", 
     threshold = matrix.max() / 2 if matrix.size else 0
     for row in range(matrix.shape[0]):
         for column in range(matrix.shape[1]):
-            ax.text(column, row, str(matrix[row, column]), ha="center", va="center", fontsize=8,
-                    color="white" if matrix[row, column] > threshold else "black")
+            ax.text(
+                column,
+                row,
+                str(matrix[row, column]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if matrix[row, column] > threshold else "black",
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -103,8 +121,9 @@ def plot_confusion_matrix(matrix, label_names, title: str = "Confusion matrix", 
     return ax.figure
 
 
-def plot_roc_curves(labels, probabilities, label_names, title: str = "ROC, one vs rest",
-                    ax: Axes | None = None) -> Figure:
+def plot_roc_curves(
+    labels, probabilities, label_names, title: str = "ROC, one vs rest", ax: Axes | None = None
+) -> Figure:
     """One-vs-rest ROC curve of every class that has positive and negative examples, AUC in the legend."""
     import numpy as np
     from sklearn.metrics import roc_auc_score, roc_curve
@@ -125,6 +144,7 @@ def plot_roc_curves(labels, probabilities, label_names, title: str = "ROC, one v
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     return ax.figure
+
 
 __all__ = [
     "GENRE_COLORS",

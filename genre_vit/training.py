@@ -54,8 +54,18 @@ def library_versions() -> dict[str, str]:
     import importlib.metadata as metadata
 
     versions = {"python": platform.python_version()}
-    for package in ("torch", "transformers", "datasets", "accelerate", "numpy", "librosa", "soundfile", "soxr",
-                    "scikit-learn", "huggingface_hub"):
+    for package in (
+        "torch",
+        "transformers",
+        "datasets",
+        "accelerate",
+        "numpy",
+        "librosa",
+        "soundfile",
+        "soxr",
+        "scikit-learn",
+        "huggingface_hub",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -144,7 +154,7 @@ tags:
 - genre_vit
 ---
 
-# GenreViT: {run['output_name']}
+# GenreViT: {run["output_name"]}
 
 A Vision Transformer over 4-s log-Mel windows that classifies music genre, trained with GenreViT's `train.py`. Load it with `from_pretrained` after `import genre_vit`, or with
 `trust_remote_code=True` without the package.
@@ -155,27 +165,27 @@ A Vision Transformer over 4-s log-Mel windows that classifies music genre, train
 
 ## Training data and split
 
-- Data: `{run['data']}` ({run['tracks']} readable tracks{', skipped: ' + ', '.join(run['skipped_tracks']) if run['skipped_tracks'] else ''}).
-- Split by track ({run['split_method']}); no window of a validation or test track was trained on.
-- Tracks (windows): train {splits['train']['tracks']} ({splits['train']['windows']}), validation
-  {splits['validation']['tracks']} ({splits['validation']['windows']}), test {splits['test']['tracks']}
-  ({splits['test']['windows']}). The track ids are in `training_run.json`.
+- Data: `{run["data"]}` ({run["tracks"]} readable tracks{", skipped: " + ", ".join(run["skipped_tracks"]) if run["skipped_tracks"] else ""}).
+- Split by track ({run["split_method"]}); no window of a validation or test track was trained on.
+- Tracks (windows): train {splits["train"]["tracks"]} ({splits["train"]["windows"]}), validation
+  {splits["validation"]["tracks"]} ({splits["validation"]["windows"]}), test {splits["test"]["tracks"]}
+  ({splits["test"]["windows"]}). The track ids are in `training_run.json`.
 - The checkpoint was chosen on validation accuracy; the test split was not used in training or selection.
   Test numbers come from `evaluate.py` (`report.md` beside it, when present).
 
 ## Results
 
-- Validation window accuracy of the chosen checkpoint: {validation.get('eval_accuracy', float('nan')):.4f}
-- Epochs run: {run['epochs_run']:.0f} of at most {run['recipe']['epochs']:g}; training time {run['train_seconds']:.0f} s on {run['device']}.
+- Validation window accuracy of the chosen checkpoint: {validation.get("eval_accuracy", float("nan")):.4f}
+- Epochs run: {run["epochs_run"]:.0f} of at most {run["recipe"]["epochs"]:g}; training time {run["train_seconds"]:.0f} s on {run["device"]}.
 
 ## Model
 
 {config.num_hidden_layers} pre-LN blocks of width {config.hidden_size}, {config.num_attention_heads} heads,
 {config.patch_grid[0]}x{config.patch_grid[1]} patches of {config.patch_size}x{config.patch_size} over a
 {config.num_frequency_bins}x{config.num_time_frames} log-Mel image; {parameters:,} parameters.
-Recipe: focal loss (gamma {config.focal_loss_gamma}), AdamW (lr {run['recipe']['learning_rate']:g}, weight decay
-{run['recipe']['weight_decay']:g}), cosine to {run['recipe']['min_learning_rate']:g}, batch {run['recipe']['batch_size']},
-early stopping (patience {run['recipe']['early_stopping_patience']}), drop path {config.drop_path_rate}, seed {run['recipe']['seed']}.
+Recipe: focal loss (gamma {config.focal_loss_gamma}), AdamW (lr {run["recipe"]["learning_rate"]:g}, weight decay
+{run["recipe"]["weight_decay"]:g}), cosine to {run["recipe"]["min_learning_rate"]:g}, batch {run["recipe"]["batch_size"]},
+early stopping (patience {run["recipe"]["early_stopping_patience"]}), drop path {config.drop_path_rate}, seed {run["recipe"]["seed"]}.
 
 ## Intended use and limits
 
@@ -188,7 +198,11 @@ split of GTZAN overstate accuracy on new music. Music outside these ten genres i
 def _resolve_resume(checkpoints: Path, resume: bool):
     if not resume:
         return None
-    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if checkpoints.exists() else []
+    found = (
+        sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+        if checkpoints.exists()
+        else []
+    )
     if not found:
         print(f"--resume: no checkpoint in {checkpoints}; starting from scratch.", file=sys.stderr)
         return None
@@ -200,14 +214,24 @@ def run_training(args: argparse.Namespace) -> dict:
     from transformers import EarlyStoppingCallback, Trainer, set_seed
 
     from .data import (
-        assert_track_disjoint, label_names, load_tracks, make_windows, split_track_ids, split_tracks,
+        assert_track_disjoint,
+        label_names,
+        load_tracks,
+        make_windows,
+        split_track_ids,
+        split_tracks,
         split_tracks_from_files,
     )
 
     output_dir = Path(args.output_dir)
     recipe = TrainingRecipe(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, min_learning_rate=args.min_lr,
-        weight_decay=args.weight_decay, early_stopping_patience=args.patience, seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        min_learning_rate=args.min_lr,
+        weight_decay=args.weight_decay,
+        early_stopping_patience=args.patience,
+        seed=args.seed,
         dataloader_workers=args.dataloader_workers,
     )
     set_seed(recipe.seed)
@@ -216,22 +240,29 @@ def run_training(args: argparse.Namespace) -> dict:
     cache_dir = Path(args.cache_dir) if args.cache_dir else output_dir / "windows-cache"
 
     with arguments.main_process_first(desc="preparing windows"):
-        tracks = load_tracks(args.data, split=args.hub_split, audio_column=args.audio_column,
-                             label_column=args.label_column)
+        tracks = load_tracks(
+            args.data, split=args.hub_split, audio_column=args.audio_column, label_column=args.label_column
+        )
         names = label_names(tracks)
         if args.split_files:
-            track_splits, split_method = split_tracks_from_files(tracks, args.split_files), f"split files {args.split_files}"
+            track_splits, split_method = (
+                split_tracks_from_files(tracks, args.split_files),
+                f"split files {args.split_files}",
+            )
         else:
             fractions = tuple(args.split_fractions)
             track_splits = split_tracks(tracks, fractions, seed=recipe.seed)
             split_method = f"stratified {fractions[0]:g}/{fractions[1]:g}/{fractions[2]:g}, seed {recipe.seed}"
         windows = {
             name: make_windows(split, feature_extractor, cache_dir=cache_dir, num_proc=args.num_proc)
-            for name, split in track_splits.items() if name in ("train", "validation")
+            for name, split in track_splits.items()
+            if name in ("train", "validation")
         }
     assert_track_disjoint(windows | {"test": track_splits["test"]})
     if len(windows["train"]) == 0 or len(windows["validation"]) == 0:
-        raise ValueError("Training needs a non-empty train and validation split (the checkpoint is chosen on validation).")
+        raise ValueError(
+            "Training needs a non-empty train and validation split (the checkpoint is chosen on validation)."
+        )
 
     config = build_config(args.config, names)
     model = GenreViTForAudioClassification(config)
@@ -252,7 +283,9 @@ def run_training(args: argparse.Namespace) -> dict:
 
     track_ids = split_track_ids(track_splits)
     readable = {name: set(ds.unique("track_id")) for name, ds in windows.items()}
-    skipped = sorted((set(track_ids["train"]) - readable["train"]) | (set(track_ids["validation"]) - readable["validation"]))
+    skipped = sorted(
+        (set(track_ids["train"]) - readable["train"]) | (set(track_ids["validation"]) - readable["validation"])
+    )
     run = {
         "output_name": output_dir.name,
         "data": str(args.data),
@@ -302,8 +335,9 @@ def push_folder(folder: Path, repo_id: str | None) -> str:
         raise ValueError("--push-to-hub needs --hub-model-id (e.g. your-name/genre-vit-gtzan).")
     api = HfApi()
     api.create_repo(repo_id, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder),
-                      ignore_patterns=[f"{CHECKPOINTS_FOLDER}/*", "windows-cache/*"])
+    api.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), ignore_patterns=[f"{CHECKPOINTS_FOLDER}/*", "windows-cache/*"]
+    )
     return f"https://huggingface.co/{repo_id}"
 
 
@@ -321,12 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=recipe.learning_rate, help="peak learning rate (1e-4)")
     parser.add_argument("--min-lr", type=float, default=recipe.min_learning_rate, help="cosine floor (1e-7)")
     parser.add_argument("--weight-decay", type=float, default=recipe.weight_decay, help="AdamW weight decay (0.1)")
-    parser.add_argument("--patience", type=int, default=recipe.early_stopping_patience,
-                        help="early-stopping patience in epochs, on validation accuracy (10)")
-    parser.add_argument("--seed", type=int, default=recipe.seed, help=f"seed of splits, init and order ({DEFAULT_SEED})")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=recipe.early_stopping_patience,
+        help="early-stopping patience in epochs, on validation accuracy (10)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=recipe.seed, help=f"seed of splits, init and order ({DEFAULT_SEED})"
+    )
     split = parser.add_mutually_exclusive_group()
-    split.add_argument("--split-fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1),
-                       metavar=("TRAIN", "VALIDATION", "TEST"), help="stratified track split (0.8 0.1 0.1)")
+    split.add_argument(
+        "--split-fractions",
+        type=float,
+        nargs=3,
+        default=(0.8, 0.1, 0.1),
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+        help="stratified track split (0.8 0.1 0.1)",
+    )
     split.add_argument("--split-files", help="folder with train/valid/test track lists (e.g. the filtered GTZAN split)")
     parser.add_argument("--cache-dir", help="window cache (default: OUTPUT_DIR/windows-cache)")
     parser.add_argument("--num-proc", type=int, default=min(4, os.cpu_count() or 1), help="processes for featurising")

@@ -136,8 +136,9 @@ def test_plots_are_pure_figures(result, tmp_path):
     labels = [label.get_text() for label in timeline_axes.get_xticklabels() if label.get_text()]
     assert labels and all(":" in label for label in labels)
     assert len(set(labels)) == len(labels)  # whole seconds, so no label repeats
-    short = plot_genre_timeline(GenreAnalysis(result.genres, np.array([0.0]), np.array([3.0]),
-                                              result.window_probabilities[:1], 3.0))
+    short = plot_genre_timeline(
+        GenreAnalysis(result.genres, np.array([0.0]), np.array([3.0]), result.window_probabilities[:1], 3.0)
+    )
     short.canvas.draw()
     short_labels = [label.get_text() for label in short.axes[0].get_xticklabels() if label.get_text()]
     assert len(set(short_labels)) == len(short_labels) >= 2

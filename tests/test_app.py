@@ -47,8 +47,10 @@ def test_short_recording_is_padded_and_said(classifier, write_wav):
         (lambda write, tmp: write(synth_music(40.0), "long.wav"), "the limit is 0:30"),
         (lambda write, tmp: (tmp / "fake.mp3").write_text("<html>nope</html>" * 50) and tmp / "fake.mp3", "fake.mp3"),
         (lambda write, tmp: (tmp / "empty.wav").write_bytes(b"") is not None and tmp / "empty.wav", "empty"),
-        (lambda write, tmp: (tmp / "big.wav").write_bytes(b"\0" * 6_000_000) is not None and tmp / "big.wav",
-         "6 MB; the limit is 5 MB"),
+        (
+            lambda write, tmp: (tmp / "big.wav").write_bytes(b"\0" * 6_000_000) is not None and tmp / "big.wav",
+            "6 MB; the limit is 5 MB",
+        ),
     ],
 )
 def test_bad_input_is_a_page_error(classifier, write_wav, tmp_path, make_file, message):

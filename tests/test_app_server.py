@@ -22,8 +22,13 @@ pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPOSITORY / "test-artifacts"
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -38,12 +43,19 @@ def server(tiny_model_dir, tmp_path_factory):
     """`python app.py` on a free localhost port with the tiny model; its log is kept for failures."""
     port = free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
-    environment = dict(os.environ, GENRE_VIT_MODEL=str(tiny_model_dir), GRADIO_SERVER_NAME="127.0.0.1",
-                       GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
-                       PYTHONPATH=str(REPOSITORY))
+    environment = dict(
+        os.environ,
+        GENRE_VIT_MODEL=str(tiny_model_dir),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONPATH=str(REPOSITORY),
+    )
     with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPOSITORY, env=environment, stdout=output,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=REPOSITORY, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -119,8 +131,11 @@ def test_microphone_in_a_real_browser(server, browser_factory, tmp_path):
     url, _ = server
     recording = tmp_path / "microphone.wav"
     soundfile.write(recording, synth_music(10.0, seed=12, sampling_rate=48000), 48000)
-    browser = browser_factory("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                              f"--use-file-for-fake-audio-capture={recording}")
+    browser = browser_factory(
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={recording}",
+    )
     context = browser.new_context(viewport={"width": 1400, "height": 1200})
     context.grant_permissions(["microphone"], origin=url.rstrip("/"))
     page = context.new_page()

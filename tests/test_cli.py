@@ -15,7 +15,11 @@ def run_cli(*arguments, cwd=None):
     environment.pop("GENRE_VIT_MODEL", None)
     return subprocess.run(
         [sys.executable, "-m", "genre_vit", *map(str, arguments)],
-        cwd=cwd or REPOSITORY, env=environment, capture_output=True, text=True, timeout=300,
+        cwd=cwd or REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -28,8 +32,20 @@ def test_help():
 
 def test_single_file(tmp_path, tiny_model_dir, write_wav):
     song = write_wav(synth_music(12.0, seed=4), "song.wav")
-    completed = run_cli("analyze", song, "--model", tiny_model_dir, "--json", tmp_path / "out.json",
-                        "--csv", tmp_path / "out.csv", "--plot", tmp_path / "plot.png", "--device", "cpu")
+    completed = run_cli(
+        "analyze",
+        song,
+        "--model",
+        tiny_model_dir,
+        "--json",
+        tmp_path / "out.json",
+        "--csv",
+        tmp_path / "out.csv",
+        "--plot",
+        tmp_path / "plot.png",
+        "--device",
+        "cpu",
+    )
     assert completed.returncode == 0, completed.stderr
     assert "song.wav:" in completed.stdout and "5 windows over 0:12" in completed.stdout
     assert sum(genre in completed.stdout for genre in ("blues", "rock", "jazz", "metal")) == 4
@@ -48,8 +64,9 @@ def test_folder_writes_one_row_per_file_and_skips_bad_ones(tmp_path, tiny_model_
         write_wav(synth_music(5.0 + index, seed=index), f"songs/track{index}.wav")
     (folder / "notes.txt").write_text("not audio, and not picked up")
     (folder / "broken.mp3").write_text("not audio, but named like it")
-    completed = run_cli("analyze", folder, "--model", tiny_model_dir, "--csv", tmp_path / "all.csv",
-                        "--plot", tmp_path / "plots")
+    completed = run_cli(
+        "analyze", folder, "--model", tiny_model_dir, "--csv", tmp_path / "all.csv", "--plot", tmp_path / "plots"
+    )
     assert completed.returncode == 1  # one file failed
     assert "skipped" in completed.stderr and "broken.mp3" in completed.stderr
     assert "3 analysed, 1 failed" in completed.stderr

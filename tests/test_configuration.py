@@ -23,7 +23,18 @@ def test_patch_grid_and_sequence_length_are_derived():
 
 def test_labels_follow_gtzan_order():
     config = GenreViTConfig()
-    assert GTZAN_GENRES == ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+    assert GTZAN_GENRES == (
+        "blues",
+        "classical",
+        "country",
+        "disco",
+        "hiphop",
+        "jazz",
+        "metal",
+        "pop",
+        "reggae",
+        "rock",
+    )
     assert [config.id2label[i] for i in range(10)] == list(GTZAN_GENRES)
     assert config.label2id == {genre: i for i, genre in enumerate(GTZAN_GENRES)}
     assert config.num_labels == 10

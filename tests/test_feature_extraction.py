@@ -10,8 +10,19 @@ from genre_vit import GenreViTFeatureExtractor
 from genre_vit.feature_extraction_genre_vit import bilinear_resize_matrix
 
 MEL_PARAMETERS = dict(
-    sr=22050, n_fft=2048, hop_length=64, win_length=2048, window="hann", center=True, pad_mode="constant",
-    power=2.0, n_mels=128, fmin=0.0, fmax=11025.0, htk=False, norm="slaney",
+    sr=22050,
+    n_fft=2048,
+    hop_length=64,
+    win_length=2048,
+    window="hann",
+    center=True,
+    pad_mode="constant",
+    power=2.0,
+    n_mels=128,
+    fmin=0.0,
+    fmax=11025.0,
+    htk=False,
+    norm="slaney",
 )
 
 
@@ -33,9 +44,7 @@ def padded_window(waveform: np.ndarray, start: int, length: int = 88200) -> np.n
     return window
 
 
-@pytest.mark.parametrize(
-    "seconds, windows", [(0.5, 1), (4.0, 1), (4.1, 2), (30.0, 14), (31.0, 15), (30.0133, 15)]
-)
+@pytest.mark.parametrize("seconds, windows", [(0.5, 1), (4.0, 1), (4.1, 2), (30.0, 14), (31.0, 15), (30.0133, 15)])
 def test_window_grid_edge_cases(feature_extractor, seconds, windows):
     samples = int(round(seconds * SAMPLING_RATE))
     assert feature_extractor.num_windows(samples) == windows
@@ -84,7 +93,10 @@ def test_full_pipeline_is_close_to_per_window_librosa(feature_extractor):
 
 def test_resize_matrix_equals_torch_bilinear():
     image = np.random.default_rng(0).random((2, 128, 1379)).astype(np.float64)
-    rows, columns = bilinear_resize_matrix(128, 216).astype(np.float64), bilinear_resize_matrix(1379, 144).astype(np.float64)
+    rows, columns = (
+        bilinear_resize_matrix(128, 216).astype(np.float64),
+        bilinear_resize_matrix(1379, 144).astype(np.float64),
+    )
     ours = rows @ image @ columns.T
     expected = torch.nn.functional.interpolate(
         torch.from_numpy(image)[:, None], size=(216, 144), mode="bilinear", align_corners=False

@@ -112,7 +112,7 @@ def test_focal_loss_matches_formula_and_cross_entropy():
     logits, labels = torch.randn(16, 10), torch.randint(0, 10, (16,))
     torch.testing.assert_close(focal_loss(logits, labels, gamma=0.0), F.cross_entropy(logits, labels))
     p_true = logits.softmax(-1)[torch.arange(16), labels]
-    expected = (-(1 - p_true) ** 2.5 * p_true.log()).mean()
+    expected = (-((1 - p_true) ** 2.5) * p_true.log()).mean()
     torch.testing.assert_close(focal_loss(logits, labels, gamma=2.5), expected)
 
 

@@ -45,7 +45,9 @@ def test_whole_song_parity_with_analysis(classify, classifier, seconds):
 
 def test_answer_is_not_the_first_window(classify, classifier):
     """A song whose halves differ: the pipeline's answer is the mean of all windows, not window 0."""
-    song = np.concatenate([synth_music(16.0, seed=1), 0.3 * np.random.default_rng(0).standard_normal(16 * SAMPLING_RATE)])
+    song = np.concatenate(
+        [synth_music(16.0, seed=1), 0.3 * np.random.default_rng(0).standard_normal(16 * SAMPLING_RATE)]
+    )
     song = song.astype(np.float32)
     analysis = classifier.analyze((song, SAMPLING_RATE))
     scores = as_scores(classify(song, top_k=None))
@@ -77,7 +79,9 @@ def test_batch_of_songs_of_different_lengths(classify, classifier):
     for song, predictions in zip(songs, batched):
         analysis = classifier.analyze((song, SAMPLING_RATE), min_seconds=0.0)
         for index, genre in enumerate(analysis.genres):
-            assert as_scores(predictions)[genre] == pytest.approx(analysis.mean_probabilities[index], abs=PARITY_TOLERANCE)
+            assert as_scores(predictions)[genre] == pytest.approx(
+                analysis.mean_probabilities[index], abs=PARITY_TOLERANCE
+            )
 
 
 REMOTE_PIPELINE_SCRIPT = textwrap.dedent(
@@ -100,7 +104,11 @@ def test_trust_remote_code_pipeline_without_the_package(tiny_model_dir, classifi
     environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
     completed = subprocess.run(
         [sys.executable, "-c", REMOTE_PIPELINE_SCRIPT, str(tiny_model_dir), str(tmp_path / "song.npy")],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     import json
 

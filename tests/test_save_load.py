@@ -72,9 +72,19 @@ def test_trust_remote_code_without_the_package(tiny_model_dir, tiny_model, featu
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
     subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE_SCRIPT, str(tiny_model_dir), str(tmp_path / "song.npy"),
-         str(tmp_path / "logits.npy")],
-        cwd=tmp_path, env=environment, check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            REMOTE_CODE_SCRIPT,
+            str(tiny_model_dir),
+            str(tmp_path / "song.npy"),
+            str(tmp_path / "logits.npy"),
+        ],
+        cwd=tmp_path,
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     inputs = torch.from_numpy(feature_extractor.extract_windows(song_30s, SAMPLING_RATE).input_values)
     with torch.inference_mode():

@@ -16,7 +16,12 @@ from synthetic_genres import synthetic_track, write_synthetic_genre_dataset
 
 from genre_vit import GTZAN_GENRES, GenreClassifier, GenreViTFeatureExtractor
 from genre_vit.data import (
-    assert_track_disjoint, load_tracks, make_windows, read_split_files, split_tracks, split_tracks_from_files,
+    assert_track_disjoint,
+    load_tracks,
+    make_windows,
+    read_split_files,
+    split_tracks,
+    split_tracks_from_files,
 )
 
 pytestmark = pytest.mark.slow
@@ -26,8 +31,14 @@ TINY_RECIPE = ["--config", "tiny", "--batch-size", "16", "--lr", "1e-3", "--num-
 
 def run_script(script, *arguments, timeout=600):
     environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
-    return subprocess.run([sys.executable, str(REPOSITORY / script), *map(str, arguments)], cwd=REPOSITORY,
-                          env=environment, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPOSITORY / script), *map(str, arguments)],
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +77,15 @@ def test_training_learns_and_chooses_on_validation(trained):
 def test_model_folder(trained):
     output, _ = trained
     names = {path.name for path in output.iterdir()}
-    assert {"config.json", "preprocessor_config.json", "README.md", "training_run.json",
-            "modeling_genre_vit.py", "configuration_genre_vit.py", "feature_extraction_genre_vit.py"} <= names
+    assert {
+        "config.json",
+        "preprocessor_config.json",
+        "README.md",
+        "training_run.json",
+        "modeling_genre_vit.py",
+        "configuration_genre_vit.py",
+        "feature_extraction_genre_vit.py",
+    } <= names
     weights = list(output.glob("*.safetensors"))
     assert weights and all(path.stat().st_size <= 15_000_000 for path in weights)
     card = (output / "README.md").read_text()
@@ -82,8 +100,13 @@ def test_evaluate_reports_are_consistent(trained, dataset, tmp_path):
     completed = run_script("evaluate.py", "--model", model, "--data", dataset, "--output-dir", tmp_path / "eval")
     assert completed.returncode == 0, completed.stderr[-3000:]
     folder = tmp_path / "eval"
-    assert {p.name for p in folder.iterdir()} == {"metrics.json", "report.md", "confusion_matrix.png",
-                                                  "roc_curves.png", "predictions.csv"}
+    assert {p.name for p in folder.iterdir()} == {
+        "metrics.json",
+        "report.md",
+        "confusion_matrix.png",
+        "roc_curves.png",
+        "predictions.csv",
+    }
     metrics = json.loads((folder / "metrics.json").read_text())
     rows = list(csv.DictReader((folder / "predictions.csv").open()))
     run = json.loads((model / "training_run.json").read_text())
@@ -108,8 +131,17 @@ def test_evaluate_rejects_mismatched_labels(trained, tmp_path):
     for genre in ("blues", "polka"):
         (tmp_path / "data" / genre).mkdir(parents=True)
         soundfile.write(tmp_path / "data" / genre / f"{genre}.00000.wav", synthetic_track(0, 5.0, seed=1), 22050)
-    completed = run_script("evaluate.py", "--model", model, "--data", tmp_path / "data", "--split", "all",
-                           "--output-dir", tmp_path / "eval")
+    completed = run_script(
+        "evaluate.py",
+        "--model",
+        model,
+        "--data",
+        tmp_path / "data",
+        "--split",
+        "all",
+        "--output-dir",
+        tmp_path / "eval",
+    )
     assert completed.returncode == 2
     assert "labels disagree" in completed.stderr and "polka" in completed.stderr
     assert not (tmp_path / "eval").exists()
@@ -156,7 +188,9 @@ def test_split_files(dataset, tmp_path):
     lists.mkdir()
     (lists / "train_filtered.txt").write_text("".join(f"{g}/{g}.0000{i}.wav\n" for g in GTZAN_GENRES for i in range(6)))
     (lists / "valid_filtered.txt").write_text("".join(f"{g}/{g}.00006.wav\n" for g in GTZAN_GENRES))
-    (lists / "test_filtered.txt").write_text("".join(f"{g}/{g}.00007.wav\n" for g in GTZAN_GENRES) + "rock/rock.00099.wav\n")
+    (lists / "test_filtered.txt").write_text(
+        "".join(f"{g}/{g}.00007.wav\n" for g in GTZAN_GENRES) + "rock/rock.00099.wav\n"
+    )
     splits = split_tracks_from_files(load_tracks(dataset), lists)
     assert [len(s) for s in splits.values()] == [60, 10, 10]
     assert splits["test"]["track_id"][0] == "blues.00007"
@@ -179,7 +213,9 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     first = run_script("train.py", *common, "--epochs", "2")
     assert first.returncode == 0, first.stderr[-3000:]
     steps_per_epoch = json.loads((output / "training_run.json").read_text())["global_steps"] // 2
-    shutil.rmtree(output / "checkpoints" / f"checkpoint-{2 * steps_per_epoch}", ignore_errors=True)  # "killed" in epoch 2
+    shutil.rmtree(
+        output / "checkpoints" / f"checkpoint-{2 * steps_per_epoch}", ignore_errors=True
+    )  # "killed" in epoch 2
     second = run_script("train.py", *common, "--epochs", "3", "--resume")
     assert second.returncode == 0, second.stderr[-3000:]
     run = json.loads((output / "training_run.json").read_text())
@@ -193,10 +229,35 @@ def test_distributed_training_with_two_cpu_processes(tmp_path):
     output = tmp_path / "run"
     environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
     completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(REPOSITORY / "train.py"),
-         "--data", str(data), "--output-dir", str(output), "--epochs", "1", "--batch-size", "8",
-         "--split-fractions", "0.6", "0.4", "0.0", "--config", "tiny", "--num-proc", "1"],
-        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            str(REPOSITORY / "train.py"),
+            "--data",
+            str(data),
+            "--output-dir",
+            str(output),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--split-fractions",
+            "0.6",
+            "0.4",
+            "0.0",
+            "--config",
+            "tiny",
+            "--num-proc",
+            "1",
+        ],
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.count("validation accuracy") == 2  # both ranks finished
