@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: synthetic music, a randomly initialised default model, timing."""
+"""Helpers shared by the benchmarks: song files, a randomly initialised default model, timing."""
 
 import time
 from pathlib import Path
@@ -8,21 +8,9 @@ import soundfile
 import torch
 
 from genre_vit import GenreViTConfig, GenreViTFeatureExtractor, GenreViTForAudioClassification
+from genre_vit.testing import synth_music
 
 SAMPLING_RATE = 22050
-
-
-def synth_music(seconds: float, seed: int = 0, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Harmonic notes changing every 0.5 s over a noisy beat: enough structure for realistic decoder/STFT work."""
-    rng = np.random.default_rng(seed)
-    samples = int(round(seconds * sampling_rate))
-    time_axis = np.arange(samples) / sampling_rate
-    note = int(0.5 * sampling_rate)
-    frequencies = np.repeat(rng.uniform(110, 880, size=samples // note + 1), note)[:samples]
-    phase = 2 * np.pi * np.cumsum(frequencies) / sampling_rate
-    tone = sum(np.sin(k * phase) / k for k in (1, 2, 3))
-    beat = np.exp(-30 * (time_axis % 0.5)) * rng.standard_normal(samples)
-    return (0.25 * tone + 0.2 * beat).astype(np.float32)
 
 
 def write_song(path: Path, seconds: float, sampling_rate: int = 44100, stereo: bool = True) -> Path:

@@ -136,6 +136,19 @@ def load_tracks(source: str | os.PathLike, **hub_kwargs):
     return load_tracks_from_hub(str(source), **hub_kwargs)
 
 
+def add_data_arguments(parser) -> None:
+    """The command-line options that say where tracks come from (shared by train.py and evaluate.py)."""
+    parser.add_argument("--data", required=True, help="a folder with one sub-folder per genre, or a Hub dataset id")
+    parser.add_argument("--hub-split", default="train", help="split of a Hub dataset to load (train)")
+    parser.add_argument("--audio-column", default="audio", help="audio column of a Hub dataset (audio)")
+    parser.add_argument("--label-column", default="genre", help="genre column of a Hub dataset (genre)")
+
+
+def load_tracks_from_arguments(args):
+    """Tracks from the options of `add_data_arguments`."""
+    return load_tracks(args.data, split=args.hub_split, audio_column=args.audio_column, label_column=args.label_column)
+
+
 def label_names(dataset) -> list[str]:
     feature = dataset.features["label"] if "label" in dataset.features else dataset.features["labels"]
     return list(feature.names)
@@ -318,6 +331,8 @@ def make_windows(
 
 __all__ = [
     "SPLIT_NAMES",
+    "add_data_arguments",
+    "load_tracks_from_arguments",
     "assert_track_disjoint",
     "decode_track",
     "label_names",

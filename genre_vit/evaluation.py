@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import GenreClassifier
+from .data import add_data_arguments, load_tracks_from_arguments
 from .files import save_figure_atomic, write_text_atomic
 from .metrics import evaluate_predictions, report_markdown
 
@@ -70,15 +71,13 @@ def predictions_csv(track_ids, start_seconds, labels, probabilities, label_names
 def run_evaluation(args: argparse.Namespace) -> dict:
     from matplotlib.figure import Figure
 
-    from .data import label_names, load_tracks, make_windows
+    from .data import label_names, make_windows
     from .metrics import track_probabilities
     from .plotting import plot_confusion_matrix, plot_roc_curves
 
     classifier = GenreClassifier.from_pretrained(args.model, batch_size=args.batch_size, device=args.device)
     model_labels = list(classifier.genres)
-    tracks = load_tracks(
-        args.data, split=args.hub_split, audio_column=args.audio_column, label_column=args.label_column
-    )
+    tracks = load_tracks_from_arguments(args)
     to_model_ids = check_labels(model_labels, label_names(tracks))
     selected, description = select_tracks(tracks, args)
     if len(selected) == 0:
@@ -130,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evaluate.py", description="Evaluate a GenreViT model at window and track level."
     )
     parser.add_argument("--model", required=True, help="model folder or Hub repo id")
-    parser.add_argument("--data", required=True, help="a folder with one sub-folder per genre, or a Hub dataset id")
+    add_data_arguments(parser)
     parser.add_argument("--output-dir", required=True, help="where metrics.json, report.md and the plots go")
     parser.add_argument(
         "--split",
@@ -155,9 +154,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument("--cache-dir", help="window cache folder (default: none)")
     parser.add_argument("--num-proc", type=int, default=None, help="processes for featurising")
-    parser.add_argument("--hub-split", default="train", help="split of a Hub dataset to load (train)")
-    parser.add_argument("--audio-column", default="audio")
-    parser.add_argument("--label-column", default="genre")
     return parser
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .configuration_genre_vit import GenreViTConfig
+from .data import add_data_arguments, load_tracks_from_arguments
 from .feature_extraction_genre_vit import GenreViTFeatureExtractor
 from .files import write_text_atomic
 from .modeling_genre_vit import GenreViTForAudioClassification
@@ -216,7 +217,6 @@ def run_training(args: argparse.Namespace) -> dict:
     from .data import (
         assert_track_disjoint,
         label_names,
-        load_tracks,
         make_windows,
         split_track_ids,
         split_tracks,
@@ -240,9 +240,7 @@ def run_training(args: argparse.Namespace) -> dict:
     cache_dir = Path(args.cache_dir) if args.cache_dir else output_dir / "windows-cache"
 
     with arguments.main_process_first(desc="preparing windows"):
-        tracks = load_tracks(
-            args.data, split=args.hub_split, audio_column=args.audio_column, label_column=args.label_column
-        )
+        tracks = load_tracks_from_arguments(args)
         names = label_names(tracks)
         if args.split_files:
             track_splits, split_method = (
@@ -346,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train.py", description="Train GenreViT with the Hugging Face Trainer (defaults: the reference recipe)."
     )
-    parser.add_argument("--data", required=True, help="a folder with one sub-folder per genre, or a Hub dataset id")
+    add_data_arguments(parser)
     parser.add_argument("--output-dir", required=True, help="where the model folder is written")
     parser.add_argument("--config", default="default", help="default | tiny | a config.json or model folder")
     parser.add_argument("--epochs", type=float, default=recipe.epochs, help="at most this many epochs (150)")
@@ -380,9 +378,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR")
     parser.add_argument("--push-to-hub", action="store_true", help="upload the model folder to the Hub at the end")
     parser.add_argument("--hub-model-id", help="Hub repo id for --push-to-hub")
-    parser.add_argument("--hub-split", default="train", help="split of a Hub dataset to load (train)")
-    parser.add_argument("--audio-column", default="audio", help="audio column of a Hub dataset (audio)")
-    parser.add_argument("--label-column", default="genre", help="genre column of a Hub dataset (genre)")
     return parser
 
 

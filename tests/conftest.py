@@ -10,23 +10,11 @@ import torch
 
 import genre_vit
 from genre_vit import GenreViTConfig, GenreViTFeatureExtractor, GenreViTForAudioClassification
+from genre_vit.testing import synth_music
 
 SAMPLING_RATE = 22050
 REPOSITORY = Path(__file__).resolve().parents[1]
 GTZAN_DIR = Path(os.environ.get("GENRE_VIT_GTZAN_DIR", REPOSITORY.parent / "shared" / "data" / "gtzan"))
-
-
-def synth_music(seconds: float, seed: int = 0, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """A deterministic music-like signal: a few harmonic notes changing every 0.5 s, a beat and a little noise."""
-    rng = np.random.default_rng(seed)
-    samples = int(round(seconds * sampling_rate))
-    time = np.arange(samples) / sampling_rate
-    note_length = int(0.5 * sampling_rate)
-    frequencies = np.repeat(rng.uniform(110, 880, size=samples // note_length + 1), note_length)[:samples]
-    phase = 2 * np.pi * np.cumsum(frequencies) / sampling_rate
-    tone = sum(np.sin(k * phase) / k for k in (1, 2, 3))
-    beat = np.exp(-30 * (time % 0.5)) * rng.standard_normal(samples)
-    return (0.25 * tone + 0.2 * beat + 0.01 * rng.standard_normal(samples)).astype(np.float32)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from conftest import SAMPLING_RATE, synth_music
+from conftest import SAMPLING_RATE
 from matplotlib.figure import Figure
 
 from genre_vit import GTZAN_GENRES, GenreAnalysis, GenreClassifier, analyze_full_song
@@ -14,6 +14,7 @@ from genre_vit.analysis import AudioTooShortError, ModelNotFoundError, SilentAud
 from genre_vit.audio import AudioDecodeError, AudioTooLongError
 from genre_vit.files import save_figure_atomic, write_text_atomic
 from genre_vit.plotting import plot_genre_bars, plot_genre_report, plot_genre_timeline
+from genre_vit.testing import synth_music
 
 
 @pytest.fixture(scope="module")

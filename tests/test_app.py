@@ -5,11 +5,12 @@ import json
 import gradio as gr
 import numpy as np
 import pytest
-from conftest import SAMPLING_RATE, synth_music
+from conftest import SAMPLING_RATE
 from matplotlib.figure import Figure
 
 import app
 from genre_vit import GenreClassifier
+from genre_vit.testing import synth_music
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import soundfile
-from conftest import REPOSITORY, synth_music
+from conftest import REPOSITORY
+
+from genre_vit.testing import synth_music
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,10 @@ import librosa
 import numpy as np
 import pytest
 import soundfile
-from conftest import SAMPLING_RATE, synth_music
+from conftest import SAMPLING_RATE
 
 from genre_vit.audio import AudioDecodeError, AudioTooLongError, format_duration, load_audio, resample, to_mono
+from genre_vit.testing import synth_music
 
 requires_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 

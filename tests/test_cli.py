@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPOSITORY, synth_music
+from conftest import REPOSITORY
+
+from genre_vit.testing import synth_music
 
 
 def run_cli(*arguments, cwd=None):

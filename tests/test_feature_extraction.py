@@ -4,10 +4,11 @@ import librosa
 import numpy as np
 import pytest
 import torch
-from conftest import SAMPLING_RATE, synth_music
+from conftest import SAMPLING_RATE
 
 from genre_vit import GenreViTFeatureExtractor
 from genre_vit.feature_extraction_genre_vit import bilinear_resize_matrix
+from genre_vit.testing import synth_music
 
 MEL_PARAMETERS = dict(
     sr=22050,

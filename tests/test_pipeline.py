@@ -8,10 +8,11 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import SAMPLING_RATE, synth_music
+from conftest import SAMPLING_RATE
 from transformers import pipeline
 
 from genre_vit import GenreClassifier
+from genre_vit.testing import synth_music
 
 # Same audio array in, same windows and same model: only float summation order differs.
 PARITY_TOLERANCE = 1e-5

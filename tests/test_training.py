@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import GTZAN_DIR, REPOSITORY
-from synthetic_genres import synthetic_track, write_synthetic_genre_dataset
 
 from genre_vit import GTZAN_GENRES, GenreClassifier, GenreViTFeatureExtractor
 from genre_vit.data import (
@@ -23,6 +22,7 @@ from genre_vit.data import (
     split_tracks,
     split_tracks_from_files,
 )
+from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -1,13 +1,30 @@
-"""A labelled dataset of 10 clearly different synthetic signal classes, laid out like GTZAN (`genres/<genre>/`)."""
+"""Synthetic audio for tests, benchmarks and demos: deterministic, made from sine waves and noise only.
+
+- `synth_music`: a music-like signal (notes, a beat, a little noise) of any length.
+- `synthetic_track` / `write_synthetic_genre_dataset`: ten clearly different signal classes laid out like GTZAN
+  (`genres/<genre>/<genre>.0000k.wav`), so that a model can be shown to learn within a few CPU epochs.
+"""
 
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
-from genre_vit import GTZAN_GENRES
+from .configuration_genre_vit import GTZAN_GENRES
 
 SAMPLING_RATE = 22050
+
+
+def synth_music(seconds: float, seed: int = 0, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """A deterministic music-like signal: a few harmonic notes changing every 0.5 s, a beat and a little noise."""
+    rng = np.random.default_rng(seed)
+    samples = int(round(seconds * sampling_rate))
+    time = np.arange(samples) / sampling_rate
+    note_length = int(0.5 * sampling_rate)
+    frequencies = np.repeat(rng.uniform(110, 880, size=samples // note_length + 1), note_length)[:samples]
+    phase = 2 * np.pi * np.cumsum(frequencies) / sampling_rate
+    tone = sum(np.sin(k * phase) / k for k in (1, 2, 3))
+    beat = np.exp(-30 * (time % 0.5)) * rng.standard_normal(samples)
+    return (0.25 * tone + 0.2 * beat + 0.01 * rng.standard_normal(samples)).astype(np.float32)
 
 
 def _noise(rng, samples, exponent):
@@ -64,6 +81,8 @@ def synthetic_track(class_index: int, seconds: float, seed: int) -> np.ndarray:
 
 def write_synthetic_genre_dataset(root, tracks_per_genre: int = 10, seconds: float = 10.0) -> Path:
     """Write `root/genres/<genre>/<genre>.0000k.wav`, GTZAN's layout and names, one signal class per genre."""
+    import soundfile
+
     root = Path(root)
     for class_index, genre in enumerate(GTZAN_GENRES):
         folder = root / "genres" / genre
@@ -72,3 +91,6 @@ def write_synthetic_genre_dataset(root, tracks_per_genre: int = 10, seconds: flo
             waveform = synthetic_track(class_index, seconds, seed=1000 * class_index + track)
             soundfile.write(folder / f"{genre}.{track:05d}.wav", waveform, SAMPLING_RATE)
     return root
+
+
+__all__ = ["synth_music", "synthetic_track", "write_synthetic_genre_dataset"]
