@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from .configuration_genre_vit import GenreViTConfig
 from .data import add_data_arguments, load_tracks_from_arguments
@@ -210,6 +211,19 @@ def _resolve_resume(checkpoints: Path, resume: bool):
     return str(found[-1])
 
 
+class CheckpointRecordCallback(TrainerCallback):
+    """Writes the run's resolved arguments, library versions and splits into every Trainer checkpoint folder."""
+
+    def __init__(self, record: dict):
+        self.record = record
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            write_text_atomic(folder / RUN_FILE, json.dumps(self.record, indent=2, default=str))
+        return control
+
+
 def run_training(args: argparse.Namespace) -> dict:
     """Load, split, featurise, train, save. Returns the run record (also written to `training_run.json`)."""
     from transformers import EarlyStoppingCallback, Trainer, set_seed
@@ -271,7 +285,17 @@ def run_training(args: argparse.Namespace) -> dict:
         train_dataset=windows["train"].with_format("torch", columns=columns),
         eval_dataset=windows["validation"].with_format("torch", columns=columns),
         compute_metrics=compute_accuracy,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience)],
+        callbacks=[
+            EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience),
+            CheckpointRecordCallback(
+                {
+                    "arguments": vars(args),
+                    "recipe": asdict(recipe),
+                    "versions": library_versions(),
+                    "splits": split_track_ids(track_splits),
+                }
+            ),
+        ],
     )
     resume_from = _resolve_resume(output_dir / CHECKPOINTS_FOLDER, args.resume)
     started = time.perf_counter()

@@ -220,6 +220,9 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     run = json.loads((output / "training_run.json").read_text())
     assert Path(run["resumed_from"]).name == f"checkpoint-{steps_per_epoch}"
+    for checkpoint in (output / "checkpoints").glob("checkpoint-*"):  # a record beside every checkpoint
+        record = json.loads((checkpoint / "training_run.json").read_text())
+        assert record["versions"]["torch"] and record["recipe"]["seed"] == 42 and record["splits"]["train"]
     assert run["global_steps"] == 3 * steps_per_epoch and run["epochs_run"] == 3
 
 
