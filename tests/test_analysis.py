@@ -116,6 +116,7 @@ def test_analyze_full_song_loads_from_a_folder(tiny_model_dir, song_30s, result)
 
 def test_missing_model_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("GENRE_VIT_MODEL", raising=False)
+    monkeypatch.setattr("genre_vit.analysis.BUNDLED_MODEL_DIR", tmp_path / "no-bundled-model")
     with pytest.raises(ModelNotFoundError, match="No model given"):
         GenreClassifier.from_pretrained(None)
     with pytest.raises(ModelNotFoundError, match="Could not load"):

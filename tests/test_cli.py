@@ -9,12 +9,14 @@ import sys
 import pytest
 from conftest import REPOSITORY
 
+from genre_vit.analysis import BUNDLED_MODEL_DIR
 from genre_vit.testing import synth_music
 
 
-def run_cli(*arguments, cwd=None):
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
-    environment.pop("GENRE_VIT_MODEL", None)
+def run_cli(*arguments, cwd=None, environment=None):
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY)) | (environment or {})
+    if "GENRE_VIT_MODEL" not in (environment or {}):
+        environment.pop("GENRE_VIT_MODEL", None)
     return subprocess.run(
         [sys.executable, "-m", "genre_vit", *map(str, arguments)],
         cwd=cwd or REPOSITORY,
@@ -93,9 +95,19 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, tiny_model_dir, make_input,
     assert not (tmp_path / "out.json").exists()
 
 
-def test_silence_and_missing_model(tmp_path, tiny_model_dir, write_wav):
+def test_silence(tmp_path, tiny_model_dir, write_wav):
     silent = write_wav(synth_music(5.0) * 0, "silent.wav")
     completed = run_cli("analyze", silent, "--model", tiny_model_dir)
     assert completed.returncode == 2 and "silent" in completed.stderr
-    completed = run_cli("analyze", silent)
-    assert completed.returncode == 2 and "No model given" in completed.stderr
+
+
+def test_default_model(tmp_path, tiny_model_dir, write_wav):
+    """Without --model: $GENRE_VIT_MODEL, else the bundled checkpoint, else a clear error."""
+    song = write_wav(synth_music(5.0), "song.wav")
+    completed = run_cli("analyze", song, environment={"GENRE_VIT_MODEL": str(tiny_model_dir)})
+    assert completed.returncode == 0 and "2 windows over 0:05" in completed.stdout
+    completed = run_cli("analyze", song)
+    if BUNDLED_MODEL_DIR.joinpath("config.json").exists():
+        assert completed.returncode == 0 and "2 windows over 0:05" in completed.stdout
+    else:
+        assert completed.returncode == 2 and "No model given" in completed.stderr
