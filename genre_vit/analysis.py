@@ -187,9 +187,14 @@ class GenreClassifier:
         source: str | os.PathLike | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
+        dtype: torch.dtype | str = torch.float32,
         **from_pretrained_kwargs,
     ) -> "GenreClassifier":
-        """Load a model folder or Hub repo id (default: `default_model_source()`)."""
+        """Load a model folder or Hub repo id (default: `default_model_source()`).
+
+        `dtype` is the compute dtype, float32 by default whatever the stored weights are (a float16 checkpoint is
+        upcast: CPUs run float32 fastest); pass `torch.bfloat16` on a GPU for speed.
+        """
         source = source or default_model_source()
         if source is None:
             raise ModelNotFoundError(
@@ -198,7 +203,9 @@ class GenreClassifier:
             )
         source = str(source)
         try:
-            model = GenreViTForAudioClassification.from_pretrained(source, **from_pretrained_kwargs)
+            if isinstance(dtype, str):
+                dtype = getattr(torch, dtype)
+            model = GenreViTForAudioClassification.from_pretrained(source, dtype=dtype, **from_pretrained_kwargs)
             feature_extractor = GenreViTFeatureExtractor.from_pretrained(source, **from_pretrained_kwargs)
         except OSError as error:
             raise ModelNotFoundError(f"Could not load a GenreViT model from {source!r}: {error}") from error

@@ -74,7 +74,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     single = len(files) == 1
     if args.plot and not single and Path(args.plot).suffix:
         raise CommandError("With several files, --plot takes a folder (one PNG per file is written there).")
-    classifier = GenreClassifier.from_pretrained(args.model, batch_size=args.batch_size, device=args.device)
+    classifier = GenreClassifier.from_pretrained(
+        args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype
+    )
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
 
     results, failures = [], []
@@ -135,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--batch-size", type=int, default=32, metavar="N", help="windows per forward pass (32)")
     analyze.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: cuda when available)")
+    analyze.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "float16"],
+        help="compute dtype (float32; bfloat16 is faster on a GPU)",
+    )
     analyze.add_argument(
         "--max-minutes",
         type=float,

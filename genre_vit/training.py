@@ -244,6 +244,7 @@ def run_training(args: argparse.Namespace) -> dict:
         learning_rate=args.lr,
         min_learning_rate=args.min_lr,
         weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
         early_stopping_patience=args.patience,
         seed=args.seed,
         dataloader_workers=args.dataloader_workers,
@@ -376,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=recipe.batch_size, help="per-device batch (64)")
     parser.add_argument("--lr", type=float, default=recipe.learning_rate, help="peak learning rate (1e-4)")
     parser.add_argument("--min-lr", type=float, default=recipe.min_learning_rate, help="cosine floor (1e-7)")
+    parser.add_argument("--warmup-steps", type=int, default=recipe.warmup_steps, help="linear warm-up steps (0)")
     parser.add_argument("--weight-decay", type=float, default=recipe.weight_decay, help="AdamW weight decay (0.1)")
     parser.add_argument(
         "--patience",

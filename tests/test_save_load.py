@@ -12,7 +12,7 @@ import torch
 from conftest import SAMPLING_RATE
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
-from genre_vit import GenreViTFeatureExtractor, GenreViTForAudioClassification
+from genre_vit import GenreClassifier, GenreViTFeatureExtractor, GenreViTForAudioClassification
 
 
 def test_folder_contents(tiny_model_dir):
@@ -37,10 +37,17 @@ def test_auto_classes_round_trip(tiny_model_dir, tiny_model, song_30s):
         assert torch.equal(model(inputs).logits, tiny_model(inputs).logits)
 
 
-def test_half_precision_round_trip(tmp_path, tiny_model):
+def test_half_precision_round_trip(tmp_path, tiny_model, feature_extractor, song_30s):
     copy.deepcopy(tiny_model).to(torch.float16).save_pretrained(tmp_path)
+    feature_extractor.save_pretrained(tmp_path)
     loaded = GenreViTForAudioClassification.from_pretrained(tmp_path, dtype=torch.float16)
     assert next(loaded.parameters()).dtype == torch.float16
+    # The analysis API computes in float32 unless told otherwise, whatever the stored dtype.
+    classifier = GenreClassifier.from_pretrained(tmp_path, device="cpu")
+    assert next(classifier.model.parameters()).dtype == torch.float32
+    full = GenreClassifier(tiny_model, feature_extractor, device="cpu").analyze((song_30s, SAMPLING_RATE))
+    half = classifier.analyze((song_30s, SAMPLING_RATE))
+    np.testing.assert_allclose(half.mean_probabilities, full.mean_probabilities, atol=2e-3)
 
 
 REMOTE_CODE_SCRIPT = textwrap.dedent(
