@@ -101,8 +101,11 @@ def load_tracks_from_folder(root: str | os.PathLike):
 def load_tracks_from_hub(
     repo_id: str, split: str = "train", audio_column: str = "audio", label_column: str = "genre", **load_kwargs
 ):
-    """A `datasets.Dataset` of tracks from a Hub dataset with an audio column and a genre (ClassLabel) column."""
-    from datasets import Audio, Dataset, load_dataset
+    """A `datasets.Dataset` of tracks from a Hub dataset with an audio column and a genre (ClassLabel) column.
+
+    The audio stays undecoded bytes in the Arrow table (converted with `Dataset.map`, never held in Python lists).
+    """
+    from datasets import Audio, load_dataset
 
     dataset = load_dataset(repo_id, split=split, **load_kwargs)
     for column in (audio_column, label_column):
@@ -110,29 +113,45 @@ def load_tracks_from_hub(
             raise ValueError(f"{repo_id} has no column {column!r}; its columns are {dataset.column_names}.")
     dataset = dataset.cast_column(audio_column, Audio(decode=False))
     label_feature = dataset.features[label_column]
-    if hasattr(label_feature, "names"):
-        source_names = list(label_feature.names)
-        genre_of = lambda value: source_names[value]  # noqa: E731
-    else:
-        genre_of = str
-    genres = [genre_of(value) for value in dataset[label_column]]
-    names = label_order(set(genres))
-    audio = dataset[audio_column]
-    return Dataset.from_dict(
-        {
-            "audio_path": [item.get("path") or "" for item in audio],
-            "audio_bytes": [item.get("bytes") for item in audio],
-            "label": [names.index(genre) for genre in genres],
-            "track_id": [Path(item.get("path") or f"track{index:05d}").stem for index, item in enumerate(audio)],
-        },
+    source_names = list(label_feature.names) if hasattr(label_feature, "names") else None
+
+    def genre_of(value) -> str:
+        return source_names[value] if source_names is not None else str(value)
+
+    names = label_order({genre_of(value) for value in dataset.unique(label_column)})
+
+    def convert(batch, indices):
+        paths = [item.get("path") or "" for item in batch[audio_column]]
+        return {
+            "audio_path": paths,
+            "audio_bytes": [item.get("bytes") for item in batch[audio_column]],
+            "label": [names.index(genre_of(value)) for value in batch[label_column]],
+            "track_id": [Path(path).stem if path else f"track{index:05d}" for path, index in zip(paths, indices)],
+        }
+
+    return dataset.map(
+        convert,
+        batched=True,
+        with_indices=True,
+        remove_columns=dataset.column_names,
         features=_track_features(names),
+        desc="Reading tracks",
     )
 
 
+DATASET_FILE_SUFFIXES = (".parquet", ".arrow", ".jsonl", ".csv")
+
+
 def load_tracks(source: str | os.PathLike, **hub_kwargs):
-    """Tracks from a local folder (if `source` is one) or a Hub dataset id."""
-    if Path(source).exists():
-        return load_tracks_from_folder(source)
+    """Tracks from a local genre folder, a local copy of a Hub dataset repository (Parquet/Arrow files), or a Hub
+    dataset id."""
+    path = Path(source)
+    if path.is_dir():
+        try:
+            return load_tracks_from_folder(path)  # GTZAN-shaped (Kaggle's copy also holds feature CSVs: ignored)
+        except ValueError:
+            if not any(p.suffix in DATASET_FILE_SUFFIXES for p in path.rglob("*") if p.is_file()):
+                raise
     return load_tracks_from_hub(str(source), **hub_kwargs)
 
 
@@ -252,7 +271,7 @@ def _windows_fingerprint(tracks, feature_extractor: GenreViTFeatureExtractor) ->
     for path, track, label in zip(tracks["audio_path"], tracks["track_id"], tracks["label"]):
         stat = os.stat(path) if path and os.path.exists(path) else None
         digest.update(f"{path}|{track}|{label}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}".encode())
-    if any(tracks["audio_bytes"][:1]):
+    if len(tracks) and tracks[0]["audio_bytes"]:  # Hub audio: the dataset's own fingerprint covers the bytes
         digest.update(tracks._fingerprint.encode())
     return digest.hexdigest()[:20]
 
