@@ -115,6 +115,32 @@ def run_analyze(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_convert(args: argparse.Namespace) -> int:
+    import shutil
+
+    import torch
+
+    from .feature_extraction_genre_vit import GenreViTFeatureExtractor
+    from .modeling_genre_vit import GenreViTForAudioClassification
+
+    source, target = Path(args.source), Path(args.target)
+    if target.exists() and any(target.iterdir()):
+        raise CommandError(f"{target} exists and is not empty.")
+    try:
+        model = GenreViTForAudioClassification.from_pretrained(source, dtype=getattr(torch, args.dtype))
+        feature_extractor = GenreViTFeatureExtractor.from_pretrained(source)
+    except OSError as error:
+        raise CommandError(f"Could not load a GenreViT model from {source}: {error}") from error
+    model.save_pretrained(target, max_shard_size=args.max_shard_size)
+    feature_extractor.save_pretrained(target)
+    for name in ("training_run.json", "README.md"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, target / name)
+    size = sum(p.stat().st_size for p in target.glob("*.safetensors")) / 1e6
+    print(f"{target}: {args.dtype} weights, {size:.1f} MB of safetensors")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROGRAM, description="GenreViT: music-genre classification of whole songs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -152,6 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(handler=run_analyze)
+
+    convert = commands.add_parser(
+        "convert",
+        help="re-save a model folder in another dtype, in shards (e.g. float16 to ship it)",
+        description="Re-save a GenreViT model folder (weights, feature extractor, run record, card) in another dtype.",
+    )
+    convert.add_argument("source", help="model folder")
+    convert.add_argument("target", help="new, empty folder")
+    convert.add_argument("--dtype", default="float16", choices=["float32", "float16", "bfloat16"])
+    convert.add_argument("--max-shard-size", default="15MB", help="largest safetensors shard (15MB)")
+    convert.set_defaults(handler=run_convert)
     return parser
 
 

@@ -111,3 +111,19 @@ def test_default_model(tmp_path, tiny_model_dir, write_wav):
         assert completed.returncode == 0 and "2 windows over 0:05" in completed.stdout
     else:
         assert completed.returncode == 2 and "No model given" in completed.stderr
+
+
+def test_convert_to_float16_in_shards(tmp_path, tiny_model_dir):
+    completed = run_cli("convert", tiny_model_dir, tmp_path / "half", "--max-shard-size", "50KB")
+    assert completed.returncode == 0, completed.stderr
+    shards = sorted((tmp_path / "half").glob("*.safetensors"))
+    assert len(shards) > 1 and all(path.stat().st_size <= 50_000 for path in shards)
+    assert json.loads((tmp_path / "half" / "config.json").read_text())["dtype"] == "float16"
+    song = tmp_path / "song.wav"
+    import soundfile
+
+    soundfile.write(song, synth_music(6.0), 22050)
+    for model in (tiny_model_dir, tmp_path / "half"):
+        assert run_cli("analyze", song, "--model", model).returncode == 0
+    again = run_cli("convert", tiny_model_dir, tmp_path / "half")
+    assert again.returncode == 2 and "not empty" in again.stderr
