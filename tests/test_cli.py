@@ -117,7 +117,8 @@ def test_convert_to_float16_in_shards(tmp_path, tiny_model_dir):
     completed = run_cli("convert", tiny_model_dir, tmp_path / "half", "--max-shard-size", "50KB")
     assert completed.returncode == 0, completed.stderr
     shards = sorted((tmp_path / "half").glob("*.safetensors"))
-    assert len(shards) > 1 and all(path.stat().st_size <= 50_000 for path in shards)
+    # The limit counts tensor bytes; each file adds its small JSON header.
+    assert len(shards) > 1 and all(path.stat().st_size <= 50_000 + 4_096 for path in shards)
     assert json.loads((tmp_path / "half" / "config.json").read_text())["dtype"] == "float16"
     song = tmp_path / "song.wav"
     import soundfile
