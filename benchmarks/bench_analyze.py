@@ -51,20 +51,34 @@ def ours(path: Path, classifier: GenreClassifier):
     return result
 
 
+def write_hour_file(path: Path) -> Path:
+    """A 1-hour mono FLAC at 22,050 Hz, written minute by minute so that this process stays small."""
+    import soundfile
+
+    from genre_vit.testing import synth_music
+
+    with soundfile.SoundFile(path, "w", 22050, 1) as file:
+        for minute in range(60):
+            file.write(synth_music(60.0, seed=minute))
+    return path
+
+
 def memory_hour(batch_size: int) -> None:
-    """Analyse a synthesized 1-hour FLAC in a child process and report its peak resident memory."""
+    """Analyse a synthesized 1-hour FLAC in a child process and report its peak resident memory (VmHWM, which,
+    unlike getrusage's ru_maxrss, does not inherit the parent's peak across fork and exec)."""
     with tempfile.TemporaryDirectory() as folder:
-        path = write_song(Path(folder) / "hour.flac", 3600.0, sampling_rate=22050, stereo=False)
+        path = write_hour_file(Path(folder) / "hour.flac")
         code = (
-            "import sys, resource, time;"
+            "import sys, time;"
             "from benchmarks.common import default_model; from genre_vit import GenreClassifier;"
-            "model, fe = default_model(); c = GenreClassifier(model, fe, batch_size=int(sys.argv[3]), device='cpu');"
+            "model, fe = default_model(); c = GenreClassifier(model, fe, batch_size=int(sys.argv[2]), device='cpu');"
             "t = time.perf_counter(); r = c.analyze(sys.argv[1]); t = time.perf_counter() - t;"
-            "print(r.num_windows, f'{t:.1f}', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
+            "print(r.num_windows, f'{t:.1f}', hwm)"
         )
         repository = Path(__file__).resolve().parents[1]
         output = subprocess.run(
-            [sys.executable, "-c", code, str(path), "unused", str(batch_size)],
+            [sys.executable, "-c", code, str(path), str(batch_size)],
             cwd=repository,
             capture_output=True,
             text=True,

@@ -242,7 +242,7 @@ class GenreClassifier:
         seconds = waveform.size / self.feature_extractor.sampling_rate
         if seconds < min_seconds:
             raise AudioTooShortError(f"The audio is {seconds:.2f} s long; at least {min_seconds:g} s is needed.")
-        peak = float(np.abs(waveform).max())
+        peak = float(max(waveform.max(), -waveform.min()))  # no temporary copy of a long waveform
         if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
             level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"
             raise SilentAudioError(f"The audio is silent (peak level {level} dBFS): there is nothing to classify.")

@@ -118,18 +118,42 @@ def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | 
         resampler = None
         if audio_file.samplerate != sampling_rate:
             resampler = soxr.ResampleStream(audio_file.samplerate, sampling_rate, 1, dtype="float32", quality="HQ")
-        pieces, decoded = [], 0
+        output = _GrowingBuffer(int(audio_file.frames * sampling_rate / audio_file.samplerate) + 64)
+        decoded = 0
         try:
             for block in audio_file.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
                 decoded += block.shape[0]
                 _check_duration(decoded / audio_file.samplerate, max_seconds, path.name)
                 mono = block.mean(axis=1, dtype=np.float32)
-                pieces.append(resampler.resample_chunk(mono, last=False) if resampler else mono)
+                output.append(resampler.resample_chunk(mono, last=False) if resampler else mono)
         except soundfile.LibsndfileError as error:
             raise AudioDecodeError(f"{path.name} is corrupt or truncated: {error}") from error
         if resampler is not None:
-            pieces.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+            output.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    return output.values()
+
+
+class _GrowingBuffer:
+    """A float32 array filled block by block. Sized from the header's frame count, it never holds the audio twice;
+    it doubles if the header under-counts."""
+
+    def __init__(self, capacity: int):
+        self._data = np.empty(max(capacity, 1024), dtype=np.float32)
+        self._size = 0
+
+    def append(self, block: np.ndarray) -> None:
+        end = self._size + block.size
+        if end > self._data.size:
+            grown = np.empty(max(end, 2 * self._data.size), dtype=np.float32)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size : end] = block
+        self._size = end
+
+    def values(self) -> np.ndarray:
+        if self._size < self._data.size // 2:  # a gross over-estimate: do not keep the unused tail alive
+            return self._data[: self._size].copy()
+        return self._data[: self._size]
 
 
 def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | None) -> np.ndarray:

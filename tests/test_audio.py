@@ -101,3 +101,13 @@ def test_format_duration():
     assert format_duration(204.3) == "3:24"
     assert format_duration(3723) == "1:02:03"
     assert format_duration(0.4) == "0:00"
+
+
+def test_growing_buffer_handles_an_undercounted_header():
+    from genre_vit.audio import _GrowingBuffer
+
+    buffer = _GrowingBuffer(10)
+    blocks = [np.arange(n, dtype=np.float32) for n in (700, 1500, 3)]
+    for block in blocks:
+        buffer.append(block)
+    np.testing.assert_array_equal(buffer.values(), np.concatenate(blocks))
