@@ -48,3 +48,13 @@ def test_beats_chance_on_held_out_real_clips(classifier):
         correct += int(np.sum(predictions == GTZAN_GENRES.index(genre)))
         total += result.num_windows
     assert correct / total >= MIN_HELD_OUT_WINDOW_ACCURACY
+
+
+@pytest.mark.parametrize(
+    "name", ["configuration_genre_vit.py", "modeling_genre_vit.py", "feature_extraction_genre_vit.py"]
+)
+def test_shipped_remote_code_matches_the_package(name):
+    """The folder's copies serve `trust_remote_code=True`; they must not drift from the package. After changing
+    one of these modules, refresh them with `python -m genre_vit convert` (or copy the file) and re-run the tests."""
+    package_file = BUNDLED_MODEL_DIR.parents[1] / "genre_vit" / name
+    assert (BUNDLED_MODEL_DIR / name).read_text() == package_file.read_text()
