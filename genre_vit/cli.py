@@ -142,6 +142,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .training import MAX_SHARD_SIZE
+
     parser = argparse.ArgumentParser(prog=PROGRAM, description="GenreViT: music-genre classification of whole songs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -187,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("source", help="model folder")
     convert.add_argument("target", help="new, empty folder")
     convert.add_argument("--dtype", default="float16", choices=["float32", "float16", "bfloat16"])
-    convert.add_argument("--max-shard-size", default="15MB", help="largest safetensors shard (15MB)")
+    convert.add_argument(
+        "--max-shard-size", default=MAX_SHARD_SIZE, help=f"largest safetensors shard ({MAX_SHARD_SIZE})"
+    )
     convert.set_defaults(handler=run_convert)
     return parser
 

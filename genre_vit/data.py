@@ -220,7 +220,7 @@ def split_tracks_from_files(tracks, directory: str | os.PathLike) -> dict:
     assert_disjoint_ids(lists)
     split_of = {track: split for split, ids in lists.items() for track in ids}
     track_ids = tracks["track_id"]
-    missing = sum(1 for split_ids in lists.values() for track in split_ids if track not in set(track_ids))
+    missing = len(split_of.keys() - set(track_ids))
     unlisted = [track for track in track_ids if track not in split_of]
     if missing or unlisted:
         logger.warning(

@@ -277,6 +277,12 @@ def run_training(args: argparse.Namespace) -> dict:
             "Training needs a non-empty train and validation split (the checkpoint is chosen on validation)."
         )
 
+    record = {
+        "arguments": vars(args),
+        "recipe": asdict(recipe),
+        "versions": library_versions(),
+        "splits": split_track_ids(track_splits),
+    }
     config = build_config(args.config, names)
     model = GenreViTForAudioClassification(config)
     columns = ["input_values", "labels"]
@@ -288,14 +294,7 @@ def run_training(args: argparse.Namespace) -> dict:
         compute_metrics=compute_accuracy,
         callbacks=[
             EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience),
-            CheckpointRecordCallback(
-                {
-                    "arguments": vars(args),
-                    "recipe": asdict(recipe),
-                    "versions": library_versions(),
-                    "splits": split_track_ids(track_splits),
-                }
-            ),
+            CheckpointRecordCallback(record),
         ],
     )
     resume_from = _resolve_resume(output_dir / CHECKPOINTS_FOLDER, args.resume)
@@ -304,24 +303,20 @@ def run_training(args: argparse.Namespace) -> dict:
     train_seconds = time.perf_counter() - started
     validation_metrics = trainer.evaluate()
 
-    track_ids = split_track_ids(track_splits)
+    track_ids = record["splits"]
     readable = {name: set(ds.unique("track_id")) for name, ds in windows.items()}
     skipped = sorted(
         (set(track_ids["train"]) - readable["train"]) | (set(track_ids["validation"]) - readable["validation"])
     )
-    run = {
+    run = record | {
         "output_name": output_dir.name,
         "data": str(args.data),
         "split_method": split_method,
-        "arguments": vars(args),
-        "recipe": asdict(recipe),
-        "versions": library_versions(),
         "device": str(arguments.device),
         "world_size": arguments.world_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "tracks": sum(len(ids) for ids in track_ids.values()) - len(skipped),
         "skipped_tracks": skipped,
-        "splits": track_ids,
         "split_sizes": {
             name: {"tracks": len(track_ids[name]), "windows": len(windows[name]) if name in windows else None}
             for name in track_ids
