@@ -1,10 +1,11 @@
 """Training throughput: the Hugging Face Trainer loop against a raw PyTorch loop, same data, same run.
 
-    python -m benchmarks.bench_train [--config default|tiny] [--steps 8] [--batch-size 16]
+    python -m benchmarks.bench_train [--config default|tiny] [--steps 8] [--batch-size 16] [--precision auto|bf16|fp32]
 
 Both loops do the same optimiser steps (AdamW, focal loss from the model) on the same in-memory windows; the
-Trainer's overhead is `1 - trainer rate / raw rate`. On a CUDA GPU both use bf16 autocast and fused AdamW, with the
-windows already on the device for the raw loop.
+Trainer's overhead is `1 - trainer rate / raw rate`. Precision as in train.py (`auto`: bf16 autocast on a
+bf16-capable CUDA GPU, fp32 otherwise); on a GPU both use fused AdamW, with the windows already on the device for
+the raw loop. When the precision is bf16, an fp32 raw loop is measured too, as the baseline of the bf16 speed-up.
 """
 
 import argparse
@@ -15,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from genre_vit import GenreViTConfig, GenreViTForAudioClassification
-from genre_vit.training import TrainingRecipe, training_arguments
+from genre_vit.training import TrainingRecipe, training_arguments, use_bf16
 
 
 class InMemoryWindows(Dataset):
@@ -34,11 +35,11 @@ def build_model(name: str) -> GenreViTForAudioClassification:
     return GenreViTForAudioClassification(GenreViTConfig() if name == "default" else GenreViTConfig.tiny())
 
 
-def raw_loop(model, windows, labels, batch_size: int, steps: int, device: torch.device) -> float:
+def raw_loop(model, windows, labels, batch_size: int, steps: int, device: torch.device, bf16: bool) -> float:
     model.to(device).train()
     windows, labels = windows.to(device), labels.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=device.type == "cuda")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def step(index):
         batch = slice((index * batch_size) % len(labels), (index * batch_size) % len(labels) + batch_size)
@@ -59,7 +60,7 @@ def raw_loop(model, windows, labels, batch_size: int, steps: int, device: torch.
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def trainer_loop(model, windows, labels, batch_size: int, steps: int) -> float:
+def trainer_loop(model, windows, labels, batch_size: int, steps: int, precision: str) -> float:
     from transformers import Trainer, TrainerCallback
 
     class StepTimer(TrainerCallback):
@@ -75,7 +76,9 @@ def trainer_loop(model, windows, labels, batch_size: int, steps: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         from pathlib import Path
 
-        arguments = training_arguments(Path(folder), TrainingRecipe(batch_size=batch_size), max_steps=steps + 1)
+        arguments = training_arguments(
+            Path(folder), TrainingRecipe(batch_size=batch_size, precision=precision), max_steps=steps + 1
+        )
         arguments.eval_strategy = arguments.save_strategy = "no"
         arguments.load_best_model_at_end = False
         arguments.logging_strategy = "no"
@@ -90,17 +93,23 @@ def main() -> None:
     parser.add_argument("--config", default="default", choices=["default", "tiny"])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    bf16 = use_bf16(args.precision, device.type == "cuda")
     generator = torch.Generator().manual_seed(0)
     count = args.batch_size * (args.steps + 1)
     windows = torch.rand(count, 1, 216, 144, generator=generator)
     labels = torch.randint(0, 10, (count,), generator=generator)
-    raw = raw_loop(build_model(args.config), windows, labels, args.batch_size, args.steps, device)
-    trainer = trainer_loop(build_model(args.config), windows, labels, args.batch_size, args.steps)
-    print(f"{args.config} config on {device}, batch {args.batch_size}, {args.steps} timed steps")
+    raw = raw_loop(build_model(args.config), windows, labels, args.batch_size, args.steps, device, bf16)
+    trainer = trainer_loop(build_model(args.config), windows, labels, args.batch_size, args.steps, args.precision)
+    precision = "bf16 autocast" if bf16 else "fp32"
+    print(f"{args.config} config on {device}, {precision}, batch {args.batch_size}, {args.steps} timed steps")
     print(f"raw PyTorch loop: {raw:8.1f} windows/s")
     print(f"HF Trainer loop:  {trainer:8.1f} windows/s")
+    if bf16:
+        fp32 = raw_loop(build_model(args.config), windows, labels, args.batch_size, args.steps, device, False)
+        print(f"raw loop in fp32: {fp32:8.1f} windows/s; bf16 speed-up {raw / fp32:.2f}x")
     overhead = 1 - trainer / raw
     print(f"Trainer overhead: {overhead:.1%} (goal < 10%: {'met' if overhead < 0.10 else 'MISSED'})")
 

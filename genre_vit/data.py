@@ -174,29 +174,52 @@ def label_names(dataset) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- splits
+def _stratified_cut(indices: np.ndarray, labels: np.ndarray, fraction_out: float, seed: int):
+    """Split `indices` in two, `fraction_out` of them in the second part, stratified by label where every present
+    label has at least two tracks."""
+    from sklearn.model_selection import train_test_split
+
+    if fraction_out == 0:
+        return indices, indices[:0]
+    if fraction_out == 1:
+        return indices[:0], indices
+    counts = np.bincount(labels[indices])
+    stratify = labels[indices] if counts[counts > 0].min() >= 2 else None
+    return train_test_split(indices, test_size=fraction_out, random_state=seed, stratify=stratify)
+
+
 def split_tracks(tracks, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 42) -> dict:
     """A stratified, seeded train/validation/test split of tracks; returns `{"train": ..., "validation": ...,
     "test": ...}` datasets. A zero fraction gives an empty split."""
-    from sklearn.model_selection import train_test_split
-
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"Split fractions must be three non-negative numbers summing to 1, got {fractions}.")
     indices = np.arange(len(tracks))
     labels = np.asarray(tracks["label"])
     train_fraction, validation_fraction, test_fraction = fractions
-
-    def cut(index_pool, fraction_out):
-        if fraction_out == 0:
-            return index_pool, index_pool[:0]
-        if fraction_out == 1:
-            return index_pool[:0], index_pool
-        counts = np.bincount(labels[index_pool])
-        stratify = labels[index_pool] if counts[counts > 0].min() >= 2 else None
-        return train_test_split(index_pool, test_size=fraction_out, random_state=seed, stratify=stratify)
-
-    rest, test = cut(indices, test_fraction)
+    rest, test = _stratified_cut(indices, labels, test_fraction, seed)
     remaining = train_fraction + validation_fraction
-    train, validation = cut(rest, validation_fraction / remaining if remaining else 0.0)
+    train, validation = _stratified_cut(rest, labels, validation_fraction / remaining if remaining else 0.0, seed)
+    return {name: tracks.select(sorted(part)) for name, part in zip(SPLIT_NAMES, (train, validation, test))}
+
+
+def split_tracks_for_fold(tracks, num_folds: int, fold: int, validation_fraction: float = 0.15, seed: int = 42) -> dict:
+    """Fold `fold` (0-based) of a stratified, seeded `num_folds`-fold cross-validation over tracks: that fold is the
+    test split; `validation_fraction` of the other tracks (stratified) is the validation split, the rest is trained
+    on. Over the folds every track is tested exactly once."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if num_folds < 2 or not 0 <= fold < num_folds:
+        raise ValueError(
+            f"Cross-validation needs at least 2 folds and 0 <= fold < folds; got fold {fold} of {num_folds}."
+        )
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"The validation fraction must be between 0 and 1, got {validation_fraction}.")
+    labels = np.asarray(tracks["label"])
+    if np.bincount(labels).max() < num_folds:
+        raise ValueError(f"{num_folds} folds need at least {num_folds} tracks of some genre; the data has fewer.")
+    folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    rest, test = list(folds.split(np.zeros(len(labels)), labels))[fold]
+    train, validation = _stratified_cut(rest, labels, validation_fraction, seed)
     return {name: tracks.select(sorted(part)) for name, part in zip(SPLIT_NAMES, (train, validation, test))}
 
 
@@ -362,5 +385,6 @@ __all__ = [
     "read_split_files",
     "split_track_ids",
     "split_tracks",
+    "split_tracks_for_fold",
     "split_tracks_from_files",
 ]

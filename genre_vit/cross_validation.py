@@ -1,0 +1,290 @@
+"""K-fold cross-validation by track, then the model to ship: trained on all tracks but a validation part.
+
+`cross_validate.py` at the repository root only calls `main()`; it takes every `train.py` option plus `--folds`.
+For fold k of N (0-based), the tracks are split into N stratified, seeded folds; fold k is the test split and a
+stratified `--validation-fraction` of the others chooses the checkpoint. Everything goes into `--output-dir`:
+
+- `fold-k/`: the fold's `train.py` model folder; `fold-k/eval/`: its `evaluate.py` report on the held-out fold;
+- `cross_validation.json`: per-fold metrics, their mean and standard deviation, and the pooled out-of-fold metrics
+  (every track is tested exactly once over the folds, so the pooled per-genre table covers the whole dataset);
+- `report.md`, `confusion_matrix.png`: the same, for people;
+- `final/` (unless `--no-final-model`): a model trained with the same options on all tracks except a stratified
+  validation part; its model card and a copy of `cross_validation.json` carry the cross-validated numbers, which
+  are the honest estimate of how it does on tracks it has not seen.
+
+A fold whose `eval/metrics.json` exists is not run again, so an interrupted run continues where it stopped.
+"""
+
+import argparse
+import csv
+import json
+import multiprocessing
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .files import save_figure_atomic, write_text_atomic
+from .metrics import evaluate_predictions, report_markdown
+
+SUMMARY_FILE = "cross_validation.json"
+SUMMARY_METRICS = (
+    ("window", "accuracy"),
+    ("track", "accuracy"),
+    ("window", "macro_f1"),
+    ("track", "macro_f1"),
+    ("window", "macro_auc"),
+    ("track", "macro_auc"),
+)
+"""(level, metric) pairs reported per fold and as mean ± std."""
+
+
+def fold_folder(output_dir: Path, fold: int) -> Path:
+    return Path(output_dir) / f"fold-{fold}"
+
+
+def read_fold_predictions(evaluation_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Window probabilities `(N, C)`, label ids `(N,)`, track ids and label names from an `evaluate.py`
+    `predictions.csv`."""
+    with open(Path(evaluation_dir) / "predictions.csv", newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader)
+        names = header[4:]
+        rows = list(reader)
+    probabilities = np.array([[float(value) for value in row[4:]] for row in rows], dtype=np.float64)
+    labels = np.array([names.index(row[2]) for row in rows])
+    return probabilities, labels, [row[0] for row in rows], names
+
+
+def summarize_folds(fold_dirs: list[Path]) -> dict:
+    """Per-fold metrics (from each `eval/metrics.json`), mean and sample standard deviation over the folds, and the
+    metrics of all out-of-fold predictions pooled."""
+    per_fold = []
+    pooled_parts = []
+    for fold_dir in fold_dirs:
+        metrics = json.loads((fold_dir / "eval" / "metrics.json").read_text())
+        run = json.loads((fold_dir / "training_run.json").read_text())
+        per_fold.append(
+            {
+                "fold": fold_dir.name,
+                "test_tracks": metrics["track"]["count"],
+                "test_windows": metrics["window"]["count"],
+                "validation_accuracy": run["validation_metrics"].get("eval_accuracy"),
+                "epochs_run": run["epochs_run"],
+                "train_seconds": run["train_seconds"],
+                **{f"{level}_{name}": metrics[level][name] for level, name in SUMMARY_METRICS},
+            }
+        )
+        pooled_parts.append(read_fold_predictions(fold_dir / "eval"))
+    names = pooled_parts[0][3]
+    if any(part[3] != names for part in pooled_parts):
+        raise ValueError("The folds were evaluated with different label sets.")
+    track_ids = [track for part in pooled_parts for track in part[2]]
+    if len(set(track_ids)) != sum(len(set(part[2])) for part in pooled_parts):
+        raise ValueError("A track was tested in more than one fold; the folds are not a partition.")
+    pooled = evaluate_predictions(
+        np.concatenate([part[0] for part in pooled_parts]),
+        np.concatenate([part[1] for part in pooled_parts]),
+        track_ids,
+        names,
+    )
+    summary = {}
+    for level, name in SUMMARY_METRICS:
+        values = np.array([fold[f"{level}_{name}"] for fold in per_fold if fold[f"{level}_{name}"] is not None])
+        summary[f"{level}_{name}"] = {
+            "mean": float(values.mean()) if values.size else None,
+            "std": float(values.std(ddof=1)) if values.size > 1 else None,
+        }
+    return {
+        "folds": len(per_fold),
+        "per_fold": per_fold,
+        "mean_std": summary,
+        "pooled": pooled,
+        "train_seconds": float(sum(fold["train_seconds"] for fold in per_fold)),
+    }
+
+
+def _mean_std(entry: dict) -> str:
+    if entry["mean"] is None:
+        return "–"
+    return f"{entry['mean']:.3f} ± {entry['std']:.3f}" if entry["std"] is not None else f"{entry['mean']:.3f}"
+
+
+def cross_validation_markdown(summary: dict, heading_level: int = 2) -> str:
+    """The mean ± std table, the per-fold table and the pooled per-genre tables, as Markdown."""
+    h = "#" * heading_level
+    mean_std = summary["mean_std"]
+    lines = [
+        f"{h} {summary['folds']}-fold cross-validation by track",
+        "",
+        (
+            "Mean ± sample standard deviation over the folds; each fold's model was chosen on its own validation "
+            "tracks and scored on its held-out fold."
+        ),
+        "",
+        "| level | accuracy | macro F1 | macro AUC |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for level in ("window", "track"):
+        lines.append(
+            f"| {level} | {_mean_std(mean_std[f'{level}_accuracy'])} | {_mean_std(mean_std[f'{level}_macro_f1'])} "
+            f"| {_mean_std(mean_std[f'{level}_macro_auc'])} |"
+        )
+    lines += [
+        "",
+        "| fold | test tracks | test windows | validation acc. | epochs | window acc. | track acc. | window macro AUC |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for fold in summary["per_fold"]:
+        auc = "–" if fold["window_macro_auc"] is None else f"{fold['window_macro_auc']:.3f}"
+        lines.append(
+            f"| {fold['fold']} | {fold['test_tracks']} | {fold['test_windows']} | {fold['validation_accuracy']:.3f} "
+            f"| {fold['epochs_run']:.0f} | {fold['window_accuracy']:.3f} | {fold['track_accuracy']:.3f} | {auc} |"
+        )
+    pooled_report = report_markdown(summary["pooled"], title="Pooled out-of-fold predictions")
+    pooled_report = "\n".join(
+        ("#" * heading_level + line) if line.startswith("#") else line for line in pooled_report.splitlines()
+    )
+    lines += [
+        "",
+        "Pooled: every track's windows as predicted by the one fold model that did not train on it.",
+        "",
+        pooled_report,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(summary: dict, output_dir: Path, command: str) -> None:
+    from matplotlib.figure import Figure
+
+    from .plotting import plot_confusion_matrix
+
+    output_dir = Path(output_dir)
+    write_text_atomic(output_dir / SUMMARY_FILE, json.dumps(summary | {"command": command}, indent=2))
+    write_text_atomic(
+        output_dir / "report.md",
+        f"# GenreViT cross-validation\n\n`{command}`\n\n" + cross_validation_markdown(summary),
+    )
+    names = summary["pooled"]["labels"]
+    figure = Figure(figsize=(15, 6.5), layout="constrained")
+    window_axes, track_axes = figure.subplots(1, 2)
+    plot_confusion_matrix(
+        summary["pooled"]["window"]["confusion_matrix"], names, "Windows, out of fold", ax=window_axes
+    )
+    plot_confusion_matrix(summary["pooled"]["track"]["confusion_matrix"], names, "Tracks, out of fold", ax=track_axes)
+    save_figure_atomic(figure, output_dir / "confusion_matrix.png")
+
+
+def _train_in_fresh_process(args: argparse.Namespace) -> dict:
+    """`run_training` in a spawned process. Why: featurising forks worker processes (`datasets.map` with
+    `num_proc`), and forking a process whose torch thread pools have already run can deadlock the children; a fresh
+    process per model also returns all of its memory."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .training import run_training
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as executor:
+        return executor.submit(run_training, args).result()
+
+
+def _evaluation_arguments(args: argparse.Namespace, model_dir: Path) -> argparse.Namespace:
+    from .evaluation import build_parser
+
+    argv = [
+        "--model",
+        str(model_dir),
+        "--data",
+        str(args.data),
+        "--output-dir",
+        str(model_dir / "eval"),
+        "--hub-split",
+        args.hub_split,
+        "--audio-column",
+        args.audio_column,
+        "--label-column",
+        args.label_column,
+    ]
+    if args.cache_dir:
+        argv += ["--cache-dir", str(args.cache_dir)]
+    return build_parser().parse_args(argv)
+
+
+def run_cross_validation(args: argparse.Namespace) -> dict:
+    """Train and evaluate every fold (skipping finished ones), summarise, then train the final model."""
+    from .evaluation import run_evaluation
+    from .training import model_card
+
+    output_dir = Path(args.output_dir)
+    command = "python cross_validate.py " + " ".join(sys.argv[1:])
+    fold_dirs = []
+    for fold in range(args.folds):
+        folder = fold_folder(output_dir, fold)
+        fold_dirs.append(folder)
+        if (folder / "eval" / "metrics.json").exists():
+            print(f"fold {fold}: already evaluated in {folder}, kept", file=sys.stderr)
+            continue
+        fold_args = argparse.Namespace(**vars(args))
+        fold_args.fold, fold_args.output_dir, fold_args.push_to_hub = fold, str(folder), False
+        _train_in_fresh_process(fold_args)
+        metrics = run_evaluation(_evaluation_arguments(args, folder))
+        print(
+            f"fold {fold}: window accuracy {metrics['window']['accuracy']:.4f}, "
+            f"track accuracy {metrics['track']['accuracy']:.4f}",
+            file=sys.stderr,
+        )
+    summary = summarize_folds(fold_dirs)
+    write_summary(summary, output_dir, command)
+
+    if not args.no_final_model:
+        final_dir = output_dir / "final"
+        final_args = argparse.Namespace(**vars(args))
+        final_args.folds, final_args.split_files, final_args.output_dir = None, None, str(final_dir)
+        final_args.split_fractions = (1 - args.validation_fraction, args.validation_fraction, 0.0)
+        run = _train_in_fresh_process(final_args)
+        run["cross_validation"] = summary
+        write_text_atomic(final_dir / SUMMARY_FILE, json.dumps(summary | {"command": command}, indent=2))
+        write_text_atomic(final_dir / "README.md", model_card(run, _final_config(final_dir)))
+    return summary
+
+
+def _final_config(final_dir: Path):
+    from .configuration_genre_vit import GenreViTConfig
+
+    return GenreViTConfig.from_pretrained(final_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .training import build_parser as training_parser
+
+    parser = training_parser()
+    parser.prog = "cross_validate.py"
+    parser.description = (
+        "K-fold track-level cross-validation of GenreViT with train.py's options, then a final model trained on all "
+        "tracks but a validation part."
+    )
+    parser.set_defaults(folds=5)
+    parser.add_argument(
+        "--no-final-model", action="store_true", help="only cross-validate; do not train the model to ship"
+    )
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.split_files:
+        print("cross_validate.py: error: --split-files does not apply; the folds are the split.", file=sys.stderr)
+        return 2
+    try:
+        summary = run_cross_validation(args)
+    except ValueError as error:
+        print(f"cross_validate.py: error: {error}", file=sys.stderr)
+        return 2
+    window, track = summary["mean_std"]["window_accuracy"], summary["mean_std"]["track_accuracy"]
+    print(
+        f"{summary['folds']}-fold cross-validation: window accuracy {_mean_std(window)}, "
+        f"track accuracy {_mean_std(track)}; report in {Path(args.output_dir) / 'report.md'}"
+    )
+    return 0
+
+
+__all__ = ["cross_validation_markdown", "main", "run_cross_validation", "summarize_folds"]
