@@ -133,7 +133,7 @@ def run_convert(args: argparse.Namespace) -> int:
         raise CommandError(f"Could not load a GenreViT model from {source}: {error}") from error
     model.save_pretrained(target, max_shard_size=args.max_shard_size)
     feature_extractor.save_pretrained(target)
-    for name in ("training_run.json", "README.md"):
+    for name in ("training_run.json", "cross_validation.json", "README.md"):
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)
     size = sum(p.stat().st_size for p in target.glob("*.safetensors")) / 1e6

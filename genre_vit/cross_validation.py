@@ -147,7 +147,11 @@ def cross_validation_markdown(summary: dict, heading_level: int = 2) -> str:
     )
     lines += [
         "",
-        "Pooled: every track's windows as predicted by the one fold model that did not train on it.",
+        (
+            "Pooled: every track's windows as predicted by the one fold model that did not train on it. Pooled AUCs "
+            "rank probabilities of differently calibrated fold models together, so they can be lower than the "
+            "per-fold AUCs."
+        ),
         "",
         pooled_report,
     ]

@@ -93,10 +93,10 @@ def _cell(value: float | None) -> str:
 def report_markdown(metrics: dict, title: str = "GenreViT evaluation") -> str:
     """A Markdown report: summary at both levels, then the per-genre table of each level."""
     lines = [f"# {title}", ""]
-    for key, value in metrics.get("context", {}).items():
-        lines.append(f"- {key}: {value}")
+    context = metrics.get("context", {})
+    if context:
+        lines += [f"- {key}: {value}" for key, value in context.items()] + [""]
     lines += [
-        "",
         "| level | items | accuracy | macro precision | macro recall | macro F1 | macro AUC |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]

@@ -114,8 +114,17 @@ def test_default_model(tmp_path, tiny_model_dir, write_wav):
 
 
 def test_convert_to_float16_in_shards(tmp_path, tiny_model_dir):
-    completed = run_cli("convert", tiny_model_dir, tmp_path / "half", "--max-shard-size", "50KB")
+    import shutil
+
+    source = tmp_path / "full"
+    shutil.copytree(tiny_model_dir, source)
+    records = {"training_run.json": '{"splits": {}}', "cross_validation.json": '{"folds": 5}', "README.md": "# card"}
+    for name, text in records.items():
+        (source / name).write_text(text)
+    completed = run_cli("convert", source, tmp_path / "half", "--max-shard-size", "50KB")
     assert completed.returncode == 0, completed.stderr
+    for name, text in records.items():  # the run's records and card travel with the weights
+        assert (tmp_path / "half" / name).read_text() == text
     shards = sorted((tmp_path / "half").glob("*.safetensors"))
     # The limit counts tensor bytes; each file adds its small JSON header.
     assert len(shards) > 1 and all(path.stat().st_size <= 50_000 + 4_096 for path in shards)

@@ -15,10 +15,12 @@ pytestmark = [
     pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").exists(), reason="no checkpoint is bundled"),
 ]
 
-# Cross-validated numbers were out of reach on the CPU (see the model card). On its 13 held-out test tracks (195
-# windows) the shipped model measured window accuracy 0.200 against a chance level of 0.10; the bar is set halfway,
-# so that a broken model or preprocessing (which falls to chance or below) fails, and numeric noise does not.
-MIN_HELD_OUT_WINDOW_ACCURACY = 0.15
+# The shipped model was trained on all 81 clips except its 13 validation tracks, so those are the only real clips it
+# has not trained on (they chose its epoch, which flatters it a little); on them it measured window accuracy 0.210.
+# Five-fold cross-validation of the same recipe measured 0.196 ± 0.049 on unseen tracks (cross_validation.json),
+# chance being 0.10. The bar, about the cross-validated mean minus one standard deviation, fails a broken model or
+# preprocessing (at chance or below) and leaves room for numeric noise.
+MIN_UNSEEN_WINDOW_ACCURACY = 0.15
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +35,25 @@ def test_shipped_folder(classifier):
     assert shards and all(path.stat().st_size <= 15_000_000 for path in shards)
     card = (BUNDLED_MODEL_DIR / "README.md").read_text()
     assert "not the 1000-clip GTZAN model" in card and "81 real GTZAN clips" in card
+    assert "5-fold cross-validation by track" in card
+    summary = json.loads((BUNDLED_MODEL_DIR / "cross_validation.json").read_text())
+    assert summary["folds"] == 5 and summary["pooled"]["track"]["count"] == 81
+    assert f"{summary['mean_std']['window_accuracy']['mean']:.3f}" in card
 
 
 @requires_gtzan
-def test_beats_chance_on_held_out_real_clips(classifier):
+def test_beats_chance_on_real_clips_it_did_not_train_on(classifier):
     run = json.loads((BUNDLED_MODEL_DIR / "training_run.json").read_text())
-    held_out = run["splits"]["test"]
-    assert held_out and not set(held_out) & set(run["splits"]["train"])
+    unseen = run["splits"]["validation"] + run["splits"]["test"]
+    assert unseen and not set(unseen) & set(run["splits"]["train"])
     correct = total = 0
-    for track in held_out:
+    for track in unseen:
         genre = track.split(".")[0]
         result = classifier.analyze(GTZAN_DIR / genre / f"{track}.flac")
         predictions = result.window_probabilities.argmax(axis=1)
         correct += int(np.sum(predictions == GTZAN_GENRES.index(genre)))
         total += result.num_windows
-    assert correct / total >= MIN_HELD_OUT_WINDOW_ACCURACY
+    assert correct / total >= MIN_UNSEEN_WINDOW_ACCURACY
 
 
 @pytest.mark.parametrize(
