@@ -213,13 +213,13 @@ def _evaluation_arguments(args: argparse.Namespace, model_dir: Path) -> argparse
     return build_parser().parse_args(argv)
 
 
-def run_cross_validation(args: argparse.Namespace) -> dict:
-    """Train and evaluate every fold (skipping finished ones), summarise, then train the final model."""
+def run_cross_validation(args: argparse.Namespace, command: str) -> dict:
+    """Train and evaluate every fold (skipping finished ones), summarise, then train the final model. `command` is
+    recorded with the results."""
     from .evaluation import run_evaluation
     from .training import model_card
 
     output_dir = Path(args.output_dir)
-    command = "python cross_validate.py " + " ".join(sys.argv[1:])
     fold_dirs = []
     for fold in range(args.folds):
         folder = fold_folder(output_dir, fold)
@@ -274,12 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(value) for value in argv]
     args = build_parser().parse_args(argv)
     if args.split_files:
         print("cross_validate.py: error: --split-files does not apply; the folds are the split.", file=sys.stderr)
         return 2
     try:
-        summary = run_cross_validation(args)
+        summary = run_cross_validation(args, command="python cross_validate.py " + " ".join(argv))
     except ValueError as error:
         print(f"cross_validate.py: error: {error}", file=sys.stderr)
         return 2

@@ -458,7 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.fold and not args.folds:
+        parser.error("--fold needs --folds")
     try:
         run = run_training(args)
     except ValueError as error:
