@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from genre_vit import GenreViTConfig, GenreViTForAudioClassification
-from genre_vit.training import TrainingRecipe, training_arguments, use_bf16
+from genre_vit.training import PRECISIONS, TrainingRecipe, training_arguments, use_bf16
 
 
 class InMemoryWindows(Dataset):
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--config", default="default", choices=["default", "tiny"])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = use_bf16(args.precision, device.type == "cuda")

@@ -16,7 +16,6 @@ A fold whose `eval/metrics.json` exists is not run again, so an interrupted run 
 """
 
 import argparse
-import csv
 import json
 import multiprocessing
 import sys
@@ -24,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .configuration_genre_vit import GenreViTConfig
+from .evaluation import build_parser as evaluation_parser
+from .evaluation import read_predictions_csv, run_evaluation
 from .files import save_figure_atomic, write_text_atomic
 from .metrics import evaluate_predictions, report_markdown
 
@@ -41,19 +43,6 @@ SUMMARY_METRICS = (
 
 def fold_folder(output_dir: Path, fold: int) -> Path:
     return Path(output_dir) / f"fold-{fold}"
-
-
-def read_fold_predictions(evaluation_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Window probabilities `(N, C)`, label ids `(N,)`, track ids and label names from an `evaluate.py`
-    `predictions.csv`."""
-    with open(Path(evaluation_dir) / "predictions.csv", newline="") as file:
-        reader = csv.reader(file)
-        header = next(reader)
-        names = header[4:]
-        rows = list(reader)
-    probabilities = np.array([[float(value) for value in row[4:]] for row in rows], dtype=np.float64)
-    labels = np.array([names.index(row[2]) for row in rows])
-    return probabilities, labels, [row[0] for row in rows], names
 
 
 def summarize_folds(fold_dirs: list[Path]) -> dict:
@@ -75,7 +64,7 @@ def summarize_folds(fold_dirs: list[Path]) -> dict:
                 **{f"{level}_{name}": metrics[level][name] for level, name in SUMMARY_METRICS},
             }
         )
-        pooled_parts.append(read_fold_predictions(fold_dir / "eval"))
+        pooled_parts.append(read_predictions_csv(fold_dir / "eval"))
     names = pooled_parts[0][3]
     if any(part[3] != names for part in pooled_parts):
         raise ValueError("The folds were evaluated with different label sets.")
@@ -192,8 +181,6 @@ def _train_in_fresh_process(args: argparse.Namespace) -> dict:
 
 
 def _evaluation_arguments(args: argparse.Namespace, model_dir: Path) -> argparse.Namespace:
-    from .evaluation import build_parser
-
     argv = [
         "--model",
         str(model_dir),
@@ -210,13 +197,12 @@ def _evaluation_arguments(args: argparse.Namespace, model_dir: Path) -> argparse
     ]
     if args.cache_dir:
         argv += ["--cache-dir", str(args.cache_dir)]
-    return build_parser().parse_args(argv)
+    return evaluation_parser().parse_args(argv)
 
 
 def run_cross_validation(args: argparse.Namespace, command: str) -> dict:
     """Train and evaluate every fold (skipping finished ones), summarise, then train the final model. `command` is
     recorded with the results."""
-    from .evaluation import run_evaluation
     from .training import model_card
 
     output_dir = Path(args.output_dir)
@@ -247,14 +233,8 @@ def run_cross_validation(args: argparse.Namespace, command: str) -> dict:
         run = _train_in_fresh_process(final_args)
         run["cross_validation"] = summary
         write_text_atomic(final_dir / SUMMARY_FILE, json.dumps(summary | {"command": command}, indent=2))
-        write_text_atomic(final_dir / "README.md", model_card(run, _final_config(final_dir)))
+        write_text_atomic(final_dir / "README.md", model_card(run, GenreViTConfig.from_pretrained(final_dir)))
     return summary
-
-
-def _final_config(final_dir: Path):
-    from .configuration_genre_vit import GenreViTConfig
-
-    return GenreViTConfig.from_pretrained(final_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:

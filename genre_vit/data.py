@@ -34,6 +34,9 @@ SPLIT_FILE_NAMES = {
 }
 """Accepted file names per split in a `--split-files` folder (the fault-filtered GTZAN lists first)."""
 
+DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+"""Train/validation/test fractions of a stratified track split when none are given."""
+
 _CACHE_VERSION = "1"  # bump when the window rows change meaning
 
 
@@ -163,6 +166,19 @@ def add_data_arguments(parser) -> None:
     parser.add_argument("--label-column", default="genre", help="genre column of a Hub dataset (genre)")
 
 
+def add_split_fractions_argument(container, help: str) -> None:
+    """The `--split-fractions TRAIN VALIDATION TEST` option (shared by train.py and evaluate.py); `container` is a
+    parser or an argument group."""
+    container.add_argument(
+        "--split-fractions",
+        type=float,
+        nargs=3,
+        default=DEFAULT_SPLIT_FRACTIONS,
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+        help=f"{help} ({' '.join(f'{f:g}' for f in DEFAULT_SPLIT_FRACTIONS)})",
+    )
+
+
 def load_tracks_from_arguments(args):
     """Tracks from the options of `add_data_arguments`."""
     return load_tracks(args.data, split=args.hub_split, audio_column=args.audio_column, label_column=args.label_column)
@@ -188,7 +204,7 @@ def _stratified_cut(indices: np.ndarray, labels: np.ndarray, fraction_out: float
     return train_test_split(indices, test_size=fraction_out, random_state=seed, stratify=stratify)
 
 
-def split_tracks(tracks, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 42) -> dict:
+def split_tracks(tracks, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS, seed: int = 42) -> dict:
     """A stratified, seeded train/validation/test split of tracks; returns `{"train": ..., "validation": ...,
     "test": ...}` datasets. A zero fraction gives an empty split."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
@@ -372,8 +388,10 @@ def make_windows(
 
 
 __all__ = [
+    "DEFAULT_SPLIT_FRACTIONS",
     "SPLIT_NAMES",
     "add_data_arguments",
+    "add_split_fractions_argument",
     "load_tracks_from_arguments",
     "assert_track_disjoint",
     "decode_track",

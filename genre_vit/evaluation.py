@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import GenreClassifier
-from .data import add_data_arguments, load_tracks_from_arguments
+from .data import add_data_arguments, add_split_fractions_argument, load_tracks_from_arguments
 from .files import save_figure_atomic, write_text_atomic
 from .metrics import evaluate_predictions, report_markdown
 
@@ -66,6 +66,18 @@ def predictions_csv(track_ids, start_seconds, labels, probabilities, label_names
             [track, f"{start:.3f}", label_names[label], label_names[int(row.argmax())], *(f"{p:.6f}" for p in row)]
         )
     return buffer.getvalue()
+
+
+def read_predictions_csv(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """The window probabilities `(N, C)`, label ids `(N,)`, track ids and label names of a `predictions.csv` that
+    `run_evaluation` wrote into `folder`."""
+    with open(Path(folder) / "predictions.csv", newline="") as file:
+        reader = csv.reader(file)
+        names = next(reader)[4:]
+        rows = list(reader)
+    probabilities = np.array([[float(value) for value in row[4:]] for row in rows], dtype=np.float64)
+    labels = np.array([names.index(row[2]) for row in rows])
+    return probabilities, labels, [row[0] for row in rows], names
 
 
 def run_evaluation(args: argparse.Namespace) -> dict:
@@ -138,14 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which split (default: test, as recorded by train.py in the model folder)",
     )
     parser.add_argument("--split-files", help="folder with train/valid/test track lists; --split picks one")
-    parser.add_argument(
-        "--split-fractions",
-        type=float,
-        nargs=3,
-        default=(0.8, 0.1, 0.1),
-        metavar=("TRAIN", "VALIDATION", "TEST"),
-        help="used when the model folder has no recorded split (0.8 0.1 0.1)",
-    )
+    add_split_fractions_argument(parser, help="used when the model folder has no recorded split")
     parser.add_argument("--seed", type=int, default=42, help="seed of that split (42)")
     parser.add_argument(
         "--ignore-training-split", action="store_true", help="do not use the split recorded in the model folder"
@@ -172,4 +177,4 @@ def main(argv=None) -> int:
     return 0
 
 
-__all__ = ["check_labels", "main", "run_evaluation"]
+__all__ = ["check_labels", "main", "read_predictions_csv", "run_evaluation"]

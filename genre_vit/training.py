@@ -24,12 +24,13 @@ import torch
 from transformers import TrainerCallback
 
 from .configuration_genre_vit import GenreViTConfig
-from .data import add_data_arguments, load_tracks_from_arguments
+from .data import add_data_arguments, add_split_fractions_argument, load_tracks_from_arguments
 from .feature_extraction_genre_vit import GenreViTFeatureExtractor
 from .files import write_text_atomic
 from .modeling_genre_vit import GenreViTForAudioClassification
 
 DEFAULT_SEED = 42
+PRECISIONS = ("auto", "bf16", "fp32")
 MAX_SHARD_SIZE = "15MB"
 CHECKPOINTS_FOLDER = "checkpoints"
 RUN_FILE = "training_run.json"
@@ -50,6 +51,7 @@ class TrainingRecipe:
     seed: int = DEFAULT_SEED
     dataloader_workers: int = 0
     precision: str = "auto"
+    """One of `PRECISIONS`; see `use_bf16`."""
 
 
 def library_versions() -> dict[str, str]:
@@ -104,7 +106,7 @@ def compute_accuracy(eval_prediction) -> dict[str, float]:
 def use_bf16(precision: str, on_gpu: bool) -> bool:
     """Whether to train under bf16 autocast: `auto` means on a bf16-capable CUDA GPU only; `bf16` forces it (on a
     CPU with AVX512-BF16 or AMX it is about 1.6x faster than fp32 for this model), `fp32` never."""
-    if precision not in ("auto", "bf16", "fp32"):
+    if precision not in PRECISIONS:
         raise ValueError(f"--precision must be auto, bf16 or fp32, got {precision!r}.")
     if precision == "auto":
         return on_gpu and torch.cuda.is_bf16_supported()
@@ -419,14 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=recipe.seed, help=f"seed of splits, init and order ({DEFAULT_SEED})"
     )
     split = parser.add_mutually_exclusive_group()
-    split.add_argument(
-        "--split-fractions",
-        type=float,
-        nargs=3,
-        default=(0.8, 0.1, 0.1),
-        metavar=("TRAIN", "VALIDATION", "TEST"),
-        help="stratified track split (0.8 0.1 0.1)",
-    )
+    add_split_fractions_argument(split, help="stratified track split")
     split.add_argument("--split-files", help="folder with train/valid/test track lists (e.g. the filtered GTZAN split)")
     split.add_argument(
         "--folds",
@@ -447,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataloader-workers", type=int, default=0, help="DataLoader worker processes (0)")
     parser.add_argument(
         "--precision",
-        choices=["auto", "bf16", "fp32"],
+        choices=PRECISIONS,
         default="auto",
         help="auto: bf16 autocast on a bf16-capable GPU, fp32 otherwise; bf16 also speeds up CPUs with AVX512-BF16/AMX",
     )
@@ -472,4 +467,12 @@ def main(argv=None) -> int:
     return 0
 
 
-__all__ = ["TrainingRecipe", "build_config", "library_versions", "main", "run_training", "training_arguments"]
+__all__ = [
+    "PRECISIONS",
+    "TrainingRecipe",
+    "build_config",
+    "library_versions",
+    "main",
+    "run_training",
+    "training_arguments",
+]
