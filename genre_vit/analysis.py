@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioTooLongError, format_duration, load_audio, resample, to_mono
+from .audio import AudioTooLongError, decode_audio, format_duration, resample, to_mono
 from .feature_extraction_genre_vit import GenreViTFeatureExtractor
 from .files import write_text_atomic
 from .modeling_genre_vit import GenreViTForAudioClassification
@@ -50,6 +51,7 @@ class GenreAnalysis:
         window_probabilities: `(T, C)` genre probabilities of each window; rows sum to 1.
         duration_seconds: the song's length, in seconds.
         source: the file name, if the audio came from a file.
+        notes: remarks for the user about the input, e.g. that the file was cut short and only part of it decoded.
     """
 
     genres: tuple[str, ...]
@@ -58,6 +60,7 @@ class GenreAnalysis:
     window_probabilities: np.ndarray
     duration_seconds: float
     source: str | None = None
+    notes: tuple[str, ...] = ()
     mean_probabilities: np.ndarray = field(init=False)
 
     def __post_init__(self):
@@ -98,6 +101,7 @@ class GenreAnalysis:
             "top_genre": self.top_genre,
             "confidence": self.confidence,
             "genres": list(self.genres),
+            "notes": list(self.notes),
             "mean_probabilities": {g: float(p) for g, p in zip(self.genres, self.mean_probabilities)},
             "windows": [
                 {
@@ -144,6 +148,20 @@ def default_model_source() -> str | None:
     if (BUNDLED_MODEL_DIR / "config.json").is_file():
         return str(BUNDLED_MODEL_DIR)
     return None
+
+
+_HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def _could_be_hub_id(source: str) -> bool:
+    """Whether `source` has the shape of a Hub repo id (`name` or `namespace/name`), rather than of a path."""
+    return bool(_HUB_REPO_ID.match(source)) and ".." not in source and not source.endswith((".", "-"))
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    text = str(error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -201,22 +219,41 @@ class GenreClassifier:
                 f"No model given and none is bundled. Pass a model folder or Hub repo id (--model), or set "
                 f"{MODEL_ENV_VAR}."
             )
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
         source = str(source)
+        local = Path(source).expanduser()
+        if local.is_file():
+            raise ModelNotFoundError(
+                f"{source} is a file; a model is a folder (config.json, weights, preprocessor_config.json) or a Hub "
+                "repo id."
+            )
+        if not local.is_dir() and not _could_be_hub_id(source):
+            raise ModelNotFoundError(f"No model folder exists at {source}.")
         try:
-            if isinstance(dtype, str):
-                dtype = getattr(torch, dtype)
-            model = GenreViTForAudioClassification.from_pretrained(source, dtype=dtype, **from_pretrained_kwargs)
-            feature_extractor = GenreViTFeatureExtractor.from_pretrained(source, **from_pretrained_kwargs)
-        except OSError as error:
-            raise ModelNotFoundError(f"Could not load a GenreViT model from {source!r}: {error}") from error
+            model = GenreViTForAudioClassification.from_pretrained(
+                str(local) if local.is_dir() else source, dtype=dtype, **from_pretrained_kwargs
+            )
+            feature_extractor = GenreViTFeatureExtractor.from_pretrained(
+                str(local) if local.is_dir() else source, **from_pretrained_kwargs
+            )
+        except (OSError, ValueError) as error:  # huggingface_hub's validation errors are ValueErrors
+            reason = _first_line(error)
+            if local.is_dir():
+                raise ModelNotFoundError(f"{source} is not a GenreViT model folder: {reason}") from error
+            raise ModelNotFoundError(
+                f"No model folder exists at {source}, and no model {source!r} could be loaded from the Hugging Face "
+                f"Hub either ({reason})."
+            ) from error
         return cls(model, feature_extractor, batch_size=batch_size, device=device)
 
     def _prepare_waveform(
         self, audio, sampling_rate: int | None, min_seconds: float, max_seconds: float | None
-    ) -> tuple[np.ndarray, str | None]:
+    ) -> tuple[np.ndarray, str | None, tuple[str, ...]]:
         target_rate = self.feature_extractor.sampling_rate
         if isinstance(audio, (str, os.PathLike)):
-            return load_audio(audio, sampling_rate=target_rate, max_seconds=max_seconds), Path(audio).name
+            decoded = decode_audio(audio, sampling_rate=target_rate, max_seconds=max_seconds)
+            return decoded.waveform, Path(audio).name, decoded.notes
         if isinstance(audio, tuple):
             audio, sampling_rate = audio
         if sampling_rate is None:
@@ -236,7 +273,7 @@ class GenreClassifier:
                 f"The audio is {format_duration(waveform.size / sampling_rate)} long; "
                 f"the limit is {format_duration(max_seconds)}."
             )
-        return resample(waveform, int(sampling_rate), target_rate), None
+        return resample(waveform, int(sampling_rate), target_rate), None, ()
 
     def _check_content(self, waveform: np.ndarray, min_seconds: float) -> None:
         seconds = waveform.size / self.feature_extractor.sampling_rate
@@ -285,7 +322,7 @@ class GenreClassifier:
             AudioDecodeError, AudioTooLongError, AudioTooShortError, SilentAudioError, ValueError: bad input,
                 with a message meant for the user.
         """
-        waveform, source = self._prepare_waveform(audio, sampling_rate, min_seconds, max_seconds)
+        waveform, source, notes = self._prepare_waveform(audio, sampling_rate, min_seconds, max_seconds)
         self._check_content(waveform, min_seconds)
         starts, probabilities = zip(*self.iter_window_probabilities(waveform))
         start_times = np.concatenate(starts)
@@ -297,6 +334,7 @@ class GenreClassifier:
             window_probabilities=np.concatenate(probabilities),
             duration_seconds=duration,
             source=source,
+            notes=notes,
         )
 
 

@@ -6,12 +6,23 @@ soxr "HQ" resampling), but streamed in blocks, so a one-hour file never holds mo
 are decoded through the system's `ffmpeg` when it is installed.
 """
 
+import contextlib
+import logging
 import os
+import re
 import shutil
 import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 SAMPLING_RATE = 22050
 """GenreViT's sampling rate, in Hz."""
@@ -37,8 +48,8 @@ AUDIO_FILE_SUFFIXES = frozenset(
 )
 """Suffixes of the files taken as audio when a folder is scanned."""
 
-_BLOCK_FRAMES = 1 << 18
-"""Source frames decoded per block (about 6 s at 44.1 kHz)."""
+_BLOCK_FRAMES = 1 << 15
+"""Source frames decoded per read (0.74 s at 44.1 kHz): a damaged file loses at most this much before the damage."""
 
 
 class AudioDecodeError(ValueError):
@@ -47,6 +58,23 @@ class AudioDecodeError(ValueError):
 
 class AudioTooLongError(ValueError):
     """The audio is longer than the caller's limit."""
+
+
+class AudioTruncatedWarning(UserWarning):
+    """Only part of the file could be decoded (a truncated download, a damaged file); the rest was analysed."""
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """A decoded file.
+
+    Attributes:
+        waveform: `(samples,)` mono float32 at the requested sampling rate: exactly the samples that decoded.
+        notes: remarks meant for the user, e.g. that the file is cut short; empty when decoding was clean.
+    """
+
+    waveform: np.ndarray
+    notes: tuple[str, ...] = ()
 
 
 def to_mono(waveform: np.ndarray, channel_axis: int = 0) -> np.ndarray:
@@ -101,36 +129,115 @@ def _looks_like_libsndfile_audio(path: Path) -> bool:
     return header.startswith(_LIBSNDFILE_SIGNATURES) or is_mpeg_frame
 
 
-def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | None):
-    """Decode with libsndfile in blocks; None where libsndfile cannot open the file."""
+_TRUNCATION_TOLERANCE_SECONDS = 0.1
+"""Decoded audio may fall this far short of the header's length (MP3 encoder delay and padding) before the file is
+reported as cut short."""
+
+_NATIVE_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr_captured() -> Iterator[list[str]]:
+    """Capture what native code (libsndfile's MP3 decoder, libmpg123) prints on file descriptor 2.
+
+    libmpg123 prints warnings such as "Xing stream size off by more than 1%" and "part2_3_length ... too large"
+    straight to the process's stderr, where they would break the command line's one-line messages. The lines are
+    returned in the yielded list once the block ends; the caller turns what matters into its own message.
+    """
+    lines: list[str] = []
+    with _NATIVE_STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no file descriptor 2 to redirect
+            yield lines
+            return
+        try:
+            with tempfile.TemporaryFile() as sink:
+                os.dup2(sink.fileno(), 2)
+                try:
+                    yield lines
+                finally:
+                    os.dup2(saved, 2)
+                    sink.seek(0)
+                    lines.extend(line for line in sink.read().decode(errors="replace").splitlines() if line.strip())
+        finally:
+            os.close(saved)
+    for line in lines:
+        logger.debug("decoder: %s", line)
+
+
+_CHUNK_SIZE_MISMATCH = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_CHUNK_SIZES = (0, 0xFFFFFFFF, 0xFFFFFFFF - 1)  # what streaming writers put in when the size is unknown
+
+
+def _announced_frames(audio_file) -> int:
+    """Frames the file's header announces (0 if unknown).
+
+    For WAV and AIFF, libsndfile reports the frames that are really there and notes a header that claims more in
+    `extra_info` ("data : 1323000 (should be 440970)"): that claim is what reveals a truncated file.
+    """
+    frames = max(audio_file.frames, 0)
+    mismatch = _CHUNK_SIZE_MISMATCH.search(audio_file.extra_info or "")
+    if mismatch and frames:
+        claimed, present = (int(value) for value in mismatch.groups())
+        if claimed not in _UNKNOWN_CHUNK_SIZES and present > 0 and claimed > present:
+            return int(round(frames * claimed / present))
+    return frames
+
+
+def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | None) -> "DecodedAudio | None":
+    """Decode with libsndfile in blocks; None where libsndfile cannot open the file.
+
+    Reads until the decoder returns no more frames, never trusting the header's frame count: a truncated file gives
+    exactly its decodable samples, with a note saying how much of the announced length is missing.
+    """
     import soundfile
     import soxr
 
     if not _looks_like_libsndfile_audio(path):
         return None
-    try:
-        audio_file = soundfile.SoundFile(str(path))
-    except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        return None
-    with audio_file:
-        if audio_file.frames > 0:
-            _check_duration(audio_file.frames / audio_file.samplerate, max_seconds, path.name)
-        resampler = None
-        if audio_file.samplerate != sampling_rate:
-            resampler = soxr.ResampleStream(audio_file.samplerate, sampling_rate, 1, dtype="float32", quality="HQ")
-        output = _GrowingBuffer(int(audio_file.frames * sampling_rate / audio_file.samplerate) + 64)
-        decoded = 0
+    with _native_stderr_captured():
         try:
-            for block in audio_file.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
+            audio_file = soundfile.SoundFile(str(path))
+        except (soundfile.LibsndfileError, RuntimeError, TypeError):
+            return None
+        with audio_file:
+            source_rate = audio_file.samplerate
+            announced = _announced_frames(audio_file)
+            if announced:
+                _check_duration(announced / source_rate, max_seconds, path.name)
+            resampler = None
+            if source_rate != sampling_rate:
+                resampler = soxr.ResampleStream(source_rate, sampling_rate, 1, dtype="float32", quality="HQ")
+            output = _GrowingBuffer(int(announced * sampling_rate / source_rate) + 64)
+            decoded, damage = 0, None
+            while True:
+                try:
+                    block = audio_file.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                except soundfile.LibsndfileError as error:
+                    damage = str(error)
+                    break
+                if block.shape[0] == 0:
+                    break
                 decoded += block.shape[0]
-                _check_duration(decoded / audio_file.samplerate, max_seconds, path.name)
+                _check_duration(decoded / source_rate, max_seconds, path.name)
                 mono = block.mean(axis=1, dtype=np.float32)
                 output.append(resampler.resample_chunk(mono, last=False) if resampler else mono)
-        except soundfile.LibsndfileError as error:
-            raise AudioDecodeError(f"{path.name} is corrupt or truncated: {error}") from error
-        if resampler is not None:
-            output.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-    return output.values()
+            if resampler is not None and decoded:
+                output.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    if decoded == 0:
+        reason = f" ({damage})" if damage else ""
+        raise AudioDecodeError(f"{path.name} is corrupt or truncated: no audio could be decoded{reason}.")
+    notes = []
+    missing_seconds = (announced - decoded) / source_rate
+    if damage or missing_seconds > _TRUNCATION_TOLERANCE_SECONDS:
+        length = f" of its announced {format_duration(announced / source_rate)}" if announced > decoded else ""
+        notes.append(
+            f"{path.name} is cut short or damaged: only the first {format_duration(decoded / source_rate)}{length} "
+            "could be decoded; only that part is used."
+        )
+    return DecodedAudio(output.values(), tuple(notes))
 
 
 class _GrowingBuffer:
@@ -156,7 +263,7 @@ class _GrowingBuffer:
         return self._data[: self._size]
 
 
-def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | None) -> np.ndarray:
+def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | None) -> DecodedAudio:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise AudioDecodeError(
@@ -196,13 +303,13 @@ def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | Non
         )
         raise AudioDecodeError(f"{path.name} is not audio that can be decoded ({reason}).")
     data = b"".join(pieces)
-    return np.frombuffer(data[: len(data) - len(data) % 4], dtype="<f4").astype(np.float32)
+    return DecodedAudio(np.frombuffer(data[: len(data) - len(data) % 4], dtype="<f4").astype(np.float32))
 
 
-def load_audio(
+def decode_audio(
     path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE, max_seconds: float | None = None
-) -> np.ndarray:
-    """Decode an audio file to a mono float32 waveform at `sampling_rate` Hz.
+) -> DecodedAudio:
+    """Decode an audio file to a mono float32 waveform at `sampling_rate` Hz, with remarks for the user.
 
     Args:
         path: a file in any format libsndfile reads (WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, ...) or, with ffmpeg
@@ -212,10 +319,11 @@ def load_audio(
             while decoding, so a huge file is not decoded in full).
 
     Returns:
-        `(samples,)` float32 waveform.
+        `DecodedAudio`: the `(samples,)` waveform of exactly the samples that decoded, and `notes` such as "cut
+        short" for a truncated file (whose header announces more than it holds).
 
     Raises:
-        AudioDecodeError: missing, empty, unreadable or non-audio file, or a file with no samples.
+        AudioDecodeError: missing, empty, unreadable or non-audio file, or a file with no decodable samples.
         AudioTooLongError: longer than `max_seconds`.
     """
     path = Path(path)
@@ -225,21 +333,38 @@ def load_audio(
         raise AudioDecodeError(f"{path} is not a file.")
     if path.stat().st_size == 0:
         raise AudioDecodeError(f"{path.name} is empty (0 bytes).")
-    waveform = _decode_with_soundfile(path, sampling_rate, max_seconds)
-    if waveform is None:
-        waveform = _decode_with_ffmpeg(path, sampling_rate, max_seconds)
-    if waveform.size == 0:
+    decoded = _decode_with_soundfile(path, sampling_rate, max_seconds)
+    if decoded is None:
+        decoded = _decode_with_ffmpeg(path, sampling_rate, max_seconds)
+    if decoded.waveform.size == 0:
         raise AudioDecodeError(f"{path.name} contains no audio samples.")
-    if not np.isfinite(waveform).all():
+    if not np.isfinite(decoded.waveform).all():
         raise AudioDecodeError(f"{path.name} decodes to NaN or infinite samples.")
-    return waveform
+    return decoded
+
+
+def load_audio(
+    path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE, max_seconds: float | None = None
+) -> np.ndarray:
+    """Decode an audio file to a `(samples,)` mono float32 waveform at `sampling_rate` Hz.
+
+    As `decode_audio`, whose arguments and errors it shares; its notes (e.g. a file cut short) are issued as
+    `AudioTruncatedWarning`s.
+    """
+    decoded = decode_audio(path, sampling_rate=sampling_rate, max_seconds=max_seconds)
+    for note in decoded.notes:
+        warnings.warn(note, AudioTruncatedWarning, stacklevel=2)
+    return decoded.waveform
 
 
 __all__ = [
     "AUDIO_FILE_SUFFIXES",
     "AudioDecodeError",
     "AudioTooLongError",
+    "AudioTruncatedWarning",
+    "DecodedAudio",
     "SAMPLING_RATE",
+    "decode_audio",
     "format_duration",
     "load_audio",
     "resample",

@@ -37,7 +37,7 @@ SPLIT_FILE_NAMES = {
 DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 """Train/validation/test fractions of a stratified track split when none are given."""
 
-_CACHE_VERSION = "1"  # bump when the window rows change meaning
+_CACHE_VERSION = "2"  # bump when the window rows change meaning
 
 
 def _track_features(label_names: Sequence[str]):

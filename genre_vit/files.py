@@ -1,7 +1,7 @@
 """Atomic file output: a reader sees the old file or the complete new one, never a half-written file."""
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,9 +13,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(descriptor)
-    temporary = Path(temporary)
+    temporary = _create_temporary_beside(path)
     try:
         write(temporary)
         os.replace(temporary, path)
@@ -23,6 +21,19 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def _create_temporary_beside(path: Path) -> Path:
+    """Create an empty, uniquely named file next to `path` with the permissions a plain `open(path, "w")` gives
+    (0666 less the umask). `tempfile.mkstemp` would make it 0600, and the rename would carry that onto the output."""
+    for _ in range(100):
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}{path.suffix}")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temporary
+    raise FileExistsError(f"Could not create a temporary file beside {path}.")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -45,18 +45,48 @@ def padded_window(waveform: np.ndarray, start: int, length: int = 88200) -> np.n
     return window
 
 
-@pytest.mark.parametrize("seconds, windows", [(0.5, 1), (4.0, 1), (4.1, 2), (30.0, 14), (31.0, 15), (30.0133, 15)])
-def test_window_grid_edge_cases(feature_extractor, seconds, windows):
+@pytest.mark.parametrize(
+    "seconds, expected_starts",
+    [
+        (0.5, [0.0]),
+        (4.0, [0.0]),
+        (4.1, [0.0, 0.1]),
+        (30.0, [2.0 * k for k in range(14)]),
+        (30.013, [2.0 * k for k in range(14)] + [26.013]),
+        (31.0, [2.0 * k for k in range(14)] + [27.0]),
+        (180.0, [2.0 * k for k in range(89)]),
+        (181.0, [2.0 * k for k in range(89)] + [177.0]),
+    ],
+)
+def test_window_rule_at_the_edges(feature_extractor, seconds, expected_starts):
+    """The 2-s grid while windows fit, then one window that ends where the audio ends: only audio shorter than a
+    window is padded, and every sample is in a window."""
     samples = int(round(seconds * SAMPLING_RATE))
-    assert feature_extractor.num_windows(samples) == windows
-    result = feature_extractor.extract_windows(synth_music(seconds), SAMPLING_RATE)
-    assert result.input_values.shape == (windows, 1, 216, 144)
+    starts = feature_extractor.window_start_times(samples)
+    np.testing.assert_allclose(starts, expected_starts, atol=1 / SAMPLING_RATE)
+    assert feature_extractor.num_windows(samples) == len(expected_starts)
+    result = feature_extractor.extract_windows(synth_music(samples / SAMPLING_RATE), SAMPLING_RATE)
+    assert result.input_values.shape == (len(expected_starts), 1, 216, 144)
     assert result.input_values.dtype == np.float32
-    np.testing.assert_allclose(result.start_times, 2.0 * np.arange(windows))
-    # Every sample is inside a window, and no window starts after the audio ends.
-    assert result.start_times[-1] + 4.0 >= seconds - 1e-9
-    assert result.start_times[-1] < max(seconds, 1e-9)
+    np.testing.assert_allclose(result.start_times, starts)
+    window_end_samples = feature_extractor.window_start_samples(samples) + feature_extractor.window_samples
+    if samples > feature_extractor.window_samples:
+        assert window_end_samples.max() == samples  # the last window ends exactly at the last sample: no padding
+    else:
+        assert len(starts) == 1 and starts[0] == 0.0  # audio up to one window: one window, zero-padded
     assert result.input_values.min() >= 0.0 and result.input_values.max() <= 1.0
+
+
+def test_no_window_is_mostly_padding_on_a_clip_just_over_30_s(feature_extractor):
+    """A GTZAN clip of 30.013 s used to get a 15th window at 28 s holding 2 s of audio and 2 s of zeros; now its last
+    window is all audio and looks like its neighbour, not like half a window of silence."""
+    waveform = synth_music(30.013, seed=6)
+    result = feature_extractor.extract_windows(waveform, SAMPLING_RATE)
+    last = result.input_values[-1, 0]
+    reference = librosa_window_image(padded_window(waveform, len(waveform) - 88200))
+    assert np.abs(last - reference).mean() < 0.015
+    padded_old_window = librosa_window_image(padded_window(waveform, 28 * 22050))
+    assert np.abs(last - padded_old_window).mean() > 0.05
 
 
 def test_single_padded_window_equals_librosa_exactly(feature_extractor):
@@ -70,7 +100,7 @@ def test_shared_stft_frames_equal_per_window_librosa_frames(feature_extractor):
     """Inside a window (16 frames from either edge) the shared STFT equals a per-window librosa STFT."""
     waveform = synth_music(20.0, seed=4)
     for window in (1, 3, 7):
-        first = int(feature_extractor._first_frames(np.array([window]))[0])
+        first = int(feature_extractor._first_frames(np.array([window * 44100]))[0])
         start_sample = first * 64
         assert abs(start_sample - window * 44100) <= 32  # the documented snap of the window start
         reference = librosa.feature.melspectrogram(y=padded_window(waveform, start_sample), **MEL_PARAMETERS).T

@@ -271,3 +271,30 @@ def test_distributed_training_with_two_cpu_processes(tmp_path):
     assert run["global_steps"] == -(-train_windows // (8 * 2))  # each step consumed a batch on each rank
     assert [p.name for p in (output / "checkpoints").iterdir()] == [f"checkpoint-{run['global_steps']}"]
     assert (output / "config.json").exists()
+
+
+def test_trainer_loss_scaling(tmp_path):
+    """The logged loss and the gradient of one step are the same for batch 16, for batch 8 x 2 accumulation steps,
+    and for two gloo processes of batch 8: the Trainer must scale the loss itself (the model declares that it takes
+    no loss kwargs), not multiply it by the number of processes or skip the division by the accumulation steps."""
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
+    probe = str(REPOSITORY / "tests" / "trainer_step_probe.py")
+
+    def logged(*launcher, batch, accumulation):
+        completed = subprocess.run(
+            [sys.executable, *launcher, probe, str(tmp_path / "out"), str(batch), str(accumulation)],
+            cwd=REPOSITORY,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+
+    whole = logged(batch=16, accumulation=1)
+    accumulated = logged(batch=8, accumulation=2)
+    distributed = logged("-m", "torch.distributed.run", "--nproc_per_node", "2", batch=8, accumulation=1)
+    for other in (accumulated, distributed):
+        assert other["loss"] == pytest.approx(whole["loss"], rel=1e-3)
+        assert other["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-3)
