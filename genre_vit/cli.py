@@ -7,6 +7,8 @@ import argparse
 import csv
 import io
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,6 +97,8 @@ def run_analyze(args: argparse.Namespace) -> int:
             (progress.write if progress else print)(f"skipped {path}: {error}", file=sys.stderr)
             continue
         results.append((path, result))
+        for note in result.notes:
+            (progress.write if progress else print)(f"{PROGRAM}: warning: {note}", file=sys.stderr)
         if args.plot:
             plot_path = Path(args.plot) if single else Path(args.plot) / f"{path.stem}.png"
             save_figure_atomic(plot_genre_report(result), plot_path)
@@ -196,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _die_of_broken_pipe() -> None:
+    """End as standard Unix tools do when the reader of their output has gone (`... | head`): silently, killed by
+    SIGPIPE (exit status 141 in a shell). Python would otherwise report the BrokenPipeError, or print "Exception
+    ignored" when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(1)  # no SIGPIPE on this platform
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -203,7 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     transformers_logging.disable_progress_bar()  # weight-loading bars would drown the result table
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # inside the try: a closed pipe must surface here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        _die_of_broken_pipe()
     except (CommandError, ValueError, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"{PROGRAM}: error: {message}", file=sys.stderr)

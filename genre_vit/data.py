@@ -190,38 +190,66 @@ def label_names(dataset) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- splits
-def _stratified_cut(indices: np.ndarray, labels: np.ndarray, fraction_out: float, seed: int):
-    """Split `indices` in two, `fraction_out` of them in the second part, stratified by label where every present
-    label has at least two tracks."""
-    from sklearn.model_selection import train_test_split
+def _tracks_per_split(count: int, fractions: Sequence[float]) -> list[int]:
+    """How many of a genre's `count` tracks go to each split: every split with a non-zero fraction gets at least one
+    track, the held-out splits (validation, test) about their fraction of the genre, train the rest."""
+    held_out = [max(1, round(fraction * count)) if fraction > 0 else 0 for fraction in fractions[1:]]
+    train = count - sum(held_out)
+    if fractions[0] > 0 and train < 1 or train < 0:
+        return []
+    return [train, *held_out]
 
-    if fraction_out == 0:
-        return indices, indices[:0]
-    if fraction_out == 1:
-        return indices[:0], indices
-    counts = np.bincount(labels[indices])
-    stratify = labels[indices] if counts[counts > 0].min() >= 2 else None
-    return train_test_split(indices, test_size=fraction_out, random_state=seed, stratify=stratify)
+
+def _stratified_split(
+    indices: np.ndarray, labels: np.ndarray, fractions: Sequence[float], seed: int, names: Sequence[str]
+) -> list[np.ndarray]:
+    """Split `indices` three ways by `fractions`, genre by genre (shuffled with `seed`), so that every genre with
+    enough tracks is in every split with a non-zero fraction. Raises ValueError naming the genres that are too small."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[], [], []]
+    too_small = []
+    for label in np.unique(labels[indices]):
+        members = indices[labels[indices] == label]
+        counts = _tracks_per_split(len(members), fractions)
+        if not counts:
+            too_small.append((names[label], len(members)))
+            continue
+        members = rng.permutation(members)
+        for part, (start, stop) in zip(parts, zip(np.cumsum([0, *counts[:-1]]), np.cumsum(counts))):
+            part.extend(members[start:stop])
+    if too_small:
+        needed = sum(fraction > 0 for fraction in fractions)
+        listed = ", ".join(f"{name} ({count})" for name, count in too_small)
+        raise ValueError(
+            f"Too few tracks to split by genre: {listed}. A split with fractions "
+            f"{' '.join(f'{f:g}' for f in fractions)} (train, validation, test) needs at least {needed} tracks of "
+            "each genre, one per split. Add tracks of those genres, remove their folders, drop the test split with "
+            "--split-fractions 0.8 0.2 0 (then estimate accuracy with cross_validate.py), or give the split "
+            "yourself with --split-files."
+        )
+    return [np.sort(np.asarray(part, dtype=np.int64)) for part in parts]
 
 
 def split_tracks(tracks, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS, seed: int = 42) -> dict:
     """A stratified, seeded train/validation/test split of tracks; returns `{"train": ..., "validation": ...,
-    "test": ...}` datasets. A zero fraction gives an empty split."""
+    "test": ...}` datasets.
+
+    Stratified genre by genre: each genre gives about `fractions` of its tracks to each split, and at least one
+    track to every split whose fraction is non-zero, so even 3 tracks of a genre give one train, one validation and
+    one test track. A zero fraction gives an empty split. Genres with fewer tracks than non-empty splits raise a
+    ValueError that names them.
+    """
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"Split fractions must be three non-negative numbers summing to 1, got {fractions}.")
-    indices = np.arange(len(tracks))
     labels = np.asarray(tracks["label"])
-    train_fraction, validation_fraction, test_fraction = fractions
-    rest, test = _stratified_cut(indices, labels, test_fraction, seed)
-    remaining = train_fraction + validation_fraction
-    train, validation = _stratified_cut(rest, labels, validation_fraction / remaining if remaining else 0.0, seed)
-    return {name: tracks.select(sorted(part)) for name, part in zip(SPLIT_NAMES, (train, validation, test))}
+    parts = _stratified_split(np.arange(len(tracks)), labels, tuple(fractions), seed, label_names(tracks))
+    return {name: tracks.select(part) for name, part in zip(SPLIT_NAMES, parts)}
 
 
 def split_tracks_for_fold(tracks, num_folds: int, fold: int, validation_fraction: float = 0.15, seed: int = 42) -> dict:
     """Fold `fold` (0-based) of a stratified, seeded `num_folds`-fold cross-validation over tracks: that fold is the
-    test split; `validation_fraction` of the other tracks (stratified) is the validation split, the rest is trained
-    on. Over the folds every track is tested exactly once."""
+    test split; `validation_fraction` of the other tracks (stratified, at least one per genre) is the validation
+    split, the rest is trained on. Over the folds every track is tested exactly once."""
     from sklearn.model_selection import StratifiedKFold
 
     if num_folds < 2 or not 0 <= fold < num_folds:
@@ -235,7 +263,9 @@ def split_tracks_for_fold(tracks, num_folds: int, fold: int, validation_fraction
         raise ValueError(f"{num_folds} folds need at least {num_folds} tracks of some genre; the data has fewer.")
     folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
     rest, test = list(folds.split(np.zeros(len(labels)), labels))[fold]
-    train, validation = _stratified_cut(rest, labels, validation_fraction, seed)
+    train, validation, _ = _stratified_split(
+        rest, labels, (1 - validation_fraction, validation_fraction, 0.0), seed, label_names(tracks)
+    )
     return {name: tracks.select(sorted(part)) for name, part in zip(SPLIT_NAMES, (train, validation, test))}
 
 

@@ -4,7 +4,11 @@ No pyplot and no global state: figures are built with `matplotlib.figure.Figure`
 with many threads, and it is up to the caller to save them (e.g. `genre_vit.files.save_figure_atomic`).
 """
 
+from functools import lru_cache
+
 from matplotlib.axes import Axes
+from matplotlib.font_manager import FontProperties, findfont
+from matplotlib.ft2font import FT2Font
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -30,6 +34,25 @@ def _color(index: int) -> str:
     return GENRE_COLORS[index % len(GENRE_COLORS)]
 
 
+@lru_cache(maxsize=8)
+def _font_characters(font_path: str) -> frozenset[int]:
+    return frozenset(FT2Font(font_path).get_charmap())
+
+
+def renderable_text(text: str, font: FontProperties | None = None, replacement: str = "?") -> str:
+    """`text` with every character the font cannot draw replaced by `replacement`.
+
+    File names carry emoji and other symbols that matplotlib's default font (DejaVu Sans) lacks; drawn as they are,
+    they come out as empty boxes and matplotlib warns "Glyph ... missing from font(s)".
+    """
+    characters = _font_characters(findfont(font or FontProperties()))
+    return "".join(c if c.isspace() or ord(c) in characters else replacement for c in text)
+
+
+def _set_title(ax: Axes, text: str) -> None:
+    ax.set_title(renderable_text(text, ax.title.get_fontproperties()))
+
+
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return ax if ax is not None else Figure(figsize=figsize, layout="constrained").subplots()
 
@@ -52,8 +75,7 @@ def plot_genre_bars(result: GenreAnalysis, top_k: int | None = None, ax: Axes | 
     ax.set_xlim(0, 1.1)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
     ax.set_xlabel("mean probability over the song")
-    title = "Genre" + (f" — {result.source}" if result.source else "")
-    ax.set_title(title)
+    _set_title(ax, "Genre" + (f" — {result.source}" if result.source else ""))
     return ax.figure
 
 
@@ -78,7 +100,7 @@ def plot_genre_timeline(result: GenreAnalysis, ax: Axes | None = None) -> Figure
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
     ax.set_xlabel("time (mm:ss)")
     ax.set_ylabel("probability")
-    ax.set_title("Genre over time" + (f" — {result.source}" if result.source else ""))
+    _set_title(ax, "Genre over time" + (f" — {result.source}" if result.source else ""))
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     return ax.figure
@@ -116,7 +138,7 @@ def plot_confusion_matrix(matrix, label_names, title: str = "Confusion matrix", 
             )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    _set_title(ax, title)
     ax.figure.colorbar(image, ax=ax, shrink=0.8)
     return ax.figure
 
@@ -141,13 +163,14 @@ def plot_roc_curves(
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_title(title)
+    _set_title(ax, title)
     ax.legend(loc="lower right", fontsize=8)
     return ax.figure
 
 
 __all__ = [
     "GENRE_COLORS",
+    "renderable_text",
     "plot_confusion_matrix",
     "plot_genre_bars",
     "plot_genre_report",

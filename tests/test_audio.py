@@ -7,7 +7,16 @@ import pytest
 import soundfile
 from conftest import SAMPLING_RATE
 
-from genre_vit.audio import AudioDecodeError, AudioTooLongError, format_duration, load_audio, resample, to_mono
+from genre_vit.audio import (
+    AudioDecodeError,
+    AudioTooLongError,
+    AudioTruncatedWarning,
+    decode_audio,
+    format_duration,
+    load_audio,
+    resample,
+    to_mono,
+)
 from genre_vit.testing import synth_music
 
 requires_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
@@ -111,3 +120,77 @@ def test_growing_buffer_handles_an_undercounted_header():
     for block in blocks:
         buffer.append(block)
     np.testing.assert_array_equal(buffer.values(), np.concatenate(blocks))
+
+
+def encode_mp3(tmp_path, waveform: np.ndarray, name: str = "full.mp3"):
+    """An MP3 made by ffmpeg's LAME encoder (128 kbit/s, with the Xing/LAME header that announces the length)."""
+    wav = tmp_path / "source.wav"
+    soundfile.write(wav, waveform, SAMPLING_RATE)
+    mp3 = tmp_path / name
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", "128k", str(mp3)],
+        check=True,
+    )
+    return mp3
+
+
+def truncate(path, fraction: float, name: str):
+    data = path.read_bytes()
+    truncated = path.with_name(name)
+    truncated.write_bytes(data[: int(len(data) * fraction)])
+    return truncated
+
+
+@requires_ffmpeg
+def test_truncated_mp3_gives_exactly_its_decodable_samples_every_time(tmp_path):
+    """A third of a 30-s MP3 used to come back as 661,794 samples: the first block repeated and uninitialised
+    memory after the ~10 s that decode. Now: the ~10 s, identical on every call, with a note and a warning."""
+    waveform = synth_music(30.0, seed=8)
+    truncated = truncate(encode_mp3(tmp_path, waveform), 1 / 3, "truncated.mp3")
+    first, second = decode_audio(truncated), decode_audio(truncated)
+    assert 8.0 * SAMPLING_RATE < first.waveform.size < 11.0 * SAMPLING_RATE
+    np.testing.assert_array_equal(first.waveform, second.waveform)
+    assert np.abs(first.waveform).max() < 1.5  # no garbage from uninitialised memory
+    # What decodes is the start of the song, not a repeat of its first block.
+    reference = load_audio(tmp_path / "full.mp3")[: first.waveform.size]
+    np.testing.assert_allclose(first.waveform, reference, atol=1e-4)
+    assert len(first.notes) == 1 and "truncated.mp3 is cut short" in first.notes[0] and "0:30" in first.notes[0]
+    with pytest.warns(AudioTruncatedWarning, match="cut short"):
+        load_audio(truncated)
+    assert decode_audio(tmp_path / "full.mp3").notes == ()
+
+
+@pytest.mark.parametrize("suffix, subtype", [("wav", "PCM_16"), ("flac", "PCM_16"), ("ogg", "VORBIS")])
+def test_truncated_files_with_lying_headers(tmp_path, suffix, subtype):
+    """WAV and FLAC headers announce 30 s that are not there: the samples that exist, a note that says so. Ogg
+    announces no length (it is read from the last page): what decodes is returned, deterministically."""
+    full = tmp_path / f"full.{suffix}"
+    soundfile.write(full, synth_music(30.0, seed=9), SAMPLING_RATE, subtype=subtype)
+    truncated = truncate(full, 1 / 3, f"truncated.{suffix}")
+    first, second = decode_audio(truncated), decode_audio(truncated)
+    np.testing.assert_array_equal(first.waveform, second.waveform)
+    assert 7.0 * SAMPLING_RATE < first.waveform.size < 10.5 * SAMPLING_RATE
+    np.testing.assert_allclose(first.waveform, load_audio(full)[: first.waveform.size], atol=1e-4)
+    if suffix == "ogg":
+        assert first.notes == ()
+    else:
+        assert len(first.notes) == 1 and "cut short" in first.notes[0]
+
+
+def test_a_file_whose_audio_is_all_cut_off_is_an_error(tmp_path):
+    full = tmp_path / "full.flac"
+    soundfile.write(full, synth_music(5.0), SAMPLING_RATE)
+    with pytest.raises(AudioDecodeError, match="no audio could be decoded"):
+        decode_audio(truncate(full, 0.02, "stub.flac"))
+
+
+@requires_ffmpeg
+def test_decoder_noise_stays_off_the_terminal(tmp_path, capfd):
+    """libmpg123 prints "Warning: Xing stream size off by more than 1%..." on the process's stderr for a truncated
+    MP3; the product turns it into its own note and prints nothing itself."""
+    truncated = truncate(encode_mp3(tmp_path, synth_music(30.0, seed=8)), 1 / 3, "truncated.mp3")
+    capfd.readouterr()
+    decoded = decode_audio(truncated)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+    assert decoded.notes

@@ -2,10 +2,11 @@
 
 import io
 
+import pytest
 import soundfile
 from datasets import ClassLabel, Dataset, Features, Value
 
-from genre_vit import GenreViTFeatureExtractor
+from genre_vit import GTZAN_GENRES, GenreViTFeatureExtractor
 from genre_vit.data import load_tracks, make_windows
 from genre_vit.testing import synthetic_track
 
@@ -31,3 +32,43 @@ def test_hub_style_dataset_with_audio_bytes(tmp_path):
     assert list(tracks["label"]) == [1, 1, 0, 0]
     windows = make_windows(tracks, GenreViTFeatureExtractor())
     assert len(windows) == 8 and sorted(windows.unique("track_id")) == sorted(tracks["track_id"])
+
+
+def genre_folders(root, tracks_per_genre: dict[str, int]):
+    """A GTZAN-shaped folder of empty placeholder files: enough to list and split tracks (nothing is decoded)."""
+    for genre, count in tracks_per_genre.items():
+        (root / genre).mkdir(parents=True)
+        for index in range(count):
+            (root / genre / f"{genre}.{index:05d}.wav").touch()
+    return root
+
+
+def test_default_split_of_a_small_dataset_keeps_every_genre_in_validation_and_test(tmp_path):
+    """80 tracks, 8 per genre: the default 0.8/0.1/0.1 split used to fail in scikit-learn ("test_size = 8 should be
+    greater or equal to the number of classes = 10"); now every genre has a validation and a test track."""
+    from genre_vit.data import load_tracks, split_tracks
+
+    tracks = load_tracks(genre_folders(tmp_path, {genre: 8 for genre in GTZAN_GENRES}))
+    splits = split_tracks(tracks)
+    assert [len(splits[name]) for name in ("train", "validation", "test")] == [60, 10, 10]
+    for name in ("validation", "test"):
+        assert sorted(splits[name]["label"]) == list(range(10))
+    assert split_tracks(tracks)["test"]["track_id"] == splits["test"]["track_id"]  # seeded
+
+
+def test_three_tracks_of_a_genre_are_enough_and_two_get_a_message_naming_the_genre_and_the_fix(tmp_path):
+    from genre_vit.data import load_tracks, split_tracks
+
+    counts = {genre: 8 for genre in GTZAN_GENRES} | {"blues": 3}
+    splits = split_tracks(load_tracks(genre_folders(tmp_path / "three", counts)))
+    for name in ("train", "validation", "test"):
+        assert list(splits[name]["label"]).count(0) == 1
+    counts |= {"blues": 2, "jazz": 1}
+    tracks = load_tracks(genre_folders(tmp_path / "two", counts))
+    with pytest.raises(ValueError, match=r"blues \(2\), jazz \(1\).*at least 3 tracks.*--split-fractions"):
+        split_tracks(tracks)
+    with pytest.raises(ValueError, match=r"^Too few tracks to split by genre: jazz \(1\)\..*at least 2 tracks"):
+        split_tracks(tracks, (0.8, 0.2, 0.0))  # the fix the message names works for 2 tracks, not for 1
+    counts |= {"jazz": 8}
+    two_way = split_tracks(load_tracks(genre_folders(tmp_path / "two-way", counts)), (0.8, 0.2, 0.0))
+    assert len(two_way["test"]) == 0 and list(two_way["validation"]["label"]).count(0) == 1
