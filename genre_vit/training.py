@@ -34,6 +34,9 @@ PRECISIONS = ("auto", "bf16", "fp32")
 MAX_SHARD_SIZE = "15MB"
 CHECKPOINTS_FOLDER = "checkpoints"
 RUN_FILE = "training_run.json"
+MIN_TRANSFORMERS_VERSION = "5.4.0"
+"""The oldest transformers that loads GenreViT (5.0-5.3 fail on import: their `@strict` config checks need a
+dataclass). requirements.txt, pyproject.toml and every model card state it; tests/test_packaging.py checks that."""
 
 
 @dataclass
@@ -189,7 +192,7 @@ tags:
 # GenreViT: {run["output_name"]}
 
 A Vision Transformer over 4-s log-Mel windows that classifies music genre, trained with GenreViT's `train.py`. Load it with `from_pretrained` after `import genre_vit`, or with
-`trust_remote_code=True` without the package.
+`trust_remote_code=True` without the package. Either way it needs `transformers>={MIN_TRANSFORMERS_VERSION}`.
 
 ## Labels
 

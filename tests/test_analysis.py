@@ -119,7 +119,7 @@ def test_missing_model_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr("genre_vit.analysis.BUNDLED_MODEL_DIR", tmp_path / "no-bundled-model")
     with pytest.raises(ModelNotFoundError, match="No model given"):
         GenreClassifier.from_pretrained(None)
-    with pytest.raises(ModelNotFoundError, match="Could not load"):
+    with pytest.raises(ModelNotFoundError, match="is not a GenreViT model folder"):
         GenreClassifier.from_pretrained(tmp_path)
 
 

@@ -177,3 +177,21 @@ def test_ten_concurrent_requests(server, tmp_path):
         assert summary.endswith(f"{windows} windows over 0:{6 + index:02d}")
         assert len(labels["confidences"]) == 10
     assert log.read_text().count("GenreViT start-up: Model:") == 1  # the model was loaded once, at start-up
+
+
+def test_bad_upload_is_one_log_line_without_traceback(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, log = server
+    fake = tmp_path / "not-a-song.mp3"
+    fake.write_text("<html>this is not audio</html>" * 40)
+    before = log.read_text()
+    with pytest.raises(Exception, match="not-a-song.mp3"):
+        Client(url, verbose=False).predict(handle_file(str(fake)), api_name="/analyze")
+    time.sleep(0.5)
+    added = log.read_text()[len(before) :]
+    assert "Traceback" not in added
+    assert [line for line in added.splitlines() if "not-a-song.mp3" in line] == [
+        line for line in added.splitlines() if "rejected input" in line
+    ]
+    assert added.count("rejected input") == 1

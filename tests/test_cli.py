@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPOSITORY
@@ -137,3 +138,130 @@ def test_convert_to_float16_in_shards(tmp_path, tiny_model_dir):
         assert run_cli("analyze", song, "--model", model).returncode == 0
     again = run_cli("convert", tiny_model_dir, tmp_path / "half")
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_truncated_file_is_analysed_with_one_warning_line(tmp_path, tiny_model_dir, write_wav):
+    song = write_wav(synth_music(30.0, seed=5), "cut.wav")
+    song.write_bytes(song.read_bytes()[: len(song.read_bytes()) // 3])
+    completed = run_cli("analyze", song, "--model", tiny_model_dir, "--device", "cpu")
+    assert completed.returncode == 0, completed.stderr
+    assert "4 windows over 0:10" in completed.stdout
+    warnings = completed.stderr.strip().splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("genre_vit: warning: cut.wav is cut short")
+
+
+def test_closed_pipe_ends_silently_like_unix_tools(tiny_model_dir, write_wav):
+    """`python -m genre_vit analyze FILE | head -2`: the reader is gone before the table is written. Standard tools
+    die of SIGPIPE without a word; so does the CLI (no "Broken pipe" error line, no "Exception ignored")."""
+    import signal
+
+    song = write_wav(synth_music(8.0, seed=6), "song.wav")
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "genre_vit", "analyze", str(song), "--model", str(tiny_model_dir), "--device", "cpu"],
+        cwd=REPOSITORY,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # before the CLI has loaded its model and written anything
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == -signal.SIGPIPE
+    assert stderr == ""
+
+
+def test_emoji_in_the_file_name_draws_without_a_missing_glyph_warning(tmp_path, tiny_model_dir, write_wav):
+    song = write_wav(synth_music(6.0, seed=7), "my \U0001f3b8 song.wav")
+    completed = run_cli(
+        "analyze",
+        song,
+        "--model",
+        tiny_model_dir,
+        "--device",
+        "cpu",
+        "--plot",
+        tmp_path / "plot.png",
+        environment={"PYTHONWARNINGS": "error::UserWarning"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Glyph" not in completed.stderr and completed.stderr == ""
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("checkpoints/genre-vit-gtzn", "No model folder exists at checkpoints/genre-vit-gtzn"),
+        ("./my-models/run-1", "No model folder exists at ./my-models/run-1."),
+        ("someone/genre-vit", "could be loaded from the Hugging Face Hub either"),
+    ],
+)
+def test_mistyped_model_folder_says_so(write_wav, model, message):
+    song = write_wav(synth_music(5.0), "song.wav")
+    completed = run_cli("analyze", song, "--model", model)
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("genre_vit: error: ") and message in completed.stderr
+    assert "Repo id must be in the form" not in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+
+
+def test_output_files_get_the_umask_permissions(tmp_path, tiny_model_dir, write_wav):
+    """Files used to be 0600 whatever the umask (tempfile.mkstemp); now they are what open() would make."""
+    song = write_wav(synth_music(6.0), "song.wav")
+    outputs = [tmp_path / "out.json", tmp_path / "out.csv", tmp_path / "plot.png"]
+    for umask, mode in ((0o022, 0o644), (0o027, 0o640)):
+        for output in outputs:
+            output.unlink(missing_ok=True)
+        completed = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f'umask {umask:03o} && exec "$@"',
+                "bash",
+                sys.executable,
+                "-m",
+                "genre_vit",
+                "analyze",
+                str(song),
+                "--model",
+                str(tiny_model_dir),
+                "--device",
+                "cpu",
+                "--json",
+                str(outputs[0]),
+                "--csv",
+                str(outputs[1]),
+                "--plot",
+                str(outputs[2]),
+            ],
+            cwd=REPOSITORY,
+            env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY)),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert completed.returncode == 0, completed.stderr
+        assert [oct(output.stat().st_mode & 0o777) for output in outputs] == [oct(mode)] * 3
+
+
+def test_cli_runs_from_any_folder_once_installed(tmp_path, tiny_model_dir, write_wav):
+    """The README's install command installs the package: `python -m genre_vit` and the `genre-vit` command work
+    from a folder that is not the repository, with no PYTHONPATH."""
+    import shutil
+
+    song = write_wav(synth_music(6.0), "song.wav")
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"}
+    module = subprocess.run(
+        [sys.executable, "-m", "genre_vit", "analyze", str(song), "--model", str(tiny_model_dir), "--device", "cpu"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert module.returncode == 0, module.stderr
+    assert "2 windows over 0:06" in module.stdout
+    command = shutil.which("genre-vit", path=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    assert command, "the genre-vit console script is not installed"
+    script = subprocess.run([command, "--help"], cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert script.returncode == 0 and "analyze" in script.stdout

@@ -4,16 +4,21 @@ Units: waveforms are in samples, spectrograms in STFT frames, times in seconds.
 
 The chosen definition (what "4-s windows with a 2-s hop" means here, exactly):
 
-1. Windows: window `k` starts at sample `k * hop_samples` (`hop_samples` = 2 s = 44,100 samples) and spans
-   `window_samples` (4 s = 88,200 samples). A signal of `n` samples gives `1 + ceil(max(0, n - window_samples) /
-   hop_samples)` windows, so the windows cover every sample: 30.0 s gives 14 windows, 31 s gives 15, anything up to
-   4 s gives one. Samples past the end of the signal are zeros (a short window is zero-padded).
+1. Windows (the window rule, the one place where it is defined): audio of `n` samples no longer than one window
+   (`window_samples` = 4 s = 88,200 samples) gives one window at sample 0, zero-padded at the end; this is the only
+   window that ever holds padding. Longer audio gives windows at `k * hop_samples` (`hop_samples` = 2 s = 44,100
+   samples) for every `k` whose window ends inside the audio, plus, where those leave a tail uncovered, one last
+   window that ends exactly where the audio ends (it overlaps its neighbour by more than the usual 2 s). So every
+   sample is covered, no window is padded, and the count is `1 + ceil((n - window_samples) / hop_samples)`:
+   4.0 s -> 1 window at 0 s; 4.1 s -> 2 at 0 and 0.1 s; 30.0 s -> 14 at 0, 2, ..., 26 s; 30.013 s -> 15, the last at
+   26.013 s; 31 s -> 15, the last at 27 s. (Before, the last window started on the 2-s grid and was padded: a
+   30.013-s GTZAN clip got a window at 28 s holding 2 s of audio and 2 s of zeros.)
 2. Spectrogram: one power STFT over the whole signal (`n_fft` 2048, periodic Hann window of 2048, hop 64, frames
    centred on sample `i * 64` with zeros outside the signal, as librosa's `center=True, pad_mode="constant"`), then
    a 128-band Slaney Mel filterbank from 0 to 11,025 Hz. It is computed once and sliced; for long signals it is
    computed block by block with `n_fft // 2` samples of context, which gives the same frames.
-3. Window `k` takes the `1 + window_samples // 64` = 1,379 frames starting at frame `round(k * hop_samples / 64)`.
-   Because 44,100 is not a multiple of 64, that start lies up to 32 samples (1.5 ms) from `k * hop_samples`.
+3. A window starting at sample `s` takes the `1 + window_samples // 64` = 1,379 frames starting at frame
+   `round(s / 64)`. Because 44,100 is not a multiple of 64, that start lies up to 32 samples (1.5 ms) from `s`.
    The frames at the window's two edges (16 frames each side) see the neighbouring audio instead of the zero
    padding a separate per-window STFT would see; everywhere else the frames equal a per-window librosa
    computation to float32 precision. After the whole recipe, the two definitions differ on music by less than
@@ -182,18 +187,28 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         """STFT frames per window before the resize (1,379 by default)."""
         return 1 + self.window_samples // self.hop_length
 
+    def window_start_samples(self, num_samples: int) -> np.ndarray:
+        """`(windows,)` first sample of each window of a signal of `num_samples` samples (the window rule of the
+        module docstring): the 2-s grid while windows fit, then one window ending at the last sample."""
+        overhang = num_samples - self.window_samples
+        if overhang <= 0:
+            return np.zeros(1, dtype=np.int64)
+        starts = np.arange(overhang // self.hop_samples + 1, dtype=np.int64) * self.hop_samples
+        if starts[-1] < overhang:
+            starts = np.append(starts, overhang)
+        return starts
+
     def num_windows(self, num_samples: int) -> int:
         """Windows for a signal of `num_samples` samples (at least one)."""
-        overhang = max(0, num_samples - self.window_samples)
-        return 1 + -(-overhang // self.hop_samples)
+        return int(self.window_start_samples(num_samples).shape[0])
 
     def window_start_times(self, num_samples: int) -> np.ndarray:
         """`(windows,)` start time of each window, in seconds."""
-        return np.arange(self.num_windows(num_samples)) * (self.hop_samples / self.sampling_rate)
+        return self.window_start_samples(num_samples) / self.sampling_rate
 
-    def _first_frames(self, windows: np.ndarray) -> np.ndarray:
-        """Index of the first STFT frame of each window: `round(k * hop_samples / hop_length)`."""
-        return (2 * windows * self.hop_samples + self.hop_length) // (2 * self.hop_length)
+    def _first_frames(self, start_samples: np.ndarray) -> np.ndarray:
+        """Index of the first STFT frame of windows starting at `start_samples`: `round(start / hop_length)`."""
+        return (2 * start_samples + self.hop_length) // (2 * self.hop_length)
 
     # ------------------------------------------------------------------ checks
     def _validate_waveform(self, waveform, sampling_rate: int | None) -> np.ndarray:
@@ -289,17 +304,17 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         """
         waveform = self._validate_waveform(waveform, sampling_rate)
         block_windows = block_windows or self.block_windows
-        total = self.num_windows(waveform.shape[0])
+        all_starts = self.window_start_samples(waveform.shape[0])
         frames_per_window = self.frames_per_window
-        for block_start in range(0, total, block_windows):
-            windows = np.arange(block_start, min(block_start + block_windows, total))
-            first_frames = self._first_frames(windows)
+        for block_start in range(0, len(all_starts), block_windows):
+            starts = all_starts[block_start : block_start + block_windows]
+            first_frames = self._first_frames(starts)
             span = int(first_frames[-1] - first_frames[0]) + frames_per_window
             mel_frames = self._mel_power_frames(waveform, int(first_frames[0]), span)
             offsets = (first_frames - first_frames[0])[:, None] + np.arange(frames_per_window)
             yield SpectrogramWindows(
                 input_values=self._window_images(mel_frames[offsets]),
-                start_times=windows * (self.hop_samples / self.sampling_rate),
+                start_times=starts / self.sampling_rate,
             )
 
     def extract_windows(self, waveform: np.ndarray, sampling_rate: int | None = None) -> SpectrogramWindows:

@@ -100,7 +100,8 @@ class GenreViTEmbeddings(nn.Module):
                 f"GenreViT expects windows of shape (N, 1, {self.expected_size[0]}, {self.expected_size[1]}), "
                 f"got {tuple(input_values.shape)}. Use the model's GenreViTFeatureExtractor to make them."
             )
-        patches = self.patch_embeddings(input_values).flatten(2).transpose(1, 2)
+        # float32 features work whatever the parameters' dtype (e.g. a float16 checkpoint loaded as stored).
+        patches = self.patch_embeddings(input_values.to(self.patch_embeddings.weight.dtype)).flatten(2).transpose(1, 2)
         cls_tokens = self.cls_token.expand(patches.shape[0], -1, -1)
         tokens = torch.cat([cls_tokens, patches], dim=1) + self.position_embeddings
         return self.dropout(tokens)
@@ -185,6 +186,11 @@ class GenreViTPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = False
     _no_split_modules = ["GenreViTEmbeddings", "GenreViTLayer"]
     _supports_sdpa = True
+    # The loss is a mean over the batch and takes no `num_items_in_batch`: the Trainer must then divide it by the
+    # gradient-accumulation steps and average it over processes itself. Without this flag it infers from
+    # `forward(**kwargs)` that the model scales the loss, and the loss comes out multiplied by the accumulation
+    # steps or by the number of processes.
+    accepts_loss_kwargs = False
 
     def _init_weights(self, module):
         std = self.config.initializer_range

@@ -1,0 +1,69 @@
+"""The install story: one minimum transformers version everywhere, and the README's Python examples run as written."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import REPOSITORY
+
+from genre_vit.training import MIN_TRANSFORMERS_VERSION
+
+
+def test_minimum_transformers_version_is_stated_once_and_everywhere():
+    requirements = (REPOSITORY / "requirements.txt").read_text()
+    assert re.search(rf"^transformers>={re.escape(MIN_TRANSFORMERS_VERSION)}\b", requirements, re.MULTILINE)
+    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]
+    assert f"transformers>={MIN_TRANSFORMERS_VERSION}" in project["dependencies"]
+    card = REPOSITORY / "checkpoints" / "genre-vit-gtzan" / "README.md"
+    if card.exists():
+        assert f"transformers>={MIN_TRANSFORMERS_VERSION}" in card.read_text()
+
+
+def test_space_install_does_not_need_the_package_folder():
+    """A Space installs requirements.txt before the repository is copied in, so it must not name the package
+    itself (`-e .`); the README's install command adds `-e .` for everyone else."""
+    requirements = (REPOSITORY / "requirements.txt").read_text().splitlines()
+    assert not any(line.strip().startswith(("-e", ".")) for line in requirements)
+    readme = (REPOSITORY / "README.md").read_text()
+    assert "pip install -r requirements.txt -e .\n" in readme
+    assert "pip install -r requirements.txt -e ." in (REPOSITORY / ".ci" / "run").read_text()
+
+
+def readme_python_examples() -> list[str]:
+    readme = (REPOSITORY / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+
+
+def test_readme_has_python_examples():
+    assert len(readme_python_examples()) >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(readme_python_examples())))
+def test_readme_python_example_runs_as_written(index, tmp_path, monkeypatch, tiny_model, feature_extractor):
+    """Each ```python block of the README, run as written in a folder that holds what it names: `song.mp3` and a
+    model at `checkpoints/genre-vit-gtzan` (the bundled float16 checkpoint where it exists, else the tiny model saved
+    in float16 the same way)."""
+    import shutil
+
+    import soundfile
+    import torch
+
+    from genre_vit.testing import synth_music
+
+    example = readme_python_examples()[index]
+    if "pipeline(" in example and shutil.which("ffmpeg") is None:
+        pytest.skip("the stock pipeline decodes files with ffmpeg")
+    soundfile.write(tmp_path / "song.mp3", synth_music(12.0, seed=3), 22050)
+    model_dir = tmp_path / "checkpoints" / "genre-vit-gtzan"
+    bundled = REPOSITORY / "checkpoints" / "genre-vit-gtzan"
+    if (bundled / "config.json").exists():
+        model_dir.parent.mkdir()
+        model_dir.symlink_to(bundled)
+    else:
+        tiny_model.to(torch.float16).save_pretrained(model_dir)
+        tiny_model.to(torch.float32)
+        feature_extractor.save_pretrained(model_dir)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, f"README.md python example {index + 1}", "exec"), {"__name__": "__readme__"})
