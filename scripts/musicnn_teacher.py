@@ -148,7 +148,11 @@ def main(argv=None) -> int:
         if index % 20 == 0:
             print(f"{index + 1}/{len(files)} {key} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    merged = {"tags": np.array(teacher.labels), "model": np.str_(args.model)}
+    merged = {
+        "tags": np.array(teacher.labels),
+        "model": np.str_(args.model),
+        "patch_seconds": np.float32(args.patch_seconds),
+    }
     for key in keys:
         with np.load(parts / f"{key}.npz") as data:
             for name in ("start_seconds", "tags", "max_pool", "mean_pool", "penultimate"):

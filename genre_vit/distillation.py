@@ -1,0 +1,94 @@
+"""Teacher targets for distillation: a pre-trained tagger's outputs on the training audio, aligned to GenreViT's
+windows.
+
+The teacher runs outside the product (`scripts/musicnn_teacher.py`, in its own TensorFlow environment) and writes
+one `.npz` file: for every track (key: its track id, the file name without suffix), the start times of its 3-s
+teacher patches (`KEY/start_seconds`, seconds) and the teacher's outputs on them (`KEY/max_pool`, `KEY/penultimate`,
+`KEY/tag_probabilities`, ...). `TeacherTargets` reads one of those outputs and gives, for a window of a track, the
+mean over the teacher patches whose centre lies inside the window: the target that training regresses onto through
+an auxiliary head (see `genre_vit.training`).
+"""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TEACHER_OUTPUTS = ("max_pool", "mean_pool", "penultimate", "tag_probabilities")
+"""The outputs a targets file may hold per track; `max_pool` (musicnn's pooled features) is the default target."""
+
+DEFAULT_PATCH_SECONDS = 3.0
+"""Length of a teacher patch when the file does not say (musicnn's taggers were trained on 3-s inputs)."""
+
+
+@dataclass(frozen=True)
+class TeacherTargets:
+    """One teacher output for every track of a targets file.
+
+    Attributes:
+        output: which teacher output (one of `TEACHER_OUTPUTS`).
+        patch_seconds: length of a teacher patch, in seconds.
+        patch_starts: track id -> `(patches,)` patch start times, in seconds.
+        values: track id -> `(patches, D)` float32 teacher outputs.
+        source: the file they were read from.
+    """
+
+    output: str
+    patch_seconds: float
+    patch_starts: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    source: str
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, output: str = "max_pool") -> "TeacherTargets":
+        if output not in TEACHER_OUTPUTS:
+            raise ValueError(f"Unknown teacher output {output!r}; choose one of {', '.join(TEACHER_OUTPUTS)}.")
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"Teacher targets file {path} does not exist (scripts/musicnn_teacher.py writes one).")
+        with np.load(path, allow_pickle=False) as data:
+            keys = [name[: -len("/start_seconds")] for name in data.files if name.endswith("/start_seconds")]
+            if not keys or any(f"{key}/{output}" not in data.files for key in keys):
+                raise ValueError(f"{path} is not a teacher targets file with {output!r} for every track.")
+            patch_seconds = float(data["patch_seconds"]) if "patch_seconds" in data.files else DEFAULT_PATCH_SECONDS
+            starts = {key: data[f"{key}/start_seconds"].astype(np.float64) for key in keys}
+            values = {key: data[f"{key}/{output}"].astype(np.float32) for key in keys}
+        return cls(output=output, patch_seconds=patch_seconds, patch_starts=starts, values=values, source=str(path))
+
+    @property
+    def dimension(self) -> int:
+        return int(next(iter(self.values.values())).shape[1])
+
+    def check_tracks(self, track_ids: Sequence[str]) -> None:
+        """Raise ValueError, naming a few, unless every track has targets (the file belongs to these tracks)."""
+        missing = sorted(set(track_ids) - self.values.keys())
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ValueError(
+                f"The teacher targets in {self.source} do not match the tracks: {len(missing)} of {len(set(track_ids))} "
+                f"tracks have none ({shown}). Compute them for this data with scripts/musicnn_teacher.py."
+            )
+
+    def window_targets(self, track_id: str, start_seconds: np.ndarray, window_seconds: float) -> np.ndarray:
+        """`(windows, D)` targets of a track's windows starting at `start_seconds` (s) and `window_seconds` long: the
+        mean over the teacher patches whose centre lies inside the window (the nearest patch where none does)."""
+        starts = self.patch_starts[track_id]
+        centres = starts + self.patch_seconds / 2
+        values = self.values[track_id]
+        targets = np.empty((len(start_seconds), values.shape[1]), dtype=np.float32)
+        for row, start in enumerate(np.asarray(start_seconds, dtype=np.float64)):
+            inside = (centres >= start) & (centres < start + window_seconds)
+            if inside.any():
+                targets[row] = values[inside].mean(axis=0)
+            else:
+                targets[row] = values[np.argmin(np.abs(centres - (start + window_seconds / 2)))]
+        return targets
+
+    def track_target(self, track_id: str) -> np.ndarray:
+        """`(D,)` mean over all of a track's patches."""
+        return self.values[track_id].mean(axis=0)
+
+
+__all__ = ["DEFAULT_PATCH_SECONDS", "TEACHER_OUTPUTS", "TeacherTargets"]

@@ -1,0 +1,213 @@
+"""The comparison rows of the bundled model's ablation table, on the same cross-validation folds as train.py.
+
+    python scripts/baselines.py --data ../shared/data/gtzan --teacher-targets runs/teacher/msd.npz \
+        --output runs/baselines.json
+
+Rows (window and track accuracy and macro F1, mean ± standard deviation over the folds):
+- `musicnn zero-shot`: musicnn's MSD tagger with a fixed tag-to-genre mapping (classical and reggae have no tag, so
+  they are never predicted); a genre's score is the maximum over its tags of the mean tag probability over the
+  window's (or the clip's) teacher patches.
+- `hand-made features + LR`: MFCC, spectral-contrast and chroma means and deviations, zero-crossing rate, spectral
+  centroid and tempo (librosa) of each window and of each clip, standardised, and a logistic regression fitted per
+  fold on the non-test tracks only.
+- `teacher probe (musicnn features + LR)`: the same logistic regression on musicnn MSD's `max_pool` features and tag
+  probabilities, averaged over the window's (or the clip's) patches; the ceiling that distillation aims at.
+Folds: `genre_vit.data.split_tracks_for_fold` (stratified by genre, seed 42), so every row is scored on the same
+tracks as `cross_validate.py`. Track scores at window level are the windows of the test tracks, as cut by the
+feature extractor's window rule.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genre_vit import GenreViTFeatureExtractor
+from genre_vit.audio import load_audio
+from genre_vit.data import label_names, load_tracks, split_tracks_for_fold
+from genre_vit.distillation import TeacherTargets
+from genre_vit.files import write_text_atomic
+
+MUSICNN_MSD_GENRE_TAGS = {
+    "blues": ["blues"],
+    "country": ["country"],
+    "disco": ["dance", "funk"],
+    "hiphop": ["Hip-Hop"],
+    "jazz": ["jazz"],
+    "metal": ["metal", "heavy metal"],
+    "pop": ["pop"],
+    "rock": ["rock", "classic rock", "hard rock"],
+}
+"""The fixed zero-shot mapping of the ablation protocol; classical and reggae have no MSD tag."""
+
+
+def handmade_features(waveform: np.ndarray, sampling_rate: int) -> np.ndarray:
+    """Clip statistics of librosa features: MFCC (20), spectral contrast (7) and chroma (12) means and standard
+    deviations, zero-crossing rate and spectral centroid mean and deviation, and tempo: 83 values."""
+    import librosa
+
+    mfcc = librosa.feature.mfcc(y=waveform, sr=sampling_rate, n_mfcc=20)
+    contrast = librosa.feature.spectral_contrast(y=waveform, sr=sampling_rate)
+    chroma = librosa.feature.chroma_stft(y=waveform, sr=sampling_rate)
+    zcr = librosa.feature.zero_crossing_rate(waveform)
+    centroid = librosa.feature.spectral_centroid(y=waveform, sr=sampling_rate) / sampling_rate
+    tempo = np.atleast_1d(librosa.feature.tempo(y=waveform, sr=sampling_rate))[:1] / 200.0
+    parts = [np.concatenate([f.mean(axis=1), f.std(axis=1)]) for f in (mfcc, contrast, chroma, zcr, centroid)]
+    return np.concatenate([*parts, tempo]).astype(np.float32)
+
+
+def musicnn_zero_shot_scores(tag_probabilities: np.ndarray, tags: list[str], genres: list[str]) -> np.ndarray:
+    """`(n, genres)` scores from `(n, tags)` mean tag probabilities; genres without tags score -1."""
+    scores = np.full((tag_probabilities.shape[0], len(genres)), -1.0)
+    for column, genre in enumerate(genres):
+        if genre in MUSICNN_MSD_GENRE_TAGS:
+            indices = [tags.index(tag) for tag in MUSICNN_MSD_GENRE_TAGS[genre]]
+            scores[:, column] = tag_probabilities[:, indices].max(axis=1)
+    return scores
+
+
+def probe(train_x, train_y, test_x) -> np.ndarray:
+    """Standardised logistic regression; returns class probabilities of `test_x` over all labels seen in train."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=0.5))
+    model.fit(train_x, train_y)
+    return model.predict_proba(test_x), model.classes_
+
+
+def scores_to_metrics(labels, predictions, num_labels) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(f1_score(labels, predictions, labels=range(num_labels), average="macro", zero_division=0)),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--teacher-targets", required=True, help="musicnn MSD targets (scripts/musicnn_teacher.py)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--validation-fraction", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", required=True, help="JSON file with every fold's numbers and the table")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    tracks = load_tracks(args.data)
+    genres = label_names(tracks)
+    extractor = GenreViTFeatureExtractor()
+    max_pool = TeacherTargets.load(args.teacher_targets, "max_pool")
+    tag_probabilities = TeacherTargets.load(args.teacher_targets, "tag_probabilities")
+    max_pool.check_tracks(tracks["track_id"])
+    with np.load(args.teacher_targets) as data:
+        tags = [str(tag) for tag in data["tags"]]
+
+    per_track = {}
+    for path, track, label in zip(tracks["audio_path"], tracks["track_id"], tracks["label"]):
+        waveform = load_audio(path)
+        starts = extractor.window_start_times(len(waveform))
+        window = extractor.window_samples
+        window_features = np.stack(
+            [handmade_features(waveform[int(s * 22050) : int(s * 22050) + window], 22050) for s in starts]
+        )
+        per_track[track] = {
+            "label": label,
+            "windows": len(starts),
+            "handmade_window": window_features,
+            "handmade_clip": handmade_features(waveform, 22050),
+            "teacher_window": np.hstack(
+                [
+                    max_pool.window_targets(track, starts, extractor.window_seconds),
+                    tag_probabilities.window_targets(track, starts, extractor.window_seconds),
+                ]
+            ),
+            "teacher_clip": np.concatenate([max_pool.track_target(track), tag_probabilities.track_target(track)]),
+            "tags_window": tag_probabilities.window_targets(track, starts, extractor.window_seconds),
+            "tags_clip": tag_probabilities.track_target(track),
+        }
+    features_seconds = time.perf_counter() - started
+    print(f"features of {len(per_track)} tracks in {features_seconds:.0f} s", file=sys.stderr)
+
+    rows = {"musicnn zero-shot": [], "hand-made features + LR": [], "teacher probe (musicnn features + LR)": []}
+    for fold in range(args.folds):
+        splits = split_tracks_for_fold(tracks, args.folds, fold, args.validation_fraction, args.seed)
+        test_ids = list(splits["test"]["track_id"])
+        train_ids = list(splits["train"]["track_id"]) + list(splits["validation"]["track_id"])
+        test_track_labels = np.array([per_track[t]["label"] for t in test_ids])
+        test_window_labels = np.concatenate([[per_track[t]["label"]] * per_track[t]["windows"] for t in test_ids])
+
+        zero_shot_windows = musicnn_zero_shot_scores(
+            np.vstack([per_track[t]["tags_window"] for t in test_ids]), tags, genres
+        ).argmax(axis=1)
+        zero_shot_tracks = musicnn_zero_shot_scores(
+            np.stack([per_track[t]["tags_clip"] for t in test_ids]), tags, genres
+        ).argmax(axis=1)
+        rows["musicnn zero-shot"].append(
+            {
+                "fold": fold,
+                "window": scores_to_metrics(test_window_labels, zero_shot_windows, len(genres)),
+                "track": scores_to_metrics(test_track_labels, zero_shot_tracks, len(genres)),
+            }
+        )
+        for row, kind in (("hand-made features + LR", "handmade"), ("teacher probe (musicnn features + LR)", "teacher")):
+            train_window_x = np.vstack([per_track[t][f"{kind}_window"] for t in train_ids])
+            train_window_y = np.concatenate([[per_track[t]["label"]] * per_track[t]["windows"] for t in train_ids])
+            window_probabilities, classes = probe(
+                train_window_x, train_window_y, np.vstack([per_track[t][f"{kind}_window"] for t in test_ids])
+            )
+            clip_probabilities, clip_classes = probe(
+                np.stack([per_track[t][f"{kind}_clip"] for t in train_ids]),
+                np.array([per_track[t]["label"] for t in train_ids]),
+                np.stack([per_track[t][f"{kind}_clip"] for t in test_ids]),
+            )
+            rows[row].append(
+                {
+                    "fold": fold,
+                    "window": scores_to_metrics(test_window_labels, classes[window_probabilities.argmax(1)], len(genres)),
+                    "track": scores_to_metrics(test_track_labels, clip_classes[clip_probabilities.argmax(1)], len(genres)),
+                }
+            )
+
+    summary = {}
+    lines = [
+        "| row | window accuracy | track accuracy | window macro F1 | track macro F1 |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row, folds in rows.items():
+        stats = {}
+        for level in ("window", "track"):
+            for metric in ("accuracy", "macro_f1"):
+                values = np.array([fold[level][metric] for fold in folds])
+                stats[f"{level}_{metric}"] = {"mean": float(values.mean()), "std": float(values.std(ddof=1))}
+        summary[row] = stats
+        cell = lambda key: f"{stats[key]['mean']:.3f} ± {stats[key]['std']:.3f}"  # noqa: E731
+        lines.append(
+            f"| {row} | {cell('window_accuracy')} | {cell('track_accuracy')} | {cell('window_macro_f1')} | "
+            f"{cell('track_macro_f1')} |"
+        )
+    table = "\n".join(lines)
+    record = {
+        "data": args.data,
+        "tracks": len(tracks),
+        "folds": args.folds,
+        "seed": args.seed,
+        "teacher_targets": args.teacher_targets,
+        "seconds": time.perf_counter() - started,
+        "rows": rows,
+        "summary": summary,
+        "table": table,
+    }
+    write_text_atomic(args.output, json.dumps(record, indent=2))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
