@@ -72,6 +72,10 @@ class GenreViTConfig(PreTrainedConfig):
             SpecAugment time masks per training example (0 disables them). Only active in training mode.
         spec_augment_time_mask_width (`int`, defaults to 16):
             Largest width, in columns of the 144-column input, of one time mask.
+        patchout_frequency_rows (`int`, defaults to 0), patchout_time_columns (`int`, defaults to 0):
+            Structured patchout (Koutini et al., 2022, PaSST): in training, this many random rows (frequency) and
+            columns (time) of the patch grid are dropped for the whole batch, which regularises and shortens the
+            sequence (fewer tokens, less compute per step). Inference always sees every patch.
         loss_type (`str`, defaults to `"focal"`):
             `"focal"` (focal loss with `focal_loss_gamma`) or `"cross_entropy"`.
         focal_loss_gamma (`float`, defaults to 2.5):
@@ -101,6 +105,8 @@ class GenreViTConfig(PreTrainedConfig):
     spec_augment_frequency_mask_width: int = 24
     spec_augment_num_time_masks: int = 2
     spec_augment_time_mask_width: int = 16
+    patchout_frequency_rows: int = 0
+    patchout_time_columns: int = 0
     loss_type: Literal["focal", "cross_entropy"] = "focal"
     focal_loss_gamma: float | int = 2.5
     window_chunk_size: int = 64
@@ -146,6 +152,12 @@ class GenreViTConfig(PreTrainedConfig):
             raise ValueError(f"loss_type must be 'focal' or 'cross_entropy', got {self.loss_type!r}.")
         if self.window_chunk_size < 1:
             raise ValueError(f"window_chunk_size must be positive, got {self.window_chunk_size}.")
+        rows, columns = self.patch_grid
+        if not (0 <= self.patchout_frequency_rows < rows and 0 <= self.patchout_time_columns < columns):
+            raise ValueError(
+                f"Patchout must leave patches: at most {rows - 1} of {rows} rows and {columns - 1} of {columns} "
+                f"columns, got {self.patchout_frequency_rows} and {self.patchout_time_columns}."
+            )
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")

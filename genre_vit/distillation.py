@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 TEACHER_OUTPUTS = ("max_pool", "mean_pool", "penultimate", "tag_probabilities")
 """The outputs a targets file may hold per track; `max_pool` (musicnn's pooled features) is the default target."""
@@ -92,3 +93,54 @@ class TeacherTargets:
 
 
 __all__ = ["DEFAULT_PATCH_SECONDS", "TEACHER_OUTPUTS", "TeacherTargets"]
+
+
+def add_teacher_targets(windows, teacher: TeacherTargets, window_seconds: float, mean=None, std=None):
+    """Add a `teacher_targets` column `(D,)` to a windows dataset (columns `track_id`, `start_seconds`), standardised
+    with `mean` and `std` (per dimension; computed from these windows when not given, i.e. on the training split).
+
+    Returns `(windows, mean, std)`.
+    """
+    track_ids = np.asarray(windows["track_id"])
+    starts = np.asarray(windows["start_seconds"], dtype=np.float64)
+    teacher.check_tracks(list(dict.fromkeys(track_ids)))
+    targets = np.empty((len(track_ids), teacher.dimension), dtype=np.float32)
+    for track in dict.fromkeys(track_ids):
+        rows = np.flatnonzero(track_ids == track)
+        targets[rows] = teacher.window_targets(track, starts[rows], window_seconds)
+    if mean is None:
+        mean, std = targets.mean(axis=0), targets.std(axis=0)
+    targets = (targets - mean) / np.maximum(std, 1e-6)
+    return windows.add_column("teacher_targets", list(targets)), mean, std
+
+
+class GenreViTWithTeacherHead(torch.nn.Module):
+    """Training-time wrapper: GenreViT plus an auxiliary linear head that regresses the pooled embedding onto the
+    teacher's (standardised) targets. Only `student` is saved as the model; the head is never shipped.
+
+    Loss: `classification_weight * genre loss + teacher_weight * mean squared error to the teacher targets`.
+    """
+
+    def __init__(self, student, teacher_dimension: int, teacher_weight: float, classification_weight: float = 1.0):
+        super().__init__()
+        self.student = student
+        self.config = student.config
+        self.teacher_head = torch.nn.Linear(student.config.hidden_size, teacher_dimension)
+        self.teacher_weight = teacher_weight
+        self.classification_weight = classification_weight
+
+    def forward(self, input_values, labels=None, teacher_targets=None):
+        from .modeling_genre_vit import GenreViTClassifierOutput
+
+        embedding = self.student.forward_features(input_values)
+        logits = self.student.classifier(embedding)
+        loss = None
+        if labels is not None:
+            loss = self.classification_weight * self.student._loss(logits, labels)
+            if teacher_targets is not None:
+                predicted = self.teacher_head(embedding).float()
+                loss = loss + self.teacher_weight * torch.nn.functional.mse_loss(predicted, teacher_targets.float())
+        return GenreViTClassifierOutput(loss=loss, logits=logits)
+
+
+__all__ += ["GenreViTWithTeacherHead", "add_teacher_targets"]

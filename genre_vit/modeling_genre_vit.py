@@ -87,12 +87,23 @@ class GenreViTEmbeddings(nn.Module):
     def __init__(self, config: GenreViTConfig):
         super().__init__()
         self.expected_size = (config.num_frequency_bins, config.num_time_frames)
+        self.patch_grid = config.patch_grid
+        self.patchout = (config.patchout_frequency_rows, config.patchout_time_columns)
         self.patch_embeddings = nn.Conv2d(
             1, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
         )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.position_embeddings = nn.Parameter(torch.zeros(1, config.sequence_length, config.hidden_size))
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def _patch_out(self, patches: torch.Tensor) -> torch.Tensor:
+        """Training only: drop `patchout` random rows and columns of the `(N, rows, columns, D)` grid, the same for
+        the whole batch, so the sequence gets shorter. `(N, rows, columns, D)` -> `(N, kept tokens, D)`."""
+        rows, columns = self.patch_grid
+        drop_rows, drop_columns = self.patchout
+        kept_rows = torch.randperm(rows, device=patches.device)[: rows - drop_rows].sort().values
+        kept_columns = torch.randperm(columns, device=patches.device)[: columns - drop_columns].sort().values
+        return patches[:, kept_rows][:, :, kept_columns].flatten(1, 2)
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
         if input_values.ndim != 4 or input_values.shape[1] != 1 or tuple(input_values.shape[2:]) != self.expected_size:
@@ -102,9 +113,11 @@ class GenreViTEmbeddings(nn.Module):
             )
         # float32 features work whatever the parameters' dtype (e.g. a float16 checkpoint loaded as stored).
         patches = self.patch_embeddings(input_values.to(self.patch_embeddings.weight.dtype)).flatten(2).transpose(1, 2)
-        cls_tokens = self.cls_token.expand(patches.shape[0], -1, -1)
-        tokens = torch.cat([cls_tokens, patches], dim=1) + self.position_embeddings
-        return self.dropout(tokens)
+        patches = patches + self.position_embeddings[:, 1:]
+        if self.training and any(self.patchout):
+            patches = self._patch_out(patches.unflatten(1, self.patch_grid))
+        cls_tokens = (self.cls_token + self.position_embeddings[:, :1]).expand(patches.shape[0], -1, -1)
+        return self.dropout(torch.cat([cls_tokens, patches], dim=1))
 
 
 class GenreViTDropPath(nn.Module):

@@ -116,7 +116,9 @@ def use_bf16(precision: str, on_gpu: bool) -> bool:
     return precision == "bf16"
 
 
-def training_arguments(output_dir: Path, recipe: TrainingRecipe, max_steps: int = -1):
+def training_arguments(
+    output_dir: Path, recipe: TrainingRecipe, max_steps: int = -1, selection_metric: str = "accuracy"
+):
     """`TrainingArguments` for the recipe: evaluate and checkpoint every epoch, keep the best on validation
     accuracy, bf16 (see `use_bf16`) and TF32 on a CUDA GPU, gloo for multi-process CPU runs (`torchrun` on a machine
     without GPU)."""
@@ -140,8 +142,8 @@ def training_arguments(output_dir: Path, recipe: TrainingRecipe, max_steps: int 
         save_strategy="epoch",
         logging_strategy="epoch",
         load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
-        greater_is_better=True,
+        metric_for_best_model=selection_metric,
+        greater_is_better=selection_metric == "accuracy",
         save_total_limit=2,
         seed=recipe.seed,
         data_seed=recipe.seed,
@@ -229,6 +231,20 @@ split of GTZAN overstate accuracy on new music. Music outside these ten genres i
 """
 
 
+def initialise_from(source: str, config: GenreViTConfig) -> GenreViTForAudioClassification:
+    """GenreViT with `config`, its weights taken from a saved model folder (e.g. a distillation pre-training run).
+
+    The encoder must have the same shape; a classifier head for other labels is left newly initialised.
+    """
+    try:
+        model = GenreViTForAudioClassification.from_pretrained(
+            source, config=config, ignore_mismatched_sizes=True, dtype=torch.float32
+        )
+    except OSError as error:
+        raise ValueError(f"--init-from: {source} is not a GenreViT model folder ({error}).") from error
+    return model
+
+
 def _resolve_resume(checkpoints: Path, resume: bool):
     if not resume:
         return None
@@ -284,7 +300,8 @@ def run_training(args: argparse.Namespace) -> dict:
         precision=args.precision,
     )
     set_seed(recipe.seed)
-    arguments = training_arguments(output_dir, recipe, max_steps=args.max_steps)
+    selection_metric = "accuracy" if args.classification_weight > 0 else "loss"
+    arguments = training_arguments(output_dir, recipe, max_steps=args.max_steps, selection_metric=selection_metric)
     feature_extractor = GenreViTFeatureExtractor()
     cache_dir = Path(args.cache_dir) if args.cache_dir else output_dir / "windows-cache"
 
@@ -324,8 +341,30 @@ def run_training(args: argparse.Namespace) -> dict:
         "splits": split_track_ids(track_splits),
     }
     config = build_config(args.config, names)
-    model = GenreViTForAudioClassification(config)
+    if args.patchout:
+        config.patchout_frequency_rows, config.patchout_time_columns = args.patchout
+        config.validate()
+    if args.init_from:
+        model = initialise_from(args.init_from, config)
+    else:
+        model = GenreViTForAudioClassification(config)
+    student = model
     columns = ["input_values", "labels"]
+    if args.teacher_targets:
+        from .distillation import GenreViTWithTeacherHead, TeacherTargets, add_teacher_targets
+
+        teacher = TeacherTargets.load(args.teacher_targets, args.teacher_output)
+        windows["train"], mean, std = add_teacher_targets(windows["train"], teacher, feature_extractor.window_seconds)
+        windows["validation"], *_ = add_teacher_targets(
+            windows["validation"], teacher, feature_extractor.window_seconds, mean, std
+        )
+        model = GenreViTWithTeacherHead(student, teacher.dimension, args.teacher_weight, args.classification_weight)
+        columns.append("teacher_targets")
+        record["teacher"] = {
+            "targets": args.teacher_targets,
+            "output": args.teacher_output,
+            "dimension": teacher.dimension,
+        }
     trainer = Trainer(
         model=model,
         args=arguments,
@@ -371,7 +410,7 @@ def run_training(args: argparse.Namespace) -> dict:
         "log_history": trainer.state.log_history,
     }
     if trainer.is_world_process_zero():
-        save_model_folder(trainer.model, feature_extractor, output_dir, run)
+        save_model_folder(student, feature_extractor, output_dir, run)
         if args.push_to_hub:
             push_folder(output_dir, args.hub_model_id)
     return run
@@ -450,6 +489,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: bf16 autocast on a bf16-capable GPU, fp32 otherwise; bf16 also speeds up CPUs with AVX512-BF16/AMX",
     )
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR")
+    distillation = parser.add_argument_group("distillation and initialisation")
+    distillation.add_argument(
+        "--teacher-targets",
+        metavar="FILE",
+        help="teacher outputs per track (scripts/musicnn_teacher.py); adds an auxiliary head, never shipped, that "
+        "regresses the embedding onto them",
+    )
+    distillation.add_argument(
+        "--teacher-output",
+        default="max_pool",
+        choices=["max_pool", "mean_pool", "penultimate", "tag_probabilities"],
+        help="which teacher output to regress onto (max_pool: musicnn's pooled features)",
+    )
+    distillation.add_argument("--teacher-weight", type=float, default=1.0, help="weight of the teacher loss (1.0)")
+    distillation.add_argument(
+        "--classification-weight",
+        type=float,
+        default=1.0,
+        help="weight of the genre loss (1.0); 0 pre-trains on the teacher alone (labels unused, checkpoint chosen on "
+        "validation loss), e.g. on unlabelled music",
+    )
+    distillation.add_argument("--init-from", metavar="FOLDER", help="start from this model folder's weights")
+    distillation.add_argument(
+        "--patchout",
+        type=int,
+        nargs=2,
+        metavar=("ROWS", "COLUMNS"),
+        help="drop this many random rows and columns of the 13x9 patch grid per training batch (PaSST)",
+    )
     parser.add_argument("--push-to-hub", action="store_true", help="upload the model folder to the Hub at the end")
     parser.add_argument("--hub-model-id", help="Hub repo id for --push-to-hub")
     return parser

@@ -1,0 +1,118 @@
+"""Distillation from teacher targets, initialisation from a model folder and patchout, with synthetic teacher
+targets (no TensorFlow): the product side of training with a teacher."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPOSITORY
+from safetensors.torch import load_file
+
+from genre_vit import GenreViTConfig, GenreViTForAudioClassification
+from genre_vit.distillation import TeacherTargets
+from genre_vit.testing import write_synthetic_genre_dataset
+
+
+def write_targets(path, tracks: dict[str, float], dimension: int = 6, patch_seconds: float = 3.0):
+    """A targets file like scripts/musicnn_teacher.py writes: patches every second; patch `i` of a track holds the
+    value `i` in every dimension (so window means are easy to predict)."""
+    arrays = {"tags": np.array(["a", "b"]), "patch_seconds": np.float32(patch_seconds)}
+    for track, seconds in tracks.items():
+        starts = np.arange(0, seconds - patch_seconds + 1e-9, 1.0, dtype=np.float32)
+        values = np.repeat(np.arange(len(starts), dtype=np.float16)[:, None], dimension, axis=1)
+        arrays |= {f"{track}/start_seconds": starts, f"{track}/max_pool": values}
+        arrays |= {f"{track}/tag_probabilities": values[:, :2], f"{track}/duration_seconds": np.float32(seconds)}
+    np.savez(path, **arrays)
+    return path
+
+
+def test_window_targets_average_the_patches_centred_in_the_window(tmp_path):
+    targets = TeacherTargets.load(write_targets(tmp_path / "t.npz", {"rock.00000": 10.0}))
+    assert targets.dimension == 6 and targets.patch_seconds == 3.0
+    # patches start at 0..7 s, centres 1.5..8.5 s; the window [0, 4) holds centres 1.5, 2.5, 3.5 -> patches 0, 1, 2
+    np.testing.assert_allclose(targets.window_targets("rock.00000", np.array([0.0, 6.0]), 4.0)[:, 0], [1.0, 6.0])
+    np.testing.assert_allclose(targets.track_target("rock.00000"), np.full(6, 3.5))
+
+
+def test_targets_that_do_not_match_the_tracks_are_a_clear_error(tmp_path):
+    targets = TeacherTargets.load(write_targets(tmp_path / "t.npz", {"rock.00000": 10.0}))
+    with pytest.raises(ValueError, match=r"do not match the tracks: 2 of 3 tracks have none \(jazz.00001, pop.00002\)"):
+        targets.check_tracks(["rock.00000", "jazz.00001", "pop.00002"])
+    with pytest.raises(ValueError, match="does not exist"):
+        TeacherTargets.load(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="Unknown teacher output"):
+        TeacherTargets.load(tmp_path / "t.npz", "logits")
+
+
+def test_patchout_shortens_training_sequences_only():
+    config = GenreViTConfig.tiny(patchout_frequency_rows=6, patchout_time_columns=4)
+    model = GenreViTForAudioClassification(config)
+    windows = torch.rand(2, 1, 216, 144)
+    assert model.train().genre_vit(windows).last_hidden_state.shape[1] == 1 + 7 * 5
+    assert model.eval().genre_vit(windows).last_hidden_state.shape[1] == 118
+    with pytest.raises(Exception, match="Patchout must leave patches"):  # @strict wraps the ValueError
+        GenreViTConfig.tiny(patchout_frequency_rows=13)
+
+
+def run_train(*arguments):
+    return subprocess.run(
+        [sys.executable, str(REPOSITORY / "train.py"), *map(str, arguments)],
+        cwd=REPOSITORY,
+        env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_train_with_teacher_targets_then_initialise_from_the_result(tmp_path):
+    data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=3, seconds=8.0)
+    track_ids = [path.stem for path in sorted((data / "genres").rglob("*.wav"))]
+    targets = write_targets(tmp_path / "targets.npz", {track: 8.0 for track in track_ids})
+    common = ["--data", data, "--config", "tiny", "--batch-size", "16", "--num-proc", "1"]
+    common += ["--split-fractions", "0.6", "0.4", "0.0", "--cache-dir", tmp_path / "cache"]
+
+    distilled = tmp_path / "distilled"
+    completed = run_train(
+        *common,
+        "--output-dir",
+        distilled,
+        "--epochs",
+        "2",
+        "--teacher-targets",
+        targets,
+        "--patchout",
+        "2",
+        "2",
+        "--classification-weight",
+        "0",
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    run = json.loads((distilled / "training_run.json").read_text())
+    assert run["teacher"] == {"targets": str(targets), "output": "max_pool", "dimension": 6}
+    best = [e for e in run["log_history"] if "eval_loss" in e]
+    assert run["validation_metrics"]["eval_loss"] == pytest.approx(min(e["eval_loss"] for e in best[:-1]))
+    shipped = load_file(distilled / "model.safetensors")
+    assert not any("teacher_head" in name for name in shipped)  # the auxiliary head is never part of the model
+    reference = GenreViTForAudioClassification(GenreViTConfig.tiny())
+    assert sum(t.numel() for t in shipped.values()) == sum(p.numel() for p in reference.parameters())
+    config = json.loads((distilled / "config.json").read_text())
+    assert config["patchout_frequency_rows"] == 2 and config["patchout_time_columns"] == 2
+
+    fine_tuned = tmp_path / "fine-tuned"
+    completed = run_train(
+        *common, "--output-dir", fine_tuned, "--epochs", "1", "--init-from", distilled, "--lr", "1e-12", "--min-lr", "0"
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    tuned = load_file(fine_tuned / "model.safetensors")
+    name = "genre_vit.embeddings.patch_embeddings.weight"
+    torch.testing.assert_close(tuned[name], shipped[name])
+
+    mismatched = write_targets(tmp_path / "other.npz", {"blues.00000": 8.0})
+    completed = run_train(*common, "--output-dir", tmp_path / "bad", "--epochs", "1", "--teacher-targets", mismatched)
+    assert completed.returncode == 2 and "do not match the tracks" in completed.stderr
