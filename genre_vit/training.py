@@ -175,6 +175,17 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
             "The checkpoint was chosen on validation accuracy. There is no test split: every track but the validation\n"
             "  ones was trained on, so the honest estimate of accuracy on unseen tracks is the cross-validation below."
         )
+    teacher = ""
+    if run.get("teacher"):
+        teacher = f"""
+## Teacher
+
+Distilled from musicnn (Pons & Serra, 2019; ISC licence; https://github.com/jordipons/musicnn): its
+`{run["teacher"]["output"]}` outputs ({run["teacher"]["dimension"]} values) on the training audio, read from
+`{Path(run["teacher"]["targets"]).name}`, were regression targets of an auxiliary head that is not part of this model.
+musicnn's MSD taggers learned from the Million Song Dataset's audio previews with Last.fm tags, its MTT taggers from
+MagnaTagATune.
+"""
     cross_validation = ""
     if run.get("cross_validation"):
         from .cross_validation import cross_validation_markdown
@@ -222,7 +233,7 @@ A Vision Transformer over 4-s log-Mel windows that classifies music genre, train
 Recipe: focal loss (gamma {config.focal_loss_gamma}), AdamW (lr {run["recipe"]["learning_rate"]:g}, weight decay
 {run["recipe"]["weight_decay"]:g}), cosine to {run["recipe"]["min_learning_rate"]:g}, batch {run["recipe"]["batch_size"]},
 early stopping (patience {run["recipe"]["early_stopping_patience"]}), drop path {config.drop_path_rate}, seed {run["recipe"]["seed"]}.
-{cross_validation}
+{teacher}{cross_validation}
 ## Intended use and limits
 
 Genre tagging of Western popular music in the ten GTZAN genres, song by song or window by window. Genre labels are
