@@ -87,9 +87,13 @@ def load_tracks_from_folder(root: str | os.PathLike):
     if not rows:
         raise ValueError(f"No audio files found under {genre_root}.")
     names = label_order({genre for _, genre, _ in rows})
-    track_ids = [track_id for _, _, track_id in rows]
+    stems = [stem for _, _, stem in rows]
+    repeated = {stem for stem in stems if stems.count(stem) > 1}
+    # A file name repeated across genre folders (`rock/1.mp3`, `pop/1.mp3`) gets its folder as prefix: `rock.1`
+    # (the same rule as scripts/musicnn_teacher.py, so teacher targets find their tracks).
+    track_ids = [f"{genre}.{stem}" if stem in repeated else stem for _, genre, stem in rows]
     if len(set(track_ids)) != len(track_ids):
-        raise ValueError("Track ids (file names without suffix) must be unique across genres.")
+        raise ValueError("Track ids (file names without suffix, or folder.name where names repeat) must be unique.")
     return Dataset.from_dict(
         {
             "audio_path": [path for path, _, _ in rows],

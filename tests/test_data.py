@@ -72,3 +72,16 @@ def test_three_tracks_of_a_genre_are_enough_and_two_get_a_message_naming_the_gen
     counts |= {"jazz": 8}
     two_way = split_tracks(load_tracks(genre_folders(tmp_path / "two-way", counts)), (0.8, 0.2, 0.0))
     assert len(two_way["test"]) == 0 and list(two_way["validation"]["label"]).count(0) == 1
+
+
+def test_file_names_repeated_across_genre_folders_get_the_folder_as_prefix(tmp_path):
+    """Like the unlabelled Emotify excerpts (`classical/1.opus`, `rock/1.opus`): ids stay unique and match the keys
+    that scripts/musicnn_teacher.py gives the same files."""
+    from genre_vit.data import load_tracks
+
+    tracks = load_tracks(genre_folders(tmp_path, {"classical": 2, "rock": 2}))
+    assert sorted(tracks["track_id"]) == ["classical.00000", "classical.00001", "rock.00000", "rock.00001"]
+    for genre in ("classical", "rock"):
+        for index in range(2):
+            (tmp_path / genre / f"{genre}.{index:05d}.wav").rename(tmp_path / genre / f"{index}.wav")
+    assert sorted(load_tracks(tmp_path)["track_id"]) == ["classical.0", "classical.1", "rock.0", "rock.1"]
