@@ -137,10 +137,16 @@ class GenreViTDropPath(nn.Module):
 
 
 class GenreViTAttention(nn.Module):
-    """Multi-head self-attention through `torch.nn.functional.scaled_dot_product_attention`. `(N, S, D)` -> same."""
+    """Multi-head self-attention. `(N, S, D)` -> `(N, S, D)`, and the attention weights `(N, heads, S, S)` when asked.
+
+    `config._attn_implementation` chooses the kernel: `"sdpa"` (the default:
+    `torch.nn.functional.scaled_dot_product_attention`, which never forms the weights) or `"eager"` (softmax of
+    the scaled scores, written out). Asking for the weights computes them the eager way whatever the choice.
+    """
 
     def __init__(self, config: GenreViTConfig):
         super().__init__()
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
@@ -148,15 +154,21 @@ class GenreViTAttention(nn.Module):
         self.projection = nn.Linear(config.hidden_size, config.hidden_size)
         self.projection_dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, tokens, width = hidden_states.shape
         qkv = self.qkv(hidden_states).reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         query, key, value = qkv.unbind(0)
-        attended = F.scaled_dot_product_attention(
-            query, key, value, dropout_p=self.attention_dropout if self.training else 0.0
-        )
+        dropout = self.attention_dropout if self.training else 0.0
+        weights = None
+        if output_attentions or self.config._attn_implementation == "eager":
+            weights = (query @ key.transpose(-2, -1) * self.head_dim**-0.5).softmax(dim=-1)
+            attended = F.dropout(weights, p=dropout, training=self.training) @ value
+        else:
+            attended = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
         attended = attended.transpose(1, 2).reshape(batch, tokens, width)
-        return self.projection_dropout(self.projection(attended))
+        return self.projection_dropout(self.projection(attended)), weights if output_attentions else None
 
 
 class GenreViTFeedForward(nn.Module):
@@ -185,9 +197,12 @@ class GenreViTLayer(nn.Module):
         self.feed_forward = GenreViTFeedForward(config)
         self.drop_path = GenreViTDropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = hidden_states + self.drop_path(self.attention(self.layernorm_before(hidden_states)))
-        return hidden_states + self.drop_path(self.feed_forward(self.layernorm_after(hidden_states)))
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(self.layernorm_before(hidden_states), output_attentions)
+        hidden_states = hidden_states + self.drop_path(attended)
+        return hidden_states + self.drop_path(self.feed_forward(self.layernorm_after(hidden_states))), weights
 
 
 class GenreViTPreTrainedModel(PreTrainedModel):
@@ -198,7 +213,7 @@ class GenreViTPreTrainedModel(PreTrainedModel):
     input_modalities = ("audio",)
     supports_gradient_checkpointing = False
     _no_split_modules = ["GenreViTEmbeddings", "GenreViTLayer"]
-    _supports_sdpa = True
+    _supports_sdpa = True  # "eager" is supported too: GenreViTAttention honours both
     # The loss is a mean over the batch and takes no `num_items_in_batch`: the Trainer must then divide it by the
     # gradient-accumulation steps and average it over processes itself. Without this flag it infers from
     # `forward(**kwargs)` that the model scales the loss, and the loss comes out multiplied by the accumulation
@@ -240,25 +255,43 @@ class GenreViTModel(GenreViTPreTrainedModel):
         self,
         input_values: torch.Tensor,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
+        r"""
+        Args:
+            input_values: windows `(N, 1, F, W)`.
+            output_hidden_states: also return the states entering each block and the last block's output,
+                `num_hidden_layers + 1` tensors `(N, S, D)`.
+            output_attentions: also return each block's attention weights, `(N, heads, S, S)` per block; each row
+                sums to 1 (over the keys).
+        """
+        if kwargs:
+            raise TypeError(f"GenreViTModel.forward got unexpected arguments: {', '.join(sorted(kwargs))}.")
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         hidden_states = self.embeddings(self.spec_augment(input_values))
         all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states)
+            hidden_states, weights = layer(hidden_states, output_attentions)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (weights,)
         last_hidden_state = self.layernorm(hidden_states)
         pooled = last_hidden_state[:, 0]
         if not return_dict:
-            return tuple(v for v in (last_hidden_state, pooled, all_hidden_states) if v is not None)
+            return tuple(v for v in (last_hidden_state, pooled, all_hidden_states, all_attentions) if v is not None)
         return BaseModelOutputWithPooling(
-            last_hidden_state=last_hidden_state, pooler_output=pooled, hidden_states=all_hidden_states
+            last_hidden_state=last_hidden_state,
+            pooler_output=pooled,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
         )
 
 
@@ -271,12 +304,14 @@ class GenreViTClassifierOutput(ModelOutput):
         logits: `(N, C)` for window input; `(B, C)` log mean window probabilities for whole-song input.
         window_logits: `(B, T, C)` per-window logits for whole-song input (zeros at padded windows); else None.
         hidden_states: per-layer `(N, S, D)` states for window input, when asked for.
+        attentions: per-layer attention weights `(N, heads, S, S)` for window input, when asked for.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     window_logits: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class GenreViTForAudioClassification(GenreViTPreTrainedModel):
@@ -289,8 +324,14 @@ class GenreViTForAudioClassification(GenreViTPreTrainedModel):
         self.post_init()
 
     def forward_features(self, input_values: torch.Tensor) -> torch.Tensor:
-        """Pooled embedding `(N, D)` of windows `(N, 1, F, W)`."""
-        return self.genre_vit(input_values, return_dict=True).pooler_output
+        """Tokens `(N, S, D)` after the final LayerNorm, for windows `(N, 1, F, W)` (as timm's `forward_features`)."""
+        return self.genre_vit(input_values, return_dict=True).last_hidden_state
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Tokens `(N, S, D)` -> the pooled embedding `(N, D)` (the class token) with `pre_logits`, else logits
+        `(N, C)` (as timm's `forward_head`)."""
+        pooled = tokens[:, 0]
+        return pooled if pre_logits else self.classifier(pooled)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         gamma = self.config.focal_loss_gamma if self.config.loss_type == "focal" else 0.0
@@ -310,7 +351,8 @@ class GenreViTForAudioClassification(GenreViTPreTrainedModel):
             raise ValueError("Every song needs at least one real window (window_mask is all False for a song).")
         real_windows = input_values[window_mask]
         chunk_logits = [
-            self.classifier(self.forward_features(chunk)) for chunk in real_windows.split(self.config.window_chunk_size)
+            self.forward_head(self.forward_features(chunk))
+            for chunk in real_windows.split(self.config.window_chunk_size)
         ]
         flat_logits = torch.cat(chunk_logits).float()
         window_logits = flat_logits.new_zeros(songs, windows, flat_logits.shape[-1])
@@ -325,6 +367,7 @@ class GenreViTForAudioClassification(GenreViTPreTrainedModel):
         window_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> GenreViTClassifierOutput | tuple:
@@ -334,20 +377,31 @@ class GenreViTForAudioClassification(GenreViTPreTrainedModel):
             window_mask: `(B, T)`, True at real windows, for whole-song input; all windows are real when omitted.
             labels: `(N,)` window labels or `(B,)` song labels; the loss is focal or cross-entropy per the config.
             output_hidden_states: return the encoder's per-layer states (window input only).
+            output_attentions: return every block's attention weights `(N, heads, S, S)` (window input only).
         """
+        # `**kwargs` takes what pipelines and the Trainer pass along; the model declares `accepts_loss_kwargs = False`
+        # so the Trainer still scales the loss itself.
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        window_logits = hidden_states = None
+        window_logits = hidden_states = attentions = None
         if input_values.ndim == 5:
-            if output_hidden_states:
-                raise ValueError("output_hidden_states is only available for window input (N, 1, F, W).")
+            if output_hidden_states or output_attentions:
+                raise ValueError(
+                    "output_hidden_states and output_attentions are only available for window input (N, 1, F, W); "
+                    "pass a song's windows, e.g. from GenreViTFeatureExtractor.extract_windows."
+                )
             logits, window_logits = self._song_logits(input_values, window_mask)
         else:
-            outputs = self.genre_vit(input_values, output_hidden_states=output_hidden_states, return_dict=True)
-            logits = self.classifier(outputs.pooler_output)
-            hidden_states = outputs.hidden_states
+            outputs = self.genre_vit(
+                input_values,
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
+                return_dict=True,
+            )
+            logits = self.forward_head(outputs.last_hidden_state)
+            hidden_states, attentions = outputs.hidden_states, outputs.attentions
         loss = self._loss(logits, labels) if labels is not None else None
         output = GenreViTClassifierOutput(
-            loss=loss, logits=logits, window_logits=window_logits, hidden_states=hidden_states
+            loss=loss, logits=logits, window_logits=window_logits, hidden_states=hidden_states, attentions=attentions
         )
         return output if return_dict else output.to_tuple()
 

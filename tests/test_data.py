@@ -22,9 +22,13 @@ def test_hub_style_dataset_with_audio_bytes(tmp_path):
             soundfile.write(buffer, synthetic_track(label, 5.0, seed=index), 22050, format="WAV")
             rows["audio"].append({"bytes": buffer.getvalue(), "path": f"{genre}.{index:05d}.wav"})
             rows["genre"].append(label)
-    features = Features({"audio": {"bytes": Value("binary"), "path": Value("string")}, "genre": ClassLabel(names=names)})
+    features = Features(
+        {"audio": {"bytes": Value("binary"), "path": Value("string")}, "genre": ClassLabel(names=names)}
+    )
     (tmp_path / "dataset" / "data").mkdir(parents=True)
-    Dataset.from_dict(rows, features=features).to_parquet(tmp_path / "dataset" / "data" / "train-00000-of-00001.parquet")
+    Dataset.from_dict(rows, features=features).to_parquet(
+        tmp_path / "dataset" / "data" / "train-00000-of-00001.parquet"
+    )
 
     tracks = load_tracks(str(tmp_path / "dataset"))  # a path that is a Hub-style dataset repository
     assert tracks.features["label"].names == ["blues", "rock"]  # not GTZAN's full set: alphabetical

@@ -24,9 +24,13 @@ def test_window_shapes(tiny_model):
     windows = torch.rand(3, 1, 216, 144)
     with torch.inference_mode():
         output = tiny_model(windows, output_hidden_states=True)
-        features = tiny_model.forward_features(windows)
+        tokens = tiny_model.forward_features(windows)
+        pooled = tiny_model.forward_head(tokens, pre_logits=True)
+        logits = tiny_model.forward_head(tokens)
     assert output.logits.shape == (3, 10)
-    assert features.shape == (3, config.hidden_size)
+    assert tokens.shape == (3, 118, config.hidden_size)  # timm's naming: forward_features returns the tokens
+    assert pooled.shape == (3, config.hidden_size) and torch.equal(pooled, tokens[:, 0])
+    torch.testing.assert_close(logits, output.logits)
     assert len(output.hidden_states) == config.num_hidden_layers + 1
     assert output.hidden_states[-1].shape == (3, 118, config.hidden_size)
     assert output.window_logits is None
@@ -134,3 +138,36 @@ def test_drop_path_is_identity_when_disabled():
     model = GenreViTModel(GenreViTConfig.tiny(num_hidden_layers=3, drop_path_rate=0.2))
     rates = [layer.drop_path.drop_probability for layer in model.layers[1:]]
     assert rates == pytest.approx([0.1, 0.2])  # linear from 0 in the first block to drop_path_rate in the last
+
+
+def test_attention_maps_are_returned_when_asked(tiny_model):
+    windows = torch.rand(2, 1, 216, 144)
+    with torch.inference_mode():
+        plain = tiny_model(windows)
+        output = tiny_model(windows, output_attentions=True)
+    config = tiny_model.config
+    assert plain.attentions is None
+    assert len(output.attentions) == config.num_hidden_layers
+    for weights in output.attentions:
+        assert weights.shape == (2, config.num_attention_heads, 118, 118)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, config.num_attention_heads, 118))
+    torch.testing.assert_close(output.logits, plain.logits, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="only available for window input"):
+        tiny_model(windows.unsqueeze(0), output_attentions=True)
+
+
+def test_eager_and_sdpa_attention_agree(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    windows = torch.rand(2, 1, 216, 144)
+    logits = {}
+    for implementation in ("eager", "sdpa"):
+        model = GenreViTForAudioClassification.from_pretrained(tmp_path, attn_implementation=implementation).eval()
+        assert model.config._attn_implementation == implementation
+        with torch.inference_mode():
+            logits[implementation] = model(windows).logits
+    torch.testing.assert_close(logits["eager"], logits["sdpa"], rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_arguments_of_the_base_model_are_refused(tiny_model):
+    with pytest.raises(TypeError, match="unexpected arguments: attn_mask"):
+        GenreViTModel(tiny_model.config)(torch.rand(1, 1, 216, 144), attn_mask=None)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -63,7 +64,8 @@ REMOTE_CODE_SCRIPT = textwrap.dedent(
     import numpy as np, torch
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
     folder = sys.argv[1]
-    model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32)
+    model.eval()
     extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
     waveform = np.load(sys.argv[2])
@@ -97,3 +99,44 @@ def test_trust_remote_code_without_the_package(tiny_model_dir, tiny_model, featu
     with torch.inference_mode():
         expected = tiny_model(inputs).logits.numpy()
     np.testing.assert_array_equal(np.load(tmp_path / "logits.npy"), expected)
+
+
+FOLDER_SAVED_BY_0_1_0 = Path(__file__).parent / "fixtures" / "tiny-genre-vit-saved-by-0.1.0"
+"""A tiny model folder written by the code of commit 5ab4291 (before the restructuring and the patchout, attention and
+window-rule changes), with the logits that code computed for a fixed input; float16 weights and its own remote code."""
+
+
+def test_a_folder_saved_by_an_earlier_version_gives_the_same_logits(tmp_path):
+    import json
+
+    from genre_vit import GenreViTFeatureExtractor, GenreViTForAudioClassification
+    from genre_vit.testing import synth_music
+
+    expected = json.loads((FOLDER_SAVED_BY_0_1_0 / "expected_logits.json").read_text())
+    model = GenreViTForAudioClassification.from_pretrained(FOLDER_SAVED_BY_0_1_0, dtype=torch.float32).eval()
+    extractor = GenreViTFeatureExtractor.from_pretrained(FOLDER_SAVED_BY_0_1_0)
+    windows = extractor.extract_windows(synth_music(8.0, seed=21), SAMPLING_RATE).input_values
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(windows)).logits.numpy()
+    np.testing.assert_allclose(logits, np.array(expected["logits"]), atol=1e-5)
+
+    # Its own (old) remote code, without the package, gives the same logits too.
+    np.save(tmp_path / "song.npy", synth_music(8.0, seed=21))
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            REMOTE_CODE_SCRIPT,
+            str(FOLDER_SAVED_BY_0_1_0),
+            str(tmp_path / "song.npy"),
+            str(tmp_path / "logits.npy"),
+        ],
+        cwd=tmp_path,
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), np.array(expected["logits"]), atol=1e-5)
