@@ -24,7 +24,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from genre_vit.analysis import MODEL_ENV_VAR, GenreAnalysis, GenreClassifier, default_model_source
+from genre_vit import GenreAnalysis
+from genre_vit.analysis import MODEL_ENV_VAR, GenreClassifier, default_model_source
 from genre_vit.audio import format_duration
 from genre_vit.plotting import plot_genre_timeline
 

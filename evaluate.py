@@ -1,9 +1,9 @@
-"""Evaluate GenreViT: `python evaluate.py --model DIR --data PATH --output-dir DIR` (logic in genre_vit.evaluation)."""
+"""Evaluate GenreViT: `python evaluate.py --model DIR --data PATH --output-dir DIR` (logic in genre_vit.training.evaluation)."""
 
 import sys
 
 import genre_vit  # noqa: F401  (registers the model with the transformers Auto classes)
-from genre_vit.evaluation import main
+from genre_vit.training.evaluation import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from genre_vit import GenreViTConfig, GenreViTForAudioClassification
-from genre_vit.training import PRECISIONS, TrainingRecipe, training_arguments, use_bf16
+from genre_vit.training.trainer import PRECISIONS, TrainingRecipe, training_arguments, use_bf16
 
 
 class InMemoryWindows(Dataset):

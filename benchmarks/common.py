@@ -10,8 +10,6 @@ import torch
 from genre_vit import GenreViTConfig, GenreViTFeatureExtractor, GenreViTForAudioClassification
 from genre_vit.testing import synth_music
 
-SAMPLING_RATE = 22050
-
 
 def write_song(path: Path, seconds: float, sampling_rate: int = 44100, stereo: bool = True) -> Path:
     """A song file as users have them: 44.1 kHz stereo, format from the suffix (mp3, flac, wav)."""

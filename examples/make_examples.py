@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-SAMPLING_RATE = 22050
+from genre_vit.audio import SAMPLING_RATE
+
 SECONDS = 12.0
 
 

@@ -22,8 +22,9 @@ GenreViTModel.register_for_auto_class("AutoModel")
 GenreViTForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 GenreViTFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
-from .analysis import GenreAnalysis, GenreClassifier, analyze_full_song  # noqa: E402
+from .analysis import GenreClassifier, analyze_full_song  # noqa: E402
 from .audio import AudioDecodeError, load_audio  # noqa: E402
+from .results import GenreAnalysis  # noqa: E402
 
 __version__ = "0.1.0"
 

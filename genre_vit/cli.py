@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .audio import AUDIO_FILE_SUFFIXES
+from .model_folder import MAX_SHARD_SIZE, RECORD_FILES
 
 PROGRAM = "genre_vit"
 
@@ -137,7 +138,7 @@ def run_convert(args: argparse.Namespace) -> int:
         raise CommandError(f"Could not load a GenreViT model from {source}: {error}") from error
     model.save_pretrained(target, max_shard_size=args.max_shard_size)
     feature_extractor.save_pretrained(target)
-    for name in ("training_run.json", "cross_validation.json", "README.md"):
+    for name in RECORD_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)
     size = sum(p.stat().st_size for p in target.glob("*.safetensors")) / 1e6
@@ -146,7 +147,6 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .training import MAX_SHARD_SIZE
 
     parser = argparse.ArgumentParser(prog=PROGRAM, description="GenreViT: music-genre classification of whole songs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

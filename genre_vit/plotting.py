@@ -7,13 +7,13 @@ with many threads, and it is up to the caller to save them (e.g. `genre_vit.file
 from functools import lru_cache
 
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont
 from matplotlib.ft2font import FT2Font
-from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .analysis import GenreAnalysis
 from .audio import format_duration
+from .results import GenreAnalysis
 
 GENRE_COLORS = (
     "#1f77b4",

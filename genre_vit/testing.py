@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import SAMPLING_RATE
 from .configuration_genre_vit import GTZAN_GENRES
-
-SAMPLING_RATE = 22050
 
 
 def synth_music(seconds: float, seed: int = 0, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:

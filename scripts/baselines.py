@@ -12,7 +12,7 @@ Rows (window and track accuracy and macro F1, mean ± standard deviation over th
   fold on the non-test tracks only.
 - `teacher probe (musicnn features + LR)`: the same logistic regression on musicnn MSD's `max_pool` features and tag
   probabilities, averaged over the window's (or the clip's) patches; the ceiling that distillation aims at.
-Folds: `genre_vit.data.split_tracks_for_fold` (stratified by genre, seed 42), so every row is scored on the same
+Folds: `genre_vit.training.data.split_tracks_for_fold` (stratified by genre, seed 42), so every row is scored on the same
 tracks as `cross_validate.py`. Track scores at window level are the windows of the test tracks, as cut by the
 feature extractor's window rule.
 """
@@ -21,15 +21,14 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from genre_vit import GenreViTFeatureExtractor
-from genre_vit.audio import load_audio
-from genre_vit.data import label_names, load_tracks, split_tracks_for_fold
-from genre_vit.distillation import TeacherTargets
+from genre_vit.audio import SAMPLING_RATE, load_audio
 from genre_vit.files import write_text_atomic
+from genre_vit.training.data import label_names, load_tracks, split_tracks_for_fold
+from genre_vit.training.distillation import TeacherTargets
 
 MUSICNN_MSD_GENRE_TAGS = {
     "blues": ["blues"],
@@ -115,13 +114,13 @@ def main(argv=None) -> int:
         starts = extractor.window_start_times(len(waveform))
         window = extractor.window_samples
         window_features = np.stack(
-            [handmade_features(waveform[int(s * 22050) : int(s * 22050) + window], 22050) for s in starts]
+            [handmade_features(waveform[int(s * SAMPLING_RATE) :][:window], SAMPLING_RATE) for s in starts]
         )
         per_track[track] = {
             "label": label,
             "windows": len(starts),
             "handmade_window": window_features,
-            "handmade_clip": handmade_features(waveform, 22050),
+            "handmade_clip": handmade_features(waveform, SAMPLING_RATE),
             "teacher_window": np.hstack(
                 [
                     max_pool.window_targets(track, starts, extractor.window_seconds),
@@ -156,7 +155,10 @@ def main(argv=None) -> int:
                 "track": scores_to_metrics(test_track_labels, zero_shot_tracks, len(genres)),
             }
         )
-        for row, kind in (("hand-made features + LR", "handmade"), ("teacher probe (musicnn features + LR)", "teacher")):
+        for row, kind in (
+            ("hand-made features + LR", "handmade"),
+            ("teacher probe (musicnn features + LR)", "teacher"),
+        ):
             train_window_x = np.vstack([per_track[t][f"{kind}_window"] for t in train_ids])
             train_window_y = np.concatenate([[per_track[t]["label"]] * per_track[t]["windows"] for t in train_ids])
             window_probabilities, classes = probe(
@@ -170,8 +172,12 @@ def main(argv=None) -> int:
             rows[row].append(
                 {
                     "fold": fold,
-                    "window": scores_to_metrics(test_window_labels, classes[window_probabilities.argmax(1)], len(genres)),
-                    "track": scores_to_metrics(test_track_labels, clip_classes[clip_probabilities.argmax(1)], len(genres)),
+                    "window": scores_to_metrics(
+                        test_window_labels, classes[window_probabilities.argmax(1)], len(genres)
+                    ),
+                    "track": scores_to_metrics(
+                        test_track_labels, clip_classes[clip_probabilities.argmax(1)], len(genres)
+                    ),
                 }
             )
 

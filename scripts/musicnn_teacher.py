@@ -58,9 +58,12 @@ class MusicnnTeacher:
         tf.compat.v1.disable_eager_execution()
         self.config = configuration
         self.labels = configuration.MSD_LABELS if model.startswith("MSD") else configuration.MTT_LABELS
-        self.patch_frames = librosa.time_to_frames(
-            patch_seconds, sr=configuration.SR, n_fft=configuration.FFT_SIZE, hop_length=configuration.FFT_HOP
-        ) + 1
+        self.patch_frames = (
+            librosa.time_to_frames(
+                patch_seconds, sr=configuration.SR, n_fft=configuration.FFT_SIZE, hop_length=configuration.FFT_HOP
+            )
+            + 1
+        )
         self.hop_frames = max(1, int(round(patch_hop_seconds * configuration.SR / configuration.FFT_HOP)))
         graph = tf.Graph()
         with graph.as_default():
@@ -146,7 +149,9 @@ def main(argv=None) -> int:
             continue
         save_npz_atomic(part, source=np.str_(str(path)), **teacher(path))
         if index % 20 == 0:
-            print(f"{index + 1}/{len(files)} {key} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{index + 1}/{len(files)} {key} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True
+            )
 
     merged = {
         "tags": np.array(teacher.labels),

@@ -10,9 +10,9 @@ import torch
 
 import genre_vit
 from genre_vit import GenreViTConfig, GenreViTFeatureExtractor, GenreViTForAudioClassification
+from genre_vit.audio import SAMPLING_RATE
 from genre_vit.testing import synth_music
 
-SAMPLING_RATE = 22050
 REPOSITORY = Path(__file__).resolve().parents[1]
 GTZAN_DIR = Path(os.environ.get("GENRE_VIT_GTZAN_DIR", REPOSITORY.parent / "shared" / "data" / "gtzan"))
 

@@ -7,8 +7,8 @@ import soundfile
 from datasets import ClassLabel, Dataset, Features, Value
 
 from genre_vit import GTZAN_GENRES, GenreViTFeatureExtractor
-from genre_vit.data import load_tracks, make_windows
 from genre_vit.testing import synthetic_track
+from genre_vit.training.data import load_tracks, make_windows
 
 
 def test_hub_style_dataset_with_audio_bytes(tmp_path):
@@ -50,7 +50,7 @@ def genre_folders(root, tracks_per_genre: dict[str, int]):
 def test_default_split_of_a_small_dataset_keeps_every_genre_in_validation_and_test(tmp_path):
     """80 tracks, 8 per genre: the default 0.8/0.1/0.1 split used to fail in scikit-learn ("test_size = 8 should be
     greater or equal to the number of classes = 10"); now every genre has a validation and a test track."""
-    from genre_vit.data import load_tracks, split_tracks
+    from genre_vit.training.data import load_tracks, split_tracks
 
     tracks = load_tracks(genre_folders(tmp_path, {genre: 8 for genre in GTZAN_GENRES}))
     splits = split_tracks(tracks)
@@ -61,7 +61,7 @@ def test_default_split_of_a_small_dataset_keeps_every_genre_in_validation_and_te
 
 
 def test_three_tracks_of_a_genre_are_enough_and_two_get_a_message_naming_the_genre_and_the_fix(tmp_path):
-    from genre_vit.data import load_tracks, split_tracks
+    from genre_vit.training.data import load_tracks, split_tracks
 
     counts = {genre: 8 for genre in GTZAN_GENRES} | {"blues": 3}
     splits = split_tracks(load_tracks(genre_folders(tmp_path / "three", counts)))
@@ -81,7 +81,7 @@ def test_three_tracks_of_a_genre_are_enough_and_two_get_a_message_naming_the_gen
 def test_file_names_repeated_across_genre_folders_get_the_folder_as_prefix(tmp_path):
     """Like the unlabelled Emotify excerpts (`classical/1.opus`, `rock/1.opus`): ids stay unique and match the keys
     that scripts/musicnn_teacher.py gives the same files."""
-    from genre_vit.data import load_tracks
+    from genre_vit.training.data import load_tracks
 
     tracks = load_tracks(genre_folders(tmp_path, {"classical": 2, "rock": 2}))
     assert sorted(tracks["track_id"]) == ["classical.00000", "classical.00001", "rock.00000", "rock.00001"]

@@ -13,8 +13,8 @@ from conftest import REPOSITORY
 from safetensors.torch import load_file
 
 from genre_vit import GenreViTConfig, GenreViTForAudioClassification
-from genre_vit.distillation import TeacherTargets
 from genre_vit.testing import write_synthetic_genre_dataset
+from genre_vit.training.distillation import TeacherTargets
 
 
 def write_targets(path, tracks: dict[str, float], dimension: int = 6, patch_seconds: float = 3.0):

@@ -1,13 +1,12 @@
 """The install story: one minimum transformers version everywhere, and the README's Python examples run as written."""
 
 import re
-import tomllib
-from pathlib import Path
 
 import pytest
+import tomllib
 from conftest import REPOSITORY
 
-from genre_vit.training import MIN_TRANSFORMERS_VERSION
+from genre_vit.model_folder import MIN_TRANSFORMERS_VERSION
 
 
 def test_minimum_transformers_version_is_stated_once_and_everywhere():
@@ -67,3 +66,56 @@ def test_readme_python_example_runs_as_written(index, tmp_path, monkeypatch, tin
         feature_extractor.save_pretrained(model_dir)
     monkeypatch.chdir(tmp_path)
     exec(compile(example, f"README.md python example {index + 1}", "exec"), {"__name__": "__readme__"})
+
+
+def test_importing_the_library_loads_nothing_of_the_training_workbench():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, genre_vit; "
+        "print(sorted(m for m in sys.modules if m.startswith('genre_vit.training')), "
+        "sorted(m for m in ('datasets', 'sklearn', 'gradio') if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[] []"
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (at any depth of its code), from the source."""
+    import ast
+
+    package = REPOSITORY / "genre_vit"
+    imports = {}
+    for path in package.rglob("*.py"):
+        module = ".".join(path.relative_to(REPOSITORY).with_suffix("").parts).removesuffix(".__init__")
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = module.split(".")[: len(module.split(".")) - node.level + (path.name == "__init__.py")]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                if target.startswith("genre_vit"):
+                    names.add(target)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names if alias.name.startswith("genre_vit"))
+        imports[module] = names
+    return imports
+
+
+def test_the_library_never_imports_the_workbench_and_there_are_no_import_cycles():
+    imports = package_imports()
+    for module, targets in imports.items():
+        if not module.startswith("genre_vit.training"):
+            assert not any(t.startswith("genre_vit.training") for t in targets), (module, targets)
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for target in imports.get(start, ()):
+            if target == goal or (target not in seen and reaches(target, goal, seen | {target})):
+                return True
+        return False
+
+    cycles = [module for module in imports if reaches(module, module, {module})]
+    assert cycles == []

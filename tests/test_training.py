@@ -14,7 +14,8 @@ import soundfile
 from conftest import GTZAN_DIR, REPOSITORY
 
 from genre_vit import GTZAN_GENRES, GenreClassifier, GenreViTFeatureExtractor
-from genre_vit.data import (
+from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
+from genre_vit.training.data import (
     assert_track_disjoint,
     load_tracks,
     make_windows,
@@ -22,7 +23,6 @@ from genre_vit.data import (
     split_tracks,
     split_tracks_from_files,
 )
-from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
 
 pytestmark = pytest.mark.slow
 

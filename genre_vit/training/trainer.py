@@ -23,20 +23,16 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from .configuration_genre_vit import GenreViTConfig
+from ..configuration_genre_vit import GenreViTConfig
+from ..feature_extraction_genre_vit import GenreViTFeatureExtractor
+from ..files import write_text_atomic
+from ..model_folder import CHECKPOINTS_FOLDER, MAX_SHARD_SIZE, MODEL_CARD_FILE, RUN_FILE
+from ..modeling_genre_vit import GenreViTForAudioClassification
 from .data import add_data_arguments, add_split_fractions_argument, load_tracks_from_arguments
-from .feature_extraction_genre_vit import GenreViTFeatureExtractor
-from .files import write_text_atomic
-from .modeling_genre_vit import GenreViTForAudioClassification
+from .model_card import model_card
 
 DEFAULT_SEED = 42
 PRECISIONS = ("auto", "bf16", "fp32")
-MAX_SHARD_SIZE = "15MB"
-CHECKPOINTS_FOLDER = "checkpoints"
-RUN_FILE = "training_run.json"
-MIN_TRANSFORMERS_VERSION = "5.4.0"
-"""The oldest transformers that loads GenreViT (5.0-5.3 fail on import: their `@strict` config checks need a
-dataclass). requirements.txt, pyproject.toml and every model card state it; tests/test_packaging.py checks that."""
 
 
 @dataclass
@@ -159,89 +155,6 @@ def training_arguments(
     )
 
 
-def model_card(run: dict, config: GenreViTConfig) -> str:
-    """A Hugging Face model card (README.md) for a training run."""
-    splits = run["split_sizes"]
-    validation = run.get("validation_metrics", {})
-    labels = ", ".join(config.id2label[i] for i in range(config.num_labels))
-    parameters = run["parameters"]
-    if splits["test"]["tracks"]:
-        test_note = (
-            "The checkpoint was chosen on validation accuracy; the test split was not used in training or selection.\n"
-            "  Test numbers come from `evaluate.py` (`report.md` beside it, when present)."
-        )
-    else:
-        test_note = (
-            "The checkpoint was chosen on validation accuracy. There is no test split: every track but the validation\n"
-            "  ones was trained on, so the honest estimate of accuracy on unseen tracks is the cross-validation below."
-        )
-    teacher = ""
-    if run.get("teacher"):
-        teacher = f"""
-## Teacher
-
-Distilled from musicnn (Pons & Serra, 2019; ISC licence; https://github.com/jordipons/musicnn): its
-`{run["teacher"]["output"]}` outputs ({run["teacher"]["dimension"]} values) on the training audio, read from
-`{Path(run["teacher"]["targets"]).name}`, were regression targets of an auxiliary head that is not part of this model.
-musicnn's MSD taggers learned from the Million Song Dataset's audio previews with Last.fm tags, its MTT taggers from
-MagnaTagATune.
-"""
-    cross_validation = ""
-    if run.get("cross_validation"):
-        from .cross_validation import cross_validation_markdown
-
-        cross_validation = "\n" + cross_validation_markdown(run["cross_validation"], heading_level=2)
-    return f"""---
-library_name: transformers
-pipeline_tag: audio-classification
-license: apache-2.0
-tags:
-- audio-classification
-- music
-- genre-classification
-- genre_vit
----
-
-# GenreViT: {run["output_name"]}
-
-A Vision Transformer over 4-s log-Mel windows that classifies music genre, trained with GenreViT's `train.py`. Load it with `from_pretrained` after `import genre_vit`, or with
-`trust_remote_code=True` without the package. Either way it needs `transformers>={MIN_TRANSFORMERS_VERSION}`.
-
-## Labels
-
-{labels}
-
-## Training data and split
-
-- Data: `{run["data"]}` ({run["tracks"]} readable tracks{", skipped: " + ", ".join(run["skipped_tracks"]) if run["skipped_tracks"] else ""}).
-- Split by track ({run["split_method"]}); no window of a validation or test track was trained on.
-- Tracks (windows): train {splits["train"]["tracks"]} ({splits["train"]["windows"]}), validation
-  {splits["validation"]["tracks"]} ({splits["validation"]["windows"]}), test {splits["test"]["tracks"]}.
-  The track ids are in `training_run.json`.
-- {test_note}
-
-## Results
-
-- Validation window accuracy of the chosen checkpoint: {validation.get("eval_accuracy", float("nan")):.4f}
-- Epochs run: {run["epochs_run"]:.0f} of at most {run["recipe"]["epochs"]:g}; training time {run["train_seconds"]:.0f} s on {run["device"]}.
-
-## Model
-
-{config.num_hidden_layers} pre-LN blocks of width {config.hidden_size}, {config.num_attention_heads} heads,
-{config.patch_grid[0]}x{config.patch_grid[1]} patches of {config.patch_size}x{config.patch_size} over a
-{config.num_frequency_bins}x{config.num_time_frames} log-Mel image; {parameters:,} parameters.
-Recipe: focal loss (gamma {config.focal_loss_gamma}), AdamW (lr {run["recipe"]["learning_rate"]:g}, weight decay
-{run["recipe"]["weight_decay"]:g}), cosine to {run["recipe"]["min_learning_rate"]:g}, batch {run["recipe"]["batch_size"]},
-early stopping (patience {run["recipe"]["early_stopping_patience"]}), drop path {config.drop_path_rate}, seed {run["recipe"]["seed"]}.
-{teacher}{cross_validation}
-## Intended use and limits
-
-Genre tagging of Western popular music in the ten GTZAN genres, song by song or window by window. Genre labels are
-fuzzy and GTZAN has known faults (repeated and mislabelled clips, artist overlap between tracks), so numbers on a
-split of GTZAN overstate accuracy on new music. Music outside these ten genres is still forced into one of them.
-"""
-
-
 def initialise_from(source: str, config: GenreViTConfig) -> GenreViTForAudioClassification:
     """GenreViT with `config`, its weights taken from a saved model folder (e.g. a distillation pre-training run).
 
@@ -256,18 +169,16 @@ def initialise_from(source: str, config: GenreViTConfig) -> GenreViTForAudioClas
     return model
 
 
-def _resolve_resume(checkpoints: Path, resume: bool):
+def _resolve_resume(checkpoints: Path, resume: bool) -> str | None:
+    """The last Trainer checkpoint in `checkpoints` when resuming (None, with a note, where there is none)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
     if not resume:
         return None
-    found = (
-        sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-        if checkpoints.exists()
-        else []
-    )
-    if not found:
+    found = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if found is None:
         print(f"--resume: no checkpoint in {checkpoints}; starting from scratch.", file=sys.stderr)
-        return None
-    return str(found[-1])
+    return found
 
 
 class CheckpointRecordCallback(TrainerCallback):
@@ -423,6 +334,8 @@ def run_training(args: argparse.Namespace) -> dict:
     if trainer.is_world_process_zero():
         save_model_folder(student, feature_extractor, output_dir, run)
         if args.push_to_hub:
+            from .hub import push_folder
+
             push_folder(output_dir, args.hub_model_id)
     return run
 
@@ -432,21 +345,7 @@ def save_model_folder(model, feature_extractor, output_dir: Path, run: dict) -> 
     model.save_pretrained(output_dir, max_shard_size=MAX_SHARD_SIZE)
     feature_extractor.save_pretrained(output_dir)
     write_text_atomic(output_dir / RUN_FILE, json.dumps(run, indent=2, default=str))
-    write_text_atomic(output_dir / "README.md", model_card(run, model.config))
-
-
-def push_folder(folder: Path, repo_id: str | None) -> str:
-    """Upload a model folder (not its Trainer checkpoints or window cache) to the Hub."""
-    from huggingface_hub import HfApi
-
-    if not repo_id:
-        raise ValueError("--push-to-hub needs --hub-model-id (e.g. your-name/genre-vit-gtzan).")
-    api = HfApi()
-    api.create_repo(repo_id, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo_id, folder_path=str(folder), ignore_patterns=[f"{CHECKPOINTS_FOLDER}/*", "windows-cache/*"]
-    )
-    return f"https://huggingface.co/{repo_id}"
+    write_text_atomic(output_dir / MODEL_CARD_FILE, model_card(run, model.config))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import GenreClassifier
+from ..analysis import GenreClassifier
+from ..files import save_figure_atomic, write_text_atomic
+from ..model_folder import RUN_FILE
 from .data import add_data_arguments, add_split_fractions_argument, load_tracks_from_arguments
-from .files import save_figure_atomic, write_text_atomic
 from .metrics import evaluate_predictions, report_markdown
-
-RUN_FILE = "training_run.json"
 
 
 def check_labels(model_labels: list[str], data_labels: list[str]) -> np.ndarray:
@@ -83,9 +82,9 @@ def read_predictions_csv(folder: str | Path) -> tuple[np.ndarray, np.ndarray, li
 def run_evaluation(args: argparse.Namespace) -> dict:
     from matplotlib.figure import Figure
 
+    from ..plotting import plot_confusion_matrix, plot_roc_curves
     from .data import label_names, make_windows
     from .metrics import track_probabilities
-    from .plotting import plot_confusion_matrix, plot_roc_curves
 
     classifier = GenreClassifier.from_pretrained(args.model, batch_size=args.batch_size, device=args.device)
     model_labels = list(classifier.genres)

@@ -130,7 +130,7 @@ class GenreViTWithTeacherHead(torch.nn.Module):
         self.classification_weight = classification_weight
 
     def forward(self, input_values, labels=None, teacher_targets=None):
-        from .modeling_genre_vit import GenreViTClassifierOutput
+        from ..modeling_genre_vit import GenreViTClassifierOutput
 
         embedding = self.student.forward_head(self.student.forward_features(input_values), pre_logits=True)
         logits = self.student.classifier(embedding)

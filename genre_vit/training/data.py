@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from transformers.utils import logging
 
-from .audio import AUDIO_FILE_SUFFIXES, load_audio
-from .configuration_genre_vit import GTZAN_GENRES
-from .feature_extraction_genre_vit import GenreViTFeatureExtractor
+from ..audio import AUDIO_FILE_SUFFIXES, load_audio
+from ..configuration_genre_vit import GTZAN_GENRES
+from ..feature_extraction_genre_vit import GenreViTFeatureExtractor
 
 logger = logging.get_logger(__name__)
 

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .configuration_genre_vit import GenreViTConfig
+from ..configuration_genre_vit import GenreViTConfig
+from ..files import save_figure_atomic, write_text_atomic
+from ..model_folder import CROSS_VALIDATION_FILE, MODEL_CARD_FILE, RUN_FILE
 from .evaluation import build_parser as evaluation_parser
 from .evaluation import read_predictions_csv, run_evaluation
-from .files import save_figure_atomic, write_text_atomic
-from .metrics import evaluate_predictions, report_markdown
+from .metrics import evaluate_predictions
+from .model_card import cross_validation_markdown, format_mean_std
 
-SUMMARY_FILE = "cross_validation.json"
 SUMMARY_METRICS = (
     ("window", "accuracy"),
     ("track", "accuracy"),
@@ -52,7 +53,7 @@ def summarize_folds(fold_dirs: list[Path]) -> dict:
     pooled_parts = []
     for fold_dir in fold_dirs:
         metrics = json.loads((fold_dir / "eval" / "metrics.json").read_text())
-        run = json.loads((fold_dir / "training_run.json").read_text())
+        run = json.loads((fold_dir / RUN_FILE).read_text())
         per_fold.append(
             {
                 "fold": fold_dir.name,
@@ -93,67 +94,13 @@ def summarize_folds(fold_dirs: list[Path]) -> dict:
     }
 
 
-def _mean_std(entry: dict) -> str:
-    if entry["mean"] is None:
-        return "–"
-    return f"{entry['mean']:.3f} ± {entry['std']:.3f}" if entry["std"] is not None else f"{entry['mean']:.3f}"
-
-
-def cross_validation_markdown(summary: dict, heading_level: int = 2) -> str:
-    """The mean ± std table, the per-fold table and the pooled per-genre tables, as Markdown."""
-    h = "#" * heading_level
-    mean_std = summary["mean_std"]
-    lines = [
-        f"{h} {summary['folds']}-fold cross-validation by track",
-        "",
-        (
-            "Mean ± sample standard deviation over the folds; each fold's model was chosen on its own validation "
-            "tracks and scored on its held-out fold."
-        ),
-        "",
-        "| level | accuracy | macro F1 | macro AUC |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for level in ("window", "track"):
-        lines.append(
-            f"| {level} | {_mean_std(mean_std[f'{level}_accuracy'])} | {_mean_std(mean_std[f'{level}_macro_f1'])} "
-            f"| {_mean_std(mean_std[f'{level}_macro_auc'])} |"
-        )
-    lines += [
-        "",
-        "| fold | test tracks | test windows | validation acc. | epochs | window acc. | track acc. | window macro AUC |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for fold in summary["per_fold"]:
-        auc = "–" if fold["window_macro_auc"] is None else f"{fold['window_macro_auc']:.3f}"
-        lines.append(
-            f"| {fold['fold']} | {fold['test_tracks']} | {fold['test_windows']} | {fold['validation_accuracy']:.3f} "
-            f"| {fold['epochs_run']:.0f} | {fold['window_accuracy']:.3f} | {fold['track_accuracy']:.3f} | {auc} |"
-        )
-    pooled_report = report_markdown(summary["pooled"], title="Pooled out-of-fold predictions")
-    pooled_report = "\n".join(
-        ("#" * heading_level + line) if line.startswith("#") else line for line in pooled_report.splitlines()
-    )
-    lines += [
-        "",
-        (
-            "Pooled: every track's windows as predicted by the one fold model that did not train on it. Pooled AUCs "
-            "rank probabilities of differently calibrated fold models together, so they can be lower than the "
-            "per-fold AUCs."
-        ),
-        "",
-        pooled_report,
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def write_summary(summary: dict, output_dir: Path, command: str) -> None:
     from matplotlib.figure import Figure
 
-    from .plotting import plot_confusion_matrix
+    from ..plotting import plot_confusion_matrix
 
     output_dir = Path(output_dir)
-    write_text_atomic(output_dir / SUMMARY_FILE, json.dumps(summary | {"command": command}, indent=2))
+    write_text_atomic(output_dir / CROSS_VALIDATION_FILE, json.dumps(summary | {"command": command}, indent=2))
     write_text_atomic(
         output_dir / "report.md",
         f"# GenreViT cross-validation\n\n`{command}`\n\n" + cross_validation_markdown(summary),
@@ -174,7 +121,7 @@ def _train_in_fresh_process(args: argparse.Namespace) -> dict:
     process per model also returns all of its memory."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from .training import run_training
+    from .trainer import run_training
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as executor:
         return executor.submit(run_training, args).result()
@@ -203,7 +150,7 @@ def _evaluation_arguments(args: argparse.Namespace, model_dir: Path) -> argparse
 def run_cross_validation(args: argparse.Namespace, command: str) -> dict:
     """Train and evaluate every fold (skipping finished ones), summarise, then train the final model. `command` is
     recorded with the results."""
-    from .training import model_card
+    from .model_card import model_card
 
     output_dir = Path(args.output_dir)
     fold_dirs = []
@@ -232,13 +179,13 @@ def run_cross_validation(args: argparse.Namespace, command: str) -> dict:
         final_args.split_fractions = (1 - args.validation_fraction, args.validation_fraction, 0.0)
         run = _train_in_fresh_process(final_args)
         run["cross_validation"] = summary
-        write_text_atomic(final_dir / SUMMARY_FILE, json.dumps(summary | {"command": command}, indent=2))
-        write_text_atomic(final_dir / "README.md", model_card(run, GenreViTConfig.from_pretrained(final_dir)))
+        write_text_atomic(final_dir / CROSS_VALIDATION_FILE, json.dumps(summary | {"command": command}, indent=2))
+        write_text_atomic(final_dir / MODEL_CARD_FILE, model_card(run, GenreViTConfig.from_pretrained(final_dir)))
     return summary
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .training import build_parser as training_parser
+    from .trainer import build_parser as training_parser
 
     parser = training_parser()
     parser.prog = "cross_validate.py"
@@ -266,10 +213,10 @@ def main(argv=None) -> int:
         return 2
     window, track = summary["mean_std"]["window_accuracy"], summary["mean_std"]["track_accuracy"]
     print(
-        f"{summary['folds']}-fold cross-validation: window accuracy {_mean_std(window)}, "
-        f"track accuracy {_mean_std(track)}; report in {Path(args.output_dir) / 'report.md'}"
+        f"{summary['folds']}-fold cross-validation: window accuracy {format_mean_std(window)}, "
+        f"track accuracy {format_mean_std(track)}; report in {Path(args.output_dir) / 'report.md'}"
     )
     return 0
 
 
-__all__ = ["cross_validation_markdown", "main", "run_cross_validation", "summarize_folds"]
+__all__ = ["main", "run_cross_validation", "summarize_folds"]

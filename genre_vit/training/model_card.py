@@ -1,0 +1,147 @@
+"""Hugging Face model cards (`README.md`) for trained models: the run, its data and split, its results, the teacher
+it learned from, and its cross-validated numbers."""
+
+from pathlib import Path
+
+from ..configuration_genre_vit import GenreViTConfig
+from ..model_folder import MIN_TRANSFORMERS_VERSION, RUN_FILE
+from .metrics import report_markdown
+
+
+def model_card(run: dict, config: GenreViTConfig) -> str:
+    """A Hugging Face model card (README.md) for a training run."""
+    splits = run["split_sizes"]
+    validation = run.get("validation_metrics", {})
+    labels = ", ".join(config.id2label[i] for i in range(config.num_labels))
+    parameters = run["parameters"]
+    if splits["test"]["tracks"]:
+        test_note = (
+            "The checkpoint was chosen on validation accuracy; the test split was not used in training or selection.\n"
+            "  Test numbers come from `evaluate.py` (`report.md` beside it, when present)."
+        )
+    else:
+        test_note = (
+            "The checkpoint was chosen on validation accuracy. There is no test split: every track but the validation\n"
+            "  ones was trained on, so the honest estimate of accuracy on unseen tracks is the cross-validation below."
+        )
+    teacher = ""
+    if run.get("teacher"):
+        teacher = f"""
+## Teacher
+
+Distilled from musicnn (Pons & Serra, 2019; ISC licence; https://github.com/jordipons/musicnn): its
+`{run["teacher"]["output"]}` outputs ({run["teacher"]["dimension"]} values) on the training audio, read from
+`{Path(run["teacher"]["targets"]).name}`, were regression targets of an auxiliary head that is not part of this model.
+musicnn's MSD taggers learned from the Million Song Dataset's audio previews with Last.fm tags, its MTT taggers from
+MagnaTagATune.
+"""
+    cross_validation = ""
+    if run.get("cross_validation"):
+        cross_validation = "\n" + cross_validation_markdown(run["cross_validation"], heading_level=2)
+    return f"""---
+library_name: transformers
+pipeline_tag: audio-classification
+license: apache-2.0
+tags:
+- audio-classification
+- music
+- genre-classification
+- genre_vit
+---
+
+# GenreViT: {run["output_name"]}
+
+A Vision Transformer over 4-s log-Mel windows that classifies music genre, trained with GenreViT's `train.py`. Load it with `from_pretrained` after `import genre_vit`, or with
+`trust_remote_code=True` without the package. Either way it needs `transformers>={MIN_TRANSFORMERS_VERSION}`.
+
+## Labels
+
+{labels}
+
+## Training data and split
+
+- Data: `{run["data"]}` ({run["tracks"]} readable tracks{", skipped: " + ", ".join(run["skipped_tracks"]) if run["skipped_tracks"] else ""}).
+- Split by track ({run["split_method"]}); no window of a validation or test track was trained on.
+- Tracks (windows): train {splits["train"]["tracks"]} ({splits["train"]["windows"]}), validation
+  {splits["validation"]["tracks"]} ({splits["validation"]["windows"]}), test {splits["test"]["tracks"]}.
+  The track ids are in `{RUN_FILE}`.
+- {test_note}
+
+## Results
+
+- Validation window accuracy of the chosen checkpoint: {validation.get("eval_accuracy", float("nan")):.4f}
+- Epochs run: {run["epochs_run"]:.0f} of at most {run["recipe"]["epochs"]:g}; training time {run["train_seconds"]:.0f} s on {run["device"]}.
+
+## Model
+
+{config.num_hidden_layers} pre-LN blocks of width {config.hidden_size}, {config.num_attention_heads} heads,
+{config.patch_grid[0]}x{config.patch_grid[1]} patches of {config.patch_size}x{config.patch_size} over a
+{config.num_frequency_bins}x{config.num_time_frames} log-Mel image; {parameters:,} parameters.
+Recipe: focal loss (gamma {config.focal_loss_gamma}), AdamW (lr {run["recipe"]["learning_rate"]:g}, weight decay
+{run["recipe"]["weight_decay"]:g}), cosine to {run["recipe"]["min_learning_rate"]:g}, batch {run["recipe"]["batch_size"]},
+early stopping (patience {run["recipe"]["early_stopping_patience"]}), drop path {config.drop_path_rate}, seed {run["recipe"]["seed"]}.
+{teacher}{cross_validation}
+## Intended use and limits
+
+Genre tagging of Western popular music in the ten GTZAN genres, song by song or window by window. Genre labels are
+fuzzy and GTZAN has known faults (repeated and mislabelled clips, artist overlap between tracks), so numbers on a
+split of GTZAN overstate accuracy on new music. Music outside these ten genres is still forced into one of them.
+"""
+
+
+def format_mean_std(entry: dict) -> str:
+    """`{"mean": 0.81, "std": 0.05}` -> `"0.810 ± 0.050"`."""
+    if entry["mean"] is None:
+        return "–"
+    return f"{entry['mean']:.3f} ± {entry['std']:.3f}" if entry["std"] is not None else f"{entry['mean']:.3f}"
+
+
+def cross_validation_markdown(summary: dict, heading_level: int = 2) -> str:
+    """The mean ± std table, the per-fold table and the pooled per-genre tables, as Markdown."""
+    h = "#" * heading_level
+    mean_std = summary["mean_std"]
+    lines = [
+        f"{h} {summary['folds']}-fold cross-validation by track",
+        "",
+        (
+            "Mean ± sample standard deviation over the folds; each fold's model was chosen on its own validation "
+            "tracks and scored on its held-out fold."
+        ),
+        "",
+        "| level | accuracy | macro F1 | macro AUC |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for level in ("window", "track"):
+        lines.append(
+            f"| {level} | {format_mean_std(mean_std[f'{level}_accuracy'])} | {format_mean_std(mean_std[f'{level}_macro_f1'])} "
+            f"| {format_mean_std(mean_std[f'{level}_macro_auc'])} |"
+        )
+    lines += [
+        "",
+        "| fold | test tracks | test windows | validation acc. | epochs | window acc. | track acc. | window macro AUC |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for fold in summary["per_fold"]:
+        auc = "–" if fold["window_macro_auc"] is None else f"{fold['window_macro_auc']:.3f}"
+        lines.append(
+            f"| {fold['fold']} | {fold['test_tracks']} | {fold['test_windows']} | {fold['validation_accuracy']:.3f} "
+            f"| {fold['epochs_run']:.0f} | {fold['window_accuracy']:.3f} | {fold['track_accuracy']:.3f} | {auc} |"
+        )
+    pooled_report = report_markdown(summary["pooled"], title="Pooled out-of-fold predictions")
+    pooled_report = "\n".join(
+        ("#" * heading_level + line) if line.startswith("#") else line for line in pooled_report.splitlines()
+    )
+    lines += [
+        "",
+        (
+            "Pooled: every track's windows as predicted by the one fold model that did not train on it. Pooled AUCs "
+            "rank probabilities of differently calibrated fold models together, so they can be lower than the "
+            "per-fold AUCs."
+        ),
+        "",
+        pooled_report,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["cross_validation_markdown", "format_mean_std", "model_card"]
