@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioTooLongError, decode_audio, format_duration, resample, to_mono
+from .audio import AudioTooShortError, SilentAudioError, prepare_waveform
 from .feature_extraction_genre_vit import GenreViTFeatureExtractor
 from .modeling_genre_vit import GenreViTForAudioClassification
 from .results import GenreAnalysis
@@ -22,14 +22,6 @@ MODEL_ENV_VAR = "GENRE_VIT_MODEL"
 
 SILENCE_PEAK_DBFS = -70.0
 """Audio whose loudest sample is below this level (dB relative to full scale) is treated as silence."""
-
-
-class SilentAudioError(ValueError):
-    """The audio is (digitally) silent: there is nothing to classify."""
-
-
-class AudioTooShortError(ValueError):
-    """The audio is shorter than the analysis minimum."""
 
 
 class ModelNotFoundError(ValueError):
@@ -146,34 +138,6 @@ class GenreClassifier:
             ) from error
         return cls(model, feature_extractor, batch_size=batch_size, device=device)
 
-    def _prepare_waveform(
-        self, audio, sampling_rate: int | None, min_seconds: float, max_seconds: float | None
-    ) -> tuple[np.ndarray, str | None, tuple[str, ...]]:
-        target_rate = self.feature_extractor.sampling_rate
-        if isinstance(audio, (str, os.PathLike)):
-            decoded = decode_audio(audio, sampling_rate=target_rate, max_seconds=max_seconds)
-            return decoded.waveform, Path(audio).name, decoded.notes
-        if isinstance(audio, tuple):
-            audio, sampling_rate = audio
-        if sampling_rate is None:
-            raise ValueError("A waveform needs its sampling rate: pass (waveform, sampling_rate).")
-        waveform = np.asarray(audio, dtype=np.float32)
-        if waveform.ndim == 2:
-            channel_axis = 0 if waveform.shape[0] < waveform.shape[1] else 1
-            waveform = to_mono(waveform, channel_axis=channel_axis)
-        if waveform.ndim != 1:
-            raise ValueError(f"Expected a mono or (channels, samples) waveform, got shape {waveform.shape}.")
-        if waveform.size == 0:
-            raise AudioTooShortError("The audio is empty (0 samples).")
-        if not np.isfinite(waveform).all():
-            raise ValueError("The waveform contains NaN or infinite samples.")
-        if max_seconds is not None and waveform.size / sampling_rate > max_seconds:
-            raise AudioTooLongError(
-                f"The audio is {format_duration(waveform.size / sampling_rate)} long; "
-                f"the limit is {format_duration(max_seconds)}."
-            )
-        return resample(waveform, int(sampling_rate), target_rate), None, ()
-
     def _check_content(self, waveform: np.ndarray, min_seconds: float) -> None:
         seconds = waveform.size / self.feature_extractor.sampling_rate
         if seconds < min_seconds:
@@ -196,8 +160,9 @@ class GenreClassifier:
 
     def iter_window_probabilities(self, waveform: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield `(start_times (n,), probabilities (n, C))` blocks of at most `batch_size` windows."""
+        # The waveform comes from audio.prepare_waveform, already checked: the extractor need not check it again.
         for block in self.feature_extractor.iter_windows(
-            waveform, self.feature_extractor.sampling_rate, block_windows=self.batch_size
+            waveform, self.feature_extractor.sampling_rate, block_windows=self.batch_size, validate=False
         ):
             yield block.start_times, self.window_probabilities(block.input_values)
 
@@ -221,7 +186,10 @@ class GenreClassifier:
             AudioDecodeError, AudioTooLongError, AudioTooShortError, SilentAudioError, ValueError: bad input,
                 with a message meant for the user.
         """
-        waveform, source, notes = self._prepare_waveform(audio, sampling_rate, min_seconds, max_seconds)
+        prepared, source = prepare_waveform(
+            audio, sampling_rate, max_seconds, target_rate=self.feature_extractor.sampling_rate
+        )
+        waveform, notes = prepared.waveform, prepared.notes
         self._check_content(waveform, min_seconds)
         starts, probabilities = zip(*self.iter_window_probabilities(waveform))
         start_times = np.concatenate(starts)

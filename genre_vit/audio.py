@@ -60,6 +60,14 @@ class AudioTooLongError(ValueError):
     """The audio is longer than the caller's limit."""
 
 
+class AudioTooShortError(ValueError):
+    """The audio is empty, or shorter than the analysis minimum."""
+
+
+class SilentAudioError(ValueError):
+    """The audio is (digitally) silent: there is nothing to classify."""
+
+
 class AudioTruncatedWarning(UserWarning):
     """Only part of the file could be decoded (a truncated download, a damaged file); the rest was analysed."""
 
@@ -343,6 +351,47 @@ def decode_audio(
     return decoded
 
 
+def prepare_waveform(
+    audio, sampling_rate: int | None = None, max_seconds: float | None = None, target_rate: int = SAMPLING_RATE
+) -> tuple[DecodedAudio, str | None]:
+    """The one way from what a user has to a checked waveform: a mono float32 `(samples,)` array at `target_rate`
+    Hz, non-empty, finite, and within `max_seconds`. Everything after it (features, model) trusts its output.
+
+    Args:
+        audio: a file path; a `(waveform, sampling_rate)` tuple; or a waveform with `sampling_rate`. Waveforms may be
+            mono `(samples,)` or `(channels, samples)` / `(samples, channels)` (the shorter axis is the channels).
+        sampling_rate: the rate of a bare waveform, in Hz.
+        max_seconds: longer audio raises `AudioTooLongError` (for files, before they are decoded in full).
+        target_rate: output rate in Hz.
+
+    Returns:
+        `(DecodedAudio, source)`: the waveform with the decoder's notes, and the file name (None for arrays).
+
+    Raises:
+        AudioDecodeError, AudioTooLongError, ValueError: input that cannot be analysed, with a message for the user.
+    """
+    if isinstance(audio, (str, os.PathLike)):
+        return decode_audio(audio, sampling_rate=target_rate, max_seconds=max_seconds), Path(audio).name
+    if isinstance(audio, tuple):
+        audio, sampling_rate = audio
+    if sampling_rate is None:
+        raise ValueError("A waveform needs its sampling rate: pass (waveform, sampling_rate).")
+    try:
+        waveform = np.asarray(audio, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Expected a numeric waveform: {error}") from error
+    if waveform.ndim == 2:
+        waveform = to_mono(waveform, channel_axis=0 if waveform.shape[0] < waveform.shape[1] else 1)
+    if waveform.ndim != 1:
+        raise ValueError(f"Expected a mono or (channels, samples) waveform, got shape {waveform.shape}.")
+    if waveform.size == 0:
+        raise AudioTooShortError("The audio is empty (0 samples).")
+    if not np.isfinite(waveform).all():
+        raise ValueError("The waveform contains NaN or infinite samples.")
+    _check_duration(waveform.size / sampling_rate, max_seconds, "The audio")
+    return DecodedAudio(resample(waveform, int(sampling_rate), target_rate)), None
+
+
 def load_audio(
     path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE, max_seconds: float | None = None
 ) -> np.ndarray:
@@ -361,12 +410,15 @@ __all__ = [
     "AUDIO_FILE_SUFFIXES",
     "AudioDecodeError",
     "AudioTooLongError",
+    "AudioTooShortError",
     "AudioTruncatedWarning",
     "DecodedAudio",
     "SAMPLING_RATE",
+    "SilentAudioError",
     "decode_audio",
     "format_duration",
     "load_audio",
+    "prepare_waveform",
     "resample",
     "to_mono",
 ]

@@ -298,13 +298,20 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         return images[:, None].astype(np.float32)
 
     def iter_windows(
-        self, waveform: np.ndarray, sampling_rate: int | None = None, block_windows: int | None = None
+        self,
+        waveform: np.ndarray,
+        sampling_rate: int | None = None,
+        block_windows: int | None = None,
+        validate: bool = True,
     ) -> Iterator[SpectrogramWindows]:
         """Yield the windows of one waveform in blocks of `block_windows`, computing the STFT once per block.
 
-        Memory stays bounded by the block, whatever the length of the waveform.
+        Memory stays bounded by the block, whatever the length of the waveform. `validate=False` skips the input
+        checks for a waveform that is known to be a finite mono float32 array at `sampling_rate` (e.g. from
+        `genre_vit.audio.prepare_waveform`), saving a pass over a long signal.
         """
-        waveform = self._validate_waveform(waveform, sampling_rate)
+        if validate:
+            waveform = self._validate_waveform(waveform, sampling_rate)
         block_windows = block_windows or self.block_windows
         all_starts = self.window_start_samples(waveform.shape[0])
         frames_per_window = self.frames_per_window

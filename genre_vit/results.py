@@ -13,6 +13,15 @@ from .audio import format_duration
 from .files import write_text_atomic
 
 
+def mean_window_probabilities(window_probabilities: np.ndarray) -> np.ndarray:
+    """A song's genre probabilities `(C,)`: the mean of its windows' `(T, C)` (every window counts the same).
+
+    The one definition of a song's (or a track's) score, used by the analysis and by evaluation. The model's
+    whole-song forward computes the same mean in torch (it cannot import this module: remote code).
+    """
+    return np.asarray(window_probabilities).mean(axis=0)
+
+
 @dataclass(frozen=True)
 class GenreAnalysis:
     """The result of analysing one song.
@@ -37,7 +46,7 @@ class GenreAnalysis:
     mean_probabilities: np.ndarray = field(init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "mean_probabilities", self.window_probabilities.mean(axis=0))
+        object.__setattr__(self, "mean_probabilities", mean_window_probabilities(self.window_probabilities))
 
     @property
     def num_windows(self) -> int:
@@ -110,4 +119,4 @@ class GenreAnalysis:
         return write_text_atomic(path, self.to_csv())
 
 
-__all__ = ["GenreAnalysis"]
+__all__ = ["GenreAnalysis", "mean_window_probabilities"]

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..results import mean_window_probabilities
+
 
 def track_probabilities(
     probabilities: np.ndarray, labels: np.ndarray, track_ids: Sequence[str]
@@ -20,7 +22,7 @@ def track_probabilities(
     for index, track in enumerate(track_ids):
         order.setdefault(track, []).append(index)
     ids = list(order)
-    means = np.stack([probabilities[order[track]].mean(axis=0) for track in ids])
+    means = np.stack([mean_window_probabilities(probabilities[order[track]]) for track in ids])
     track_labels = []
     for track in ids:
         values = np.unique(labels[order[track]])
