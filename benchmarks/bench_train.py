@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from genre_vit import GenreViTConfig, GenreViTForAudioClassification
-from genre_vit.training.trainer import PRECISIONS, TrainingRecipe, training_arguments, use_bf16
+from genre_vit.training.options import PRECISIONS, GenreViTTrainingArguments, use_bf16
 
 
 class InMemoryWindows(Dataset):
@@ -74,14 +74,16 @@ def trainer_loop(model, windows, labels, batch_size: int, steps: int, precision:
             self.end = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as folder:
-        from pathlib import Path
-
-        arguments = training_arguments(
-            Path(folder), TrainingRecipe(batch_size=batch_size, precision=precision), max_steps=steps + 1
+        arguments = GenreViTTrainingArguments(
+            output_dir=folder,
+            per_device_train_batch_size=batch_size,
+            precision=precision,
+            max_steps=steps + 1,
+            eval_strategy="no",
+            save_strategy="no",
+            logging_strategy="no",
+            load_best_model_at_end=False,
         )
-        arguments.eval_strategy = arguments.save_strategy = "no"
-        arguments.load_best_model_at_end = False
-        arguments.logging_strategy = "no"
         timer = StepTimer()
         dataset = InMemoryWindows(windows, labels)
         Trainer(model=model, args=arguments, train_dataset=dataset, callbacks=[timer]).train()

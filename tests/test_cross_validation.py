@@ -9,7 +9,7 @@ from test_training import TINY_RECIPE, run_script
 
 from genre_vit.testing import write_synthetic_genre_dataset
 from genre_vit.training.data import load_tracks, split_tracks_for_fold
-from genre_vit.training.trainer import use_bf16
+from genre_vit.training.options import use_bf16
 
 pytestmark = pytest.mark.slow
 

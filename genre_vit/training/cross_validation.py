@@ -15,7 +15,6 @@ stratified `--validation-fraction` of the others chooses the checkpoint. Everyth
 A fold whose `eval/metrics.json` exists is not run again, so an interrupted run continues where it stopped.
 """
 
-import argparse
 import json
 import multiprocessing
 import sys
@@ -26,10 +25,11 @@ import numpy as np
 from ..configuration_genre_vit import GenreViTConfig
 from ..files import save_figure_atomic, write_text_atomic
 from ..model_folder import CROSS_VALIDATION_FILE, MODEL_CARD_FILE, RUN_FILE
-from .evaluation import build_parser as evaluation_parser
 from .evaluation import read_predictions_csv, run_evaluation
 from .metrics import evaluate_predictions
 from .model_card import cross_validation_markdown, format_mean_std
+from .options import TRAINING_OPTIONS, CrossValidationArguments, EvaluationArguments, parse
+from .trainer import TrainingOptions
 
 SUMMARY_METRICS = (
     ("window", "accuracy"),
@@ -115,7 +115,7 @@ def write_summary(summary: dict, output_dir: Path, command: str) -> None:
     save_figure_atomic(figure, output_dir / "confusion_matrix.png")
 
 
-def _train_in_fresh_process(args: argparse.Namespace) -> dict:
+def _train_in_fresh_process(options: TrainingOptions) -> dict:
     """`run_training` in a spawned process. Why: featurising forks worker processes (`datasets.map` with
     `num_proc`), and forking a process whose torch thread pools have already run can deadlock the children; a fresh
     process per model also returns all of its memory."""
@@ -124,46 +124,27 @@ def _train_in_fresh_process(args: argparse.Namespace) -> dict:
     from .trainer import run_training
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as executor:
-        return executor.submit(run_training, args).result()
+        return executor.submit(run_training, options).result()
 
 
-def _evaluation_arguments(args: argparse.Namespace, model_dir: Path) -> argparse.Namespace:
-    argv = [
-        "--model",
-        str(model_dir),
-        "--data",
-        str(args.data),
-        "--output-dir",
-        str(model_dir / "eval"),
-        "--hub-split",
-        args.hub_split,
-        "--audio-column",
-        args.audio_column,
-        "--label-column",
-        args.label_column,
-    ]
-    if args.cache_dir:
-        argv += ["--cache-dir", str(args.cache_dir)]
-    return evaluation_parser().parse_args(argv)
-
-
-def run_cross_validation(args: argparse.Namespace, command: str) -> dict:
+def run_cross_validation(options: TrainingOptions, no_final_model: bool, command: str) -> dict:
     """Train and evaluate every fold (skipping finished ones), summarise, then train the final model. `command` is
     recorded with the results."""
     from .model_card import model_card
 
-    output_dir = Path(args.output_dir)
+    output_dir = Path(options.training.output_dir)
+    folds = options.split.folds
     fold_dirs = []
-    for fold in range(args.folds):
+    for fold in range(folds):
         folder = fold_folder(output_dir, fold)
         fold_dirs.append(folder)
         if (folder / "eval" / "metrics.json").exists():
             print(f"fold {fold}: already evaluated in {folder}, kept", file=sys.stderr)
             continue
-        fold_args = argparse.Namespace(**vars(args))
-        fold_args.fold, fold_args.output_dir, fold_args.push_to_hub = fold, str(folder), False
-        _train_in_fresh_process(fold_args)
-        metrics = run_evaluation(_evaluation_arguments(args, folder))
+        _train_in_fresh_process(
+            options.replace(split={"fold": fold}, training={"output_dir": str(folder), "push_to_hub": False})
+        )
+        metrics = run_evaluation(EvaluationArguments(model=str(folder), output_dir=str(folder / "eval")), options.data)
         print(
             f"fold {fold}: window accuracy {metrics['window']['accuracy']:.4f}, "
             f"track accuracy {metrics['track']['accuracy']:.4f}",
@@ -172,51 +153,53 @@ def run_cross_validation(args: argparse.Namespace, command: str) -> dict:
     summary = summarize_folds(fold_dirs)
     write_summary(summary, output_dir, command)
 
-    if not args.no_final_model:
+    if not no_final_model:
         final_dir = output_dir / "final"
-        final_args = argparse.Namespace(**vars(args))
-        final_args.folds, final_args.split_files, final_args.output_dir = None, None, str(final_dir)
-        final_args.split_fractions = (1 - args.validation_fraction, args.validation_fraction, 0.0)
-        run = _train_in_fresh_process(final_args)
+        validation = options.split.validation_fraction
+        run = _train_in_fresh_process(
+            options.replace(
+                split={"folds": None, "fold": 0, "split_fractions": [1 - validation, validation, 0.0]},
+                training={"output_dir": str(final_dir)},
+            )
+        )
         run["cross_validation"] = summary
         write_text_atomic(final_dir / CROSS_VALIDATION_FILE, json.dumps(summary | {"command": command}, indent=2))
         write_text_atomic(final_dir / MODEL_CARD_FILE, model_card(run, GenreViTConfig.from_pretrained(final_dir)))
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .trainer import build_parser as training_parser
-
-    parser = training_parser()
-    parser.prog = "cross_validate.py"
-    parser.description = (
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(value) for value in argv]
+    description = (
         "K-fold track-level cross-validation of GenreViT with train.py's options, then a final model trained on all "
         "tracks but a validation part."
     )
-    parser.set_defaults(folds=5)
-    parser.add_argument(
-        "--no-final-model", action="store_true", help="only cross-validate; do not train the model to ship"
+    *groups, cross_validation = parse(
+        (*TRAINING_OPTIONS, CrossValidationArguments), argv, prog="cross_validate.py", description=description
     )
-    return parser
-
-
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else [str(value) for value in argv]
-    args = build_parser().parse_args(argv)
-    if args.split_files:
+    options = TrainingOptions(*groups)
+    if options.split.split_files:
         print("cross_validate.py: error: --split-files does not apply; the folds are the split.", file=sys.stderr)
         return 2
+    if not options.split.folds:
+        options = options.replace(split={"folds": 5})
     try:
-        summary = run_cross_validation(args, command="python cross_validate.py " + " ".join(argv))
+        summary = run_cross_validation(
+            options, cross_validation.no_final_model, command="python cross_validate.py " + " ".join(argv)
+        )
     except ValueError as error:
         print(f"cross_validate.py: error: {error}", file=sys.stderr)
         return 2
     window, track = summary["mean_std"]["window_accuracy"], summary["mean_std"]["track_accuracy"]
     print(
         f"{summary['folds']}-fold cross-validation: window accuracy {format_mean_std(window)}, "
-        f"track accuracy {format_mean_std(track)}; report in {Path(args.output_dir) / 'report.md'}"
+        f"track accuracy {format_mean_std(track)}; report in {output_report(options)}"
     )
     return 0
+
+
+def output_report(options: TrainingOptions) -> Path:
+    return Path(options.training.output_dir) / "report.md"
 
 
 __all__ = ["main", "run_cross_validation", "summarize_folds"]

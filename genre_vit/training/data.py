@@ -162,32 +162,6 @@ def load_tracks(source: str | os.PathLike, **hub_kwargs):
     return load_tracks_from_hub(str(source), **hub_kwargs)
 
 
-def add_data_arguments(parser) -> None:
-    """The command-line options that say where tracks come from (shared by train.py and evaluate.py)."""
-    parser.add_argument("--data", required=True, help="a folder with one sub-folder per genre, or a Hub dataset id")
-    parser.add_argument("--hub-split", default="train", help="split of a Hub dataset to load (train)")
-    parser.add_argument("--audio-column", default="audio", help="audio column of a Hub dataset (audio)")
-    parser.add_argument("--label-column", default="genre", help="genre column of a Hub dataset (genre)")
-
-
-def add_split_fractions_argument(container, help: str) -> None:
-    """The `--split-fractions TRAIN VALIDATION TEST` option (shared by train.py and evaluate.py); `container` is a
-    parser or an argument group."""
-    container.add_argument(
-        "--split-fractions",
-        type=float,
-        nargs=3,
-        default=DEFAULT_SPLIT_FRACTIONS,
-        metavar=("TRAIN", "VALIDATION", "TEST"),
-        help=f"{help} ({' '.join(f'{f:g}' for f in DEFAULT_SPLIT_FRACTIONS)})",
-    )
-
-
-def load_tracks_from_arguments(args):
-    """Tracks from the options of `add_data_arguments`."""
-    return load_tracks(args.data, split=args.hub_split, audio_column=args.audio_column, label_column=args.label_column)
-
-
 def label_names(dataset) -> list[str]:
     feature = dataset.features["label"] if "label" in dataset.features else dataset.features["labels"]
     return list(feature.names)
@@ -271,6 +245,27 @@ def split_tracks_for_fold(tracks, num_folds: int, fold: int, validation_fraction
         rest, labels, (1 - validation_fraction, validation_fraction, 0.0), seed, label_names(tracks)
     )
     return {name: tracks.select(sorted(part)) for name, part in zip(SPLIT_NAMES, (train, validation, test))}
+
+
+def load_tracks_for(data):
+    """Tracks from the data options (`options.DataArguments`: a folder, a local copy of a Hub dataset, or a Hub dataset id)."""
+    return load_tracks(data.data, split=data.hub_split, audio_column=data.audio_column, label_column=data.label_column)
+
+
+def split_tracks_for(tracks, split, seed: int):
+    """Track splits `{"train", "validation", "test"}` by the split options (`options.SplitArguments`), and a
+    sentence that says how they were made."""
+    if split.split_files:
+        return split_tracks_from_files(tracks, split.split_files), f"split files {split.split_files}"
+    if split.folds:
+        return split_tracks_for_fold(tracks, split.folds, split.fold, split.validation_fraction, seed), (
+            f"fold {split.fold + 1} of {split.folds} (stratified track folds, seed {seed}) as test; "
+            f"validation {split.validation_fraction:g} of the other tracks"
+        )
+    fractions = tuple(split.split_fractions)
+    return split_tracks(tracks, fractions, seed=seed), (
+        f"stratified {fractions[0]:g}/{fractions[1]:g}/{fractions[2]:g}, seed {seed}"
+    )
 
 
 def read_split_files(directory: str | os.PathLike) -> dict[str, list[str]]:
@@ -422,11 +417,10 @@ def make_windows(
 
 
 __all__ = [
+    "load_tracks_for",
+    "split_tracks_for",
     "DEFAULT_SPLIT_FRACTIONS",
     "SPLIT_NAMES",
-    "add_data_arguments",
-    "add_split_fractions_argument",
-    "load_tracks_from_arguments",
     "assert_track_disjoint",
     "decode_track",
     "label_names",

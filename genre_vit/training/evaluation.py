@@ -1,11 +1,11 @@
-"""Evaluation of a model on a split of a dataset, at window and track level. `evaluate.py` only calls `main()`.
+"""Evaluation of a model on a split of a dataset, at window and track level. `evaluate.py` only calls `main()`; the
+options are `EvaluationArguments`, `DataArguments` and `SplitArguments` (genre_vit.training.options).
 
 Outputs in `--output-dir` (each written atomically): `metrics.json`, `report.md` (per-genre tables),
 `confusion_matrix.png` (window and track level), `roc_curves.png` (window level, one vs rest) and
 `predictions.csv` (one row per window, so every number can be recomputed).
 """
 
-import argparse
 import csv
 import io
 import json
@@ -17,8 +17,8 @@ import numpy as np
 from ..analysis import GenreClassifier
 from ..files import save_figure_atomic, write_text_atomic
 from ..model_folder import RUN_FILE
-from .data import add_data_arguments, add_split_fractions_argument, load_tracks_from_arguments
 from .metrics import evaluate_predictions, report_markdown
+from .options import EVALUATION_OPTIONS, DataArguments, EvaluationArguments, SplitArguments, parse
 
 
 def check_labels(model_labels: list[str], data_labels: list[str]) -> np.ndarray:
@@ -33,27 +33,29 @@ def check_labels(model_labels: list[str], data_labels: list[str]) -> np.ndarray:
     return np.array([model_labels.index(name) for name in data_labels])
 
 
-def select_tracks(tracks, args: argparse.Namespace):
+def select_tracks(tracks, evaluation: EvaluationArguments, data: DataArguments, split: SplitArguments):
     """The tracks to evaluate: a split of the training run, of split files, of a fresh seeded split, or all."""
     from .data import split_tracks, split_tracks_from_files
 
-    if args.split_files:
-        return split_tracks_from_files(tracks, args.split_files)[args.split], f"{args.split} of {args.split_files}"
-    if args.split == "all":
+    if split.split_files:
+        return split_tracks_from_files(tracks, split.split_files)[evaluation.split], (
+            f"{evaluation.split} of {split.split_files}"
+        )
+    if evaluation.split == "all":
         return tracks, "all tracks"
-    run_file = Path(args.model) / RUN_FILE
-    if run_file.exists() and not args.ignore_training_split:
-        wanted = set(json.loads(run_file.read_text())["splits"][args.split])
+    run_file = Path(evaluation.model) / RUN_FILE
+    if run_file.exists() and not evaluation.ignore_training_split:
+        wanted = set(json.loads(run_file.read_text())["splits"][evaluation.split])
         indices = [i for i, track in enumerate(tracks["track_id"]) if track in wanted]
         if not indices:
-            raise ValueError(f"None of the {args.split} tracks of {run_file} are in {args.data}.")
-        return tracks.select(
-            indices
-        ), f"{args.split} split recorded in {RUN_FILE} ({len(indices)} of {len(wanted)} tracks found)"
-    fractions = tuple(args.split_fractions)
-    return split_tracks(tracks, fractions, seed=args.seed)[
-        args.split
-    ], f"{args.split} of a stratified {fractions} split, seed {args.seed}"
+            raise ValueError(f"None of the {evaluation.split} tracks of {run_file} are in {data.data}.")
+        return tracks.select(indices), (
+            f"{evaluation.split} split recorded in {RUN_FILE} ({len(indices)} of {len(wanted)} tracks found)"
+        )
+    fractions = tuple(split.split_fractions)
+    return split_tracks(tracks, fractions, seed=evaluation.seed)[evaluation.split], (
+        f"{evaluation.split} of a stratified {fractions} split, seed {evaluation.seed}"
+    )
 
 
 def predictions_csv(track_ids, start_seconds, labels, probabilities, label_names) -> str:
@@ -79,21 +81,25 @@ def read_predictions_csv(folder: str | Path) -> tuple[np.ndarray, np.ndarray, li
     return probabilities, labels, [row[0] for row in rows], names
 
 
-def run_evaluation(args: argparse.Namespace) -> dict:
+def run_evaluation(evaluation: EvaluationArguments, data: DataArguments, split: SplitArguments | None = None) -> dict:
+    """Score `evaluation.model` on the chosen tracks; write the reports into `evaluation.output_dir`."""
     from matplotlib.figure import Figure
 
     from ..plotting import plot_confusion_matrix, plot_roc_curves
-    from .data import label_names, make_windows
+    from .data import label_names, load_tracks_for, make_windows
     from .metrics import track_probabilities
 
-    classifier = GenreClassifier.from_pretrained(args.model, batch_size=args.batch_size, device=args.device)
+    split = split or SplitArguments()
+    classifier = GenreClassifier.from_pretrained(
+        evaluation.model, batch_size=evaluation.batch_size, device=evaluation.device
+    )
     model_labels = list(classifier.genres)
-    tracks = load_tracks_from_arguments(args)
+    tracks = load_tracks_for(data)
     to_model_ids = check_labels(model_labels, label_names(tracks))
-    selected, description = select_tracks(tracks, args)
+    selected, description = select_tracks(tracks, evaluation, data, split)
     if len(selected) == 0:
-        raise ValueError(f"The {args.split} split is empty.")
-    windows = make_windows(selected, classifier.feature_extractor, cache_dir=args.cache_dir, num_proc=args.num_proc)
+        raise ValueError(f"The {evaluation.split} split is empty.")
+    windows = make_windows(selected, classifier.feature_extractor, cache_dir=data.cache_dir, num_proc=data.num_proc)
     if len(windows) == 0:
         raise ValueError("No readable track in the selected split.")
     table = windows.with_format("numpy")
@@ -107,14 +113,14 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     track_ids = windows["track_id"]
     metrics = evaluate_predictions(probabilities, labels, track_ids, model_labels)
     metrics["context"] = {
-        "model": str(args.model),
-        "data": str(args.data),
+        "model": str(evaluation.model),
+        "data": str(data.data),
         "split": description,
         "tracks": len(set(track_ids)),
         "windows": len(windows),
     }
 
-    output = Path(args.output_dir)
+    output = Path(evaluation.output_dir)
     write_text_atomic(output / "metrics.json", json.dumps(metrics, indent=2))
     write_text_atomic(output / "report.md", report_markdown(metrics))
     write_text_atomic(
@@ -135,43 +141,19 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="evaluate.py", description="Evaluate a GenreViT model at window and track level."
-    )
-    parser.add_argument("--model", required=True, help="model folder or Hub repo id")
-    add_data_arguments(parser)
-    parser.add_argument("--output-dir", required=True, help="where metrics.json, report.md and the plots go")
-    parser.add_argument(
-        "--split",
-        default="test",
-        choices=["train", "validation", "test", "all"],
-        help="which split (default: test, as recorded by train.py in the model folder)",
-    )
-    parser.add_argument("--split-files", help="folder with train/valid/test track lists; --split picks one")
-    add_split_fractions_argument(parser, help="used when the model folder has no recorded split")
-    parser.add_argument("--seed", type=int, default=42, help="seed of that split (42)")
-    parser.add_argument(
-        "--ignore-training-split", action="store_true", help="do not use the split recorded in the model folder"
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (64)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument("--cache-dir", help="window cache folder (default: none)")
-    parser.add_argument("--num-proc", type=int, default=None, help="processes for featurising")
-    return parser
-
-
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    evaluation, data, split = parse(
+        EVALUATION_OPTIONS, argv, prog="evaluate.py", description="Evaluate a GenreViT model at window and track level."
+    )
     try:
-        metrics = run_evaluation(args)
+        metrics = run_evaluation(evaluation, data, split)
     except ValueError as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
     window, track = metrics["window"], metrics["track"]
     print(
         f"window accuracy {window['accuracy']:.4f} ({window['count']} windows), "
-        f"track accuracy {track['accuracy']:.4f} ({track['count']} tracks); report in {args.output_dir}"
+        f"track accuracy {track['accuracy']:.4f} ({track['count']} tracks); report in {evaluation.output_dir}"
     )
     return 0
 

@@ -1,6 +1,7 @@
 """Training with the Hugging Face `Trainer`: the reference recipe as defaults, honest splits, reproducible output.
 
-`train.py` at the repository root only calls `main()`. The run writes into `--output-dir`:
+`train.py` at the repository root only calls `main()`; the options are the dataclasses of
+`genre_vit.training.options`. The run writes into `--output-dir`:
 
 - the best model (chosen on validation accuracy only), its config and feature extractor, with `save_pretrained`
   (safetensors in shards of at most 15 MB, plus the remote code for `trust_remote_code=True`);
@@ -10,13 +11,11 @@
 - `checkpoints/`: the Trainer's checkpoints, for `--resume`.
 """
 
-import argparse
+import dataclasses
 import json
-import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,29 +27,71 @@ from ..feature_extraction_genre_vit import GenreViTFeatureExtractor
 from ..files import write_text_atomic
 from ..model_folder import CHECKPOINTS_FOLDER, MAX_SHARD_SIZE, MODEL_CARD_FILE, RUN_FILE
 from ..modeling_genre_vit import GenreViTForAudioClassification
-from .data import add_data_arguments, add_split_fractions_argument, load_tracks_from_arguments
 from .model_card import model_card
+from .options import (
+    TRAINING_OPTIONS,
+    DataArguments,
+    DistillationArguments,
+    GenreViTTrainingArguments,
+    ModelArguments,
+    SplitArguments,
+    parse,
+)
 
-DEFAULT_SEED = 42
-PRECISIONS = ("auto", "bf16", "fp32")
+
+@dataclasses.dataclass
+class TrainingOptions:
+    """Everything a training run is told: where the data is, how it is split, what model, which teacher, and the
+    Trainer's own arguments (the recipe)."""
+
+    data: DataArguments
+    split: SplitArguments
+    model: ModelArguments
+    distillation: DistillationArguments
+    training: GenreViTTrainingArguments
+
+    @classmethod
+    def from_command_line(cls, argv=None, prog: str = "train.py") -> "TrainingOptions":
+        return cls(*parse(TRAINING_OPTIONS, argv, prog=prog, description=TRAIN_DESCRIPTION))
+
+    def replace(self, **changes) -> "TrainingOptions":
+        """A copy with some fields of the groups changed: `replace(split={"fold": 2}, training={"output_dir": d})`."""
+        return TrainingOptions(
+            **{
+                name: dataclasses.replace(getattr(self, name), **changes[name])
+                if name in changes
+                else getattr(self, name)
+                for name in ("data", "split", "model", "distillation", "training")
+            }
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "data": dataclasses.asdict(self.data),
+            "split": dataclasses.asdict(self.split),
+            "model": dataclasses.asdict(self.model),
+            "distillation": dataclasses.asdict(self.distillation),
+            "training": self.training.to_dict(),
+        }
+
+    def recipe(self) -> dict:
+        """The recipe in the words of the model card."""
+        training = self.training
+        return {
+            "epochs": training.num_train_epochs,
+            "max_steps": training.max_steps,
+            "batch_size": training.per_device_train_batch_size,
+            "learning_rate": training.learning_rate,
+            "min_learning_rate": training.min_lr,
+            "weight_decay": training.weight_decay,
+            "warmup_steps": training.warmup_steps,
+            "early_stopping_patience": training.patience,
+            "seed": training.seed,
+            "precision": training.precision,
+        }
 
 
-@dataclass
-class TrainingRecipe:
-    """The reference recipe: focal loss (from the model config), AdamW, cosine to `min_learning_rate`."""
-
-    epochs: float = 150
-    batch_size: int = 64
-    eval_batch_size: int = 128
-    learning_rate: float = 1e-4
-    min_learning_rate: float = 1e-7
-    weight_decay: float = 0.1
-    warmup_steps: int = 0
-    early_stopping_patience: int = 10
-    seed: int = DEFAULT_SEED
-    dataloader_workers: int = 0
-    precision: str = "auto"
-    """One of `PRECISIONS`; see `use_bf16`."""
+TRAIN_DESCRIPTION = "Train GenreViT with the Hugging Face Trainer (defaults: the reference recipe)."
 
 
 def library_versions() -> dict[str, str]:
@@ -102,56 +143,15 @@ def compute_accuracy(eval_prediction) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(labels, np.asarray(logits).argmax(axis=-1)))}
 
 
-def use_bf16(precision: str, on_gpu: bool) -> bool:
-    """Whether to train under bf16 autocast: `auto` means on a bf16-capable CUDA GPU only; `bf16` forces it (on a
-    CPU with AVX512-BF16 or AMX it is about 1.6x faster than fp32 for this model), `fp32` never."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision must be auto, bf16 or fp32, got {precision!r}.")
-    if precision == "auto":
-        return on_gpu and torch.cuda.is_bf16_supported()
-    return precision == "bf16"
-
-
-def training_arguments(
-    output_dir: Path, recipe: TrainingRecipe, max_steps: int = -1, selection_metric: str = "accuracy"
-):
-    """`TrainingArguments` for the recipe: evaluate and checkpoint every epoch, keep the best on validation
-    accuracy, bf16 (see `use_bf16`) and TF32 on a CUDA GPU, gloo for multi-process CPU runs (`torchrun` on a machine
-    without GPU)."""
-    from transformers import TrainingArguments
-
-    on_gpu = torch.cuda.is_available()
-    distributed_cpu = not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return TrainingArguments(
-        output_dir=str(output_dir / CHECKPOINTS_FOLDER),
-        num_train_epochs=recipe.epochs,
-        max_steps=max_steps,
-        per_device_train_batch_size=recipe.batch_size,
-        per_device_eval_batch_size=recipe.eval_batch_size,
-        learning_rate=recipe.learning_rate,
-        weight_decay=recipe.weight_decay,
-        optim="adamw_torch_fused" if on_gpu else "adamw_torch",
-        lr_scheduler_type="cosine_with_min_lr",
-        lr_scheduler_kwargs={"min_lr": recipe.min_learning_rate},
-        warmup_steps=recipe.warmup_steps,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        logging_strategy="epoch",
-        load_best_model_at_end=True,
+def trainer_arguments(options: TrainingOptions, selection_metric: str) -> GenreViTTrainingArguments:
+    """The Trainer's arguments for a run: checkpoints under `OUTPUT_DIR/checkpoints`, the checkpoint chosen on
+    `selection_metric` of the validation split, no Hub upload by the Trainer (the finished folder is pushed once)."""
+    return dataclasses.replace(
+        options.training,
+        output_dir=str(Path(options.training.output_dir) / CHECKPOINTS_FOLDER),
         metric_for_best_model=selection_metric,
         greater_is_better=selection_metric == "accuracy",
-        save_total_limit=2,
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        bf16=use_bf16(recipe.precision, on_gpu),
-        tf32=True if on_gpu else None,
-        dataloader_num_workers=recipe.dataloader_workers,
-        dataloader_pin_memory=on_gpu,
-        # Without use_cpu, accelerate treats a multi-process CPU run as NOT distributed: no DDP, no gradient sync.
-        use_cpu=not on_gpu,
-        ddp_backend="gloo" if distributed_cpu else None,
-        report_to="none",
-        disable_tqdm=not sys.stderr.isatty(),
+        push_to_hub=False,
     )
 
 
@@ -194,59 +194,33 @@ class CheckpointRecordCallback(TrainerCallback):
         return control
 
 
-def run_training(args: argparse.Namespace) -> dict:
+def run_training(options: TrainingOptions) -> dict:
     """Load, split, featurise, train, save. Returns the run record (also written to `training_run.json`)."""
     from transformers import EarlyStoppingCallback, Trainer, set_seed
 
     from .data import (
         assert_track_disjoint,
         label_names,
+        load_tracks_for,
         make_windows,
         split_track_ids,
-        split_tracks,
-        split_tracks_for_fold,
-        split_tracks_from_files,
+        split_tracks_for,
     )
 
-    output_dir = Path(args.output_dir)
-    recipe = TrainingRecipe(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        min_learning_rate=args.min_lr,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps,
-        early_stopping_patience=args.patience,
-        seed=args.seed,
-        dataloader_workers=args.dataloader_workers,
-        precision=args.precision,
-    )
-    set_seed(recipe.seed)
-    selection_metric = "accuracy" if args.classification_weight > 0 else "loss"
-    arguments = training_arguments(output_dir, recipe, max_steps=args.max_steps, selection_metric=selection_metric)
+    data, model_options, distillation, training = options.data, options.model, options.distillation, options.training
+    output_dir = Path(training.output_dir)
+    set_seed(training.seed)
+    selection_metric = "accuracy" if distillation.classification_weight > 0 else "loss"
+    arguments = trainer_arguments(options, selection_metric)
     feature_extractor = GenreViTFeatureExtractor()
-    cache_dir = Path(args.cache_dir) if args.cache_dir else output_dir / "windows-cache"
+    cache_dir = Path(data.cache_dir) if data.cache_dir else output_dir / "windows-cache"
 
     with arguments.main_process_first(desc="preparing windows"):
-        tracks = load_tracks_from_arguments(args)
+        tracks = load_tracks_for(data)
         names = label_names(tracks)
-        if args.split_files:
-            track_splits, split_method = (
-                split_tracks_from_files(tracks, args.split_files),
-                f"split files {args.split_files}",
-            )
-        elif args.folds:
-            track_splits = split_tracks_for_fold(tracks, args.folds, args.fold, args.validation_fraction, recipe.seed)
-            split_method = (
-                f"fold {args.fold + 1} of {args.folds} (stratified track folds, seed {recipe.seed}) as test; "
-                f"validation {args.validation_fraction:g} of the other tracks"
-            )
-        else:
-            fractions = tuple(args.split_fractions)
-            track_splits = split_tracks(tracks, fractions, seed=recipe.seed)
-            split_method = f"stratified {fractions[0]:g}/{fractions[1]:g}/{fractions[2]:g}, seed {recipe.seed}"
+        track_splits, split_method = split_tracks_for(tracks, options.split, training.seed)
         windows = {
-            name: make_windows(split, feature_extractor, cache_dir=cache_dir, num_proc=args.num_proc)
+            name: make_windows(split, feature_extractor, cache_dir=cache_dir, num_proc=data.num_proc)
             for name, split in track_splits.items()
             if name in ("train", "validation")
         }
@@ -257,34 +231,36 @@ def run_training(args: argparse.Namespace) -> dict:
         )
 
     record = {
-        "arguments": vars(args),
-        "recipe": asdict(recipe),
+        "arguments": options.to_dict(),
+        "recipe": options.recipe(),
         "versions": library_versions(),
         "splits": split_track_ids(track_splits),
     }
-    config = build_config(args.config, names)
-    if args.patchout:
-        config.patchout_frequency_rows, config.patchout_time_columns = args.patchout
+    config = build_config(model_options.config, names)
+    if model_options.patchout:
+        config.patchout_frequency_rows, config.patchout_time_columns = model_options.patchout
         config.validate()
-    if args.init_from:
-        model = initialise_from(args.init_from, config)
+    if model_options.init_from:
+        model = initialise_from(model_options.init_from, config)
     else:
         model = GenreViTForAudioClassification(config)
     student = model
     columns = ["input_values", "labels"]
-    if args.teacher_targets:
+    if distillation.teacher_targets:
         from .distillation import GenreViTWithTeacherHead, TeacherTargets, add_teacher_targets
 
-        teacher = TeacherTargets.load(args.teacher_targets, args.teacher_output)
+        teacher = TeacherTargets.load(distillation.teacher_targets, distillation.teacher_output)
         windows["train"], mean, std = add_teacher_targets(windows["train"], teacher, feature_extractor.window_seconds)
         windows["validation"], *_ = add_teacher_targets(
             windows["validation"], teacher, feature_extractor.window_seconds, mean, std
         )
-        model = GenreViTWithTeacherHead(student, teacher.dimension, args.teacher_weight, args.classification_weight)
+        model = GenreViTWithTeacherHead(
+            student, teacher.dimension, distillation.teacher_weight, distillation.classification_weight
+        )
         columns.append("teacher_targets")
         record["teacher"] = {
-            "targets": args.teacher_targets,
-            "output": args.teacher_output,
+            "targets": distillation.teacher_targets,
+            "output": distillation.teacher_output,
             "dimension": teacher.dimension,
         }
     trainer = Trainer(
@@ -294,11 +270,11 @@ def run_training(args: argparse.Namespace) -> dict:
         eval_dataset=windows["validation"].with_format("torch", columns=columns),
         compute_metrics=compute_accuracy,
         callbacks=[
-            EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience),
+            EarlyStoppingCallback(early_stopping_patience=training.patience),
             CheckpointRecordCallback(record),
         ],
     )
-    resume_from = _resolve_resume(output_dir / CHECKPOINTS_FOLDER, args.resume)
+    resume_from = _resolve_resume(output_dir / CHECKPOINTS_FOLDER, training.resume)
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - started
@@ -311,11 +287,11 @@ def run_training(args: argparse.Namespace) -> dict:
     )
     run = record | {
         "output_name": output_dir.name,
-        "data": str(args.data),
+        "data": str(data.data),
         "split_method": split_method,
         "device": str(arguments.device),
         "world_size": arguments.world_size,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in student.parameters()),  # the shipped model, not the teacher head
         "tracks": sum(len(ids) for ids in track_ids.values()) - len(skipped),
         "skipped_tracks": skipped,
         "split_sizes": {
@@ -333,10 +309,10 @@ def run_training(args: argparse.Namespace) -> dict:
     }
     if trainer.is_world_process_zero():
         save_model_folder(student, feature_extractor, output_dir, run)
-        if args.push_to_hub:
+        if training.push_to_hub:
             from .hub import push_folder
 
-            push_folder(output_dir, args.hub_model_id)
+            push_folder(output_dir, training.hub_model_id)
     return run
 
 
@@ -348,112 +324,27 @@ def save_model_folder(model, feature_extractor, output_dir: Path, run: dict) -> 
     write_text_atomic(output_dir / MODEL_CARD_FILE, model_card(run, model.config))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    recipe = TrainingRecipe()
-    parser = argparse.ArgumentParser(
-        prog="train.py", description="Train GenreViT with the Hugging Face Trainer (defaults: the reference recipe)."
-    )
-    add_data_arguments(parser)
-    parser.add_argument("--output-dir", required=True, help="where the model folder is written")
-    parser.add_argument("--config", default="default", help="default | tiny | a config.json or model folder")
-    parser.add_argument("--epochs", type=float, default=recipe.epochs, help="at most this many epochs (150)")
-    parser.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimiser steps (-1: off)")
-    parser.add_argument("--batch-size", type=int, default=recipe.batch_size, help="per-device batch (64)")
-    parser.add_argument("--lr", type=float, default=recipe.learning_rate, help="peak learning rate (1e-4)")
-    parser.add_argument("--min-lr", type=float, default=recipe.min_learning_rate, help="cosine floor (1e-7)")
-    parser.add_argument("--warmup-steps", type=int, default=recipe.warmup_steps, help="linear warm-up steps (0)")
-    parser.add_argument("--weight-decay", type=float, default=recipe.weight_decay, help="AdamW weight decay (0.1)")
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=recipe.early_stopping_patience,
-        help="early-stopping patience in epochs, on validation accuracy (10)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=recipe.seed, help=f"seed of splits, init and order ({DEFAULT_SEED})"
-    )
-    split = parser.add_mutually_exclusive_group()
-    add_split_fractions_argument(split, help="stratified track split")
-    split.add_argument("--split-files", help="folder with train/valid/test track lists (e.g. the filtered GTZAN split)")
-    split.add_argument(
-        "--folds",
-        type=int,
-        metavar="N",
-        help="cross-validation: split tracks into N stratified folds and test on fold --fold (cross_validate.py "
-        "runs every fold)",
-    )
-    parser.add_argument("--fold", type=int, default=0, help="with --folds: the 0-based fold that is the test split (0)")
-    parser.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=0.15,
-        help="with --folds: the part of the non-test tracks used for validation (0.15)",
-    )
-    parser.add_argument("--cache-dir", help="window cache (default: OUTPUT_DIR/windows-cache)")
-    parser.add_argument("--num-proc", type=int, default=min(4, os.cpu_count() or 1), help="processes for featurising")
-    parser.add_argument("--dataloader-workers", type=int, default=0, help="DataLoader worker processes (0)")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="auto: bf16 autocast on a bf16-capable GPU, fp32 otherwise; bf16 also speeds up CPUs with AVX512-BF16/AMX",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR")
-    distillation = parser.add_argument_group("distillation and initialisation")
-    distillation.add_argument(
-        "--teacher-targets",
-        metavar="FILE",
-        help="teacher outputs per track (scripts/musicnn_teacher.py); adds an auxiliary head, never shipped, that "
-        "regresses the embedding onto them",
-    )
-    distillation.add_argument(
-        "--teacher-output",
-        default="max_pool",
-        choices=["max_pool", "mean_pool", "penultimate", "tag_probabilities"],
-        help="which teacher output to regress onto (max_pool: musicnn's pooled features)",
-    )
-    distillation.add_argument("--teacher-weight", type=float, default=1.0, help="weight of the teacher loss (1.0)")
-    distillation.add_argument(
-        "--classification-weight",
-        type=float,
-        default=1.0,
-        help="weight of the genre loss (1.0); 0 pre-trains on the teacher alone (labels unused, checkpoint chosen on "
-        "validation loss), e.g. on unlabelled music",
-    )
-    distillation.add_argument("--init-from", metavar="FOLDER", help="start from this model folder's weights")
-    distillation.add_argument(
-        "--patchout",
-        type=int,
-        nargs=2,
-        metavar=("ROWS", "COLUMNS"),
-        help="drop this many random rows and columns of the 13x9 patch grid per training batch (PaSST)",
-    )
-    parser.add_argument("--push-to-hub", action="store_true", help="upload the model folder to the Hub at the end")
-    parser.add_argument("--hub-model-id", help="Hub repo id for --push-to-hub")
-    return parser
-
-
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.fold and not args.folds:
-        parser.error("--fold needs --folds")
+    options = TrainingOptions.from_command_line(argv)
     try:
-        run = run_training(args)
+        run = run_training(options)
     except ValueError as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
-    accuracy = run["validation_metrics"].get("eval_accuracy")
-    print(f"validation accuracy {accuracy:.4f} after {run['epochs_run']:.0f} epochs; model saved in {args.output_dir}")
+    metric = run["validation_metrics"].get("eval_accuracy", run["validation_metrics"].get("eval_loss"))
+    name = "accuracy" if "eval_accuracy" in run["validation_metrics"] else "loss"
+    print(
+        f"validation {name} {metric:.4f} after {run['epochs_run']:.0f} epochs; model saved in "
+        f"{options.training.output_dir}"
+    )
     return 0
 
 
 __all__ = [
-    "PRECISIONS",
-    "TrainingRecipe",
+    "TrainingOptions",
     "build_config",
     "library_versions",
     "main",
     "run_training",
-    "training_arguments",
+    "trainer_arguments",
 ]
