@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers.audio_utils import mel_filter_bank
+from transformers.audio_utils import mel_filter_bank, window_function
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import logging
@@ -162,9 +162,11 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
             norm=mel_norm,
             mel_scale=mel_scale,
         ).astype(np.float32)
-        periodic_hann = np.hanning(win_length + 1)[:-1]
-        left = (n_fft - win_length) // 2
-        self.window = np.pad(periodic_hann, (left, n_fft - win_length - left)).astype(np.float32)
+        # A periodic Hann window of win_length samples, zero-padded to n_fft on both sides (librosa's and
+        # torch.stft's convention).
+        self.window = window_function(win_length, "hann", periodic=True, frame_length=n_fft, center=True).astype(
+            np.float32
+        )
 
     def to_dict(self):
         output = super().to_dict()
@@ -296,13 +298,20 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         return images[:, None].astype(np.float32)
 
     def iter_windows(
-        self, waveform: np.ndarray, sampling_rate: int | None = None, block_windows: int | None = None
+        self,
+        waveform: np.ndarray,
+        sampling_rate: int | None = None,
+        block_windows: int | None = None,
+        validate: bool = True,
     ) -> Iterator[SpectrogramWindows]:
         """Yield the windows of one waveform in blocks of `block_windows`, computing the STFT once per block.
 
-        Memory stays bounded by the block, whatever the length of the waveform.
+        Memory stays bounded by the block, whatever the length of the waveform. `validate=False` skips the input
+        checks for a waveform that is known to be a finite mono float32 array at `sampling_rate` (e.g. from
+        `genre_vit.audio.prepare_waveform`), saving a pass over a long signal.
         """
-        waveform = self._validate_waveform(waveform, sampling_rate)
+        if validate:
+            waveform = self._validate_waveform(waveform, sampling_rate)
         block_windows = block_windows or self.block_windows
         all_starts = self.window_start_samples(waveform.shape[0])
         frames_per_window = self.frames_per_window
