@@ -49,24 +49,6 @@ logger = logging.get_logger(__name__)
 _STFT_CHUNK_FRAMES = 4096
 
 
-def bilinear_resize_matrix(input_size: int, output_size: int) -> np.ndarray:
-    """`(output_size, input_size)` matrix of 1-D linear interpolation with half-pixel centres, no antialiasing.
-
-    Applied along both axes (`R_rows @ image @ R_columns.T`) it equals PyTorch's
-    `interpolate(mode="bilinear", align_corners=False, antialias=False)`.
-    """
-    scale = input_size / output_size
-    source = np.maximum((np.arange(output_size) + 0.5) * scale - 0.5, 0.0)
-    lower = np.floor(source).astype(np.int64)
-    upper = np.minimum(lower + 1, input_size - 1)
-    weight_upper = source - lower
-    matrix = np.zeros((output_size, input_size), dtype=np.float64)
-    rows = np.arange(output_size)
-    np.add.at(matrix, (rows, lower), 1.0 - weight_upper)
-    np.add.at(matrix, (rows, upper), weight_upper)
-    return matrix.astype(np.float32)
-
-
 @dataclass(frozen=True)
 class SpectrogramWindows:
     """Windows of one waveform.
@@ -168,11 +150,6 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
             np.float32
         )
 
-    def to_dict(self):
-        output = super().to_dict()
-        output.pop("_resize_matrix_cache", None)
-        return output
-
     # ------------------------------------------------------------------ the window grid
     @property
     def window_samples(self) -> int:
@@ -241,16 +218,6 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         return waveform
 
     # ------------------------------------------------------------------ computation
-    def _resize_matrices(self) -> tuple[np.ndarray, np.ndarray]:
-        cached = self.__dict__.get("_resize_matrix_cache")
-        if cached is None:
-            cached = (
-                bilinear_resize_matrix(self.n_mels, self.num_frequency_bins),
-                bilinear_resize_matrix(self.frames_per_window, self.num_time_frames),
-            )
-            self.__dict__["_resize_matrix_cache"] = cached
-        return cached
-
     def _mel_power_frames(self, waveform: np.ndarray, first_frame: int, num_frames: int) -> np.ndarray:
         """`(num_frames, n_mels)` Mel power of STFT frames `first_frame ...`, frame `i` centred on sample `i * hop`."""
         half = self.n_fft // 2
@@ -293,9 +260,14 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         low = decibels.min(axis=(1, 2), keepdims=True)
         span = decibels.max(axis=(1, 2), keepdims=True) - low
         scaled = np.where(span > 0, (decibels - low) / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
-        resize_rows, resize_columns = self._resize_matrices()
-        images = resize_rows @ scaled.transpose(0, 2, 1) @ resize_columns.T
-        return images[:, None].astype(np.float32)
+        images = torch.nn.functional.interpolate(
+            torch.from_numpy(np.ascontiguousarray(scaled.transpose(0, 2, 1)))[:, None],
+            size=(self.num_frequency_bins, self.num_time_frames),
+            mode="bilinear",
+            align_corners=False,
+            antialias=False,
+        )
+        return images.numpy()
 
     def iter_windows(
         self,
@@ -364,4 +336,4 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         return BatchFeature({"input_values": input_values, "window_mask": window_mask}, tensor_type=return_tensors)
 
 
-__all__ = ["GenreViTFeatureExtractor", "SpectrogramWindows", "bilinear_resize_matrix"]
+__all__ = ["GenreViTFeatureExtractor", "SpectrogramWindows"]

@@ -7,7 +7,6 @@ import torch
 from conftest import SAMPLING_RATE
 
 from genre_vit import GenreViTFeatureExtractor
-from genre_vit.feature_extraction_genre_vit import bilinear_resize_matrix
 from genre_vit.testing import synth_music
 
 MEL_PARAMETERS = dict(
@@ -120,19 +119,6 @@ def test_full_pipeline_is_close_to_per_window_librosa(feature_extractor):
         difference = np.abs(ours[window] - reference)
         assert difference.mean() < 0.015
         assert np.percentile(difference[:, 3:-3], 99) < 0.025
-
-
-def test_resize_matrix_equals_torch_bilinear():
-    image = np.random.default_rng(0).random((2, 128, 1379)).astype(np.float64)
-    rows, columns = (
-        bilinear_resize_matrix(128, 216).astype(np.float64),
-        bilinear_resize_matrix(1379, 144).astype(np.float64),
-    )
-    ours = rows @ image @ columns.T
-    expected = torch.nn.functional.interpolate(
-        torch.from_numpy(image)[:, None], size=(216, 144), mode="bilinear", align_corners=False
-    )[:, 0].numpy()
-    np.testing.assert_allclose(ours, expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("block_windows", [1, 4, 100])
