@@ -76,29 +76,36 @@ REMOTE_CODE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_trust_remote_code_without_the_package(tiny_model_dir, tiny_model, feature_extractor, song_30s, tmp_path):
-    np.save(tmp_path / "song.npy", song_30s)
+def remote_code_logits(folder, waveform: np.ndarray, work_dir) -> np.ndarray:
+    """Logits of `folder`'s model on `waveform`, computed by its own saved code in a process where `genre_vit`
+    cannot be imported."""
+    np.save(work_dir / "song.npy", waveform)
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(work_dir / "modules"))
     subprocess.run(
         [
             sys.executable,
             "-c",
             REMOTE_CODE_SCRIPT,
-            str(tiny_model_dir),
-            str(tmp_path / "song.npy"),
-            str(tmp_path / "logits.npy"),
+            str(folder),
+            str(work_dir / "song.npy"),
+            str(work_dir / "logits.npy"),
         ],
-        cwd=tmp_path,
+        cwd=work_dir,
         env=environment,
         check=True,
         capture_output=True,
         text=True,
     )
+    return np.load(work_dir / "logits.npy")
+
+
+def test_trust_remote_code_without_the_package(tiny_model_dir, tiny_model, feature_extractor, song_30s, tmp_path):
+    logits = remote_code_logits(tiny_model_dir, song_30s, tmp_path)
     inputs = torch.from_numpy(feature_extractor.extract_windows(song_30s, SAMPLING_RATE).input_values)
     with torch.inference_mode():
         expected = tiny_model(inputs).logits.numpy()
-    np.testing.assert_array_equal(np.load(tmp_path / "logits.npy"), expected)
+    np.testing.assert_array_equal(logits, expected)
 
 
 FOLDER_SAVED_BY_0_1_0 = Path(__file__).parent / "fixtures" / "tiny-genre-vit-saved-by-0.1.0"
@@ -121,22 +128,5 @@ def test_a_folder_saved_by_an_earlier_version_gives_the_same_logits(tmp_path):
     np.testing.assert_allclose(logits, np.array(expected["logits"]), atol=1e-5)
 
     # Its own (old) remote code, without the package, gives the same logits too.
-    np.save(tmp_path / "song.npy", synth_music(8.0, seed=21))
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            REMOTE_CODE_SCRIPT,
-            str(FOLDER_SAVED_BY_0_1_0),
-            str(tmp_path / "song.npy"),
-            str(tmp_path / "logits.npy"),
-        ],
-        cwd=tmp_path,
-        env=environment,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), np.array(expected["logits"]), atol=1e-5)
+    old_code_logits = remote_code_logits(FOLDER_SAVED_BY_0_1_0, synth_music(8.0, seed=21), tmp_path)
+    np.testing.assert_allclose(old_code_logits, np.array(expected["logits"]), atol=1e-5)

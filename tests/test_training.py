@@ -29,16 +29,21 @@ pytestmark = pytest.mark.slow
 TINY_RECIPE = ["--config", "tiny", "--batch-size", "16", "--lr", "1e-3", "--num-proc", "2"]
 
 
-def run_script(script, *arguments, timeout=600):
+def run_python(*arguments, timeout=600):
+    """`python ARGUMENTS...` from the repository root, offline, with the package on the path."""
     environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
     return subprocess.run(
-        [sys.executable, str(REPOSITORY / script), *map(str, arguments)],
+        [sys.executable, *map(str, arguments)],
         cwd=REPOSITORY,
         env=environment,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_script(script, *arguments, timeout=600):
+    return run_python(REPOSITORY / script, *arguments, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -230,37 +235,28 @@ def test_distributed_training_with_two_cpu_processes(tmp_path):
     """`torchrun --nproc_per_node 2 train.py`: DDP over gloo on the CPU; both ranks finish, one model is written."""
     data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=3, seconds=8.0)
     output = tmp_path / "run"
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            str(REPOSITORY / "train.py"),
-            "--data",
-            str(data),
-            "--output-dir",
-            str(output),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--split-fractions",
-            "0.6",
-            "0.4",
-            "0.0",
-            "--config",
-            "tiny",
-            "--num-proc",
-            "1",
-        ],
-        cwd=REPOSITORY,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    completed = run_python(
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        REPOSITORY / "train.py",
+        "--data",
+        data,
+        "--output-dir",
+        output,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--split-fractions",
+        "0.6",
+        "0.4",
+        "0.0",
+        "--config",
+        "tiny",
+        "--num-proc",
+        "1",
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.count("validation accuracy") == 2  # both ranks finished
@@ -277,18 +273,10 @@ def test_trainer_loss_scaling(tmp_path):
     """The logged loss and the gradient of one step are the same for batch 16, for batch 8 x 2 accumulation steps,
     and for two gloo processes of batch 8: the Trainer must scale the loss itself (the model declares that it takes
     no loss kwargs), not multiply it by the number of processes or skip the division by the accumulation steps."""
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
-    probe = str(REPOSITORY / "tests" / "trainer_step_probe.py")
+    probe = REPOSITORY / "tests" / "trainer_step_probe.py"
 
     def logged(*launcher, batch, accumulation):
-        completed = subprocess.run(
-            [sys.executable, *launcher, probe, str(tmp_path / "out"), str(batch), str(accumulation)],
-            cwd=REPOSITORY,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        completed = run_python(*launcher, probe, tmp_path / "out", batch, accumulation, timeout=300)
         assert completed.returncode == 0, completed.stderr[-3000:]
         return json.loads(completed.stdout.strip().splitlines()[-1])
 
