@@ -15,6 +15,7 @@ stratified `--validation-fraction` of the others chooses the checkpoint. Everyth
 A fold whose `eval/metrics.json` exists is not run again, so an interrupted run continues where it stopped.
 """
 
+import dataclasses
 import json
 import multiprocessing
 import sys
@@ -144,7 +145,11 @@ def run_cross_validation(options: TrainingOptions, no_final_model: bool, command
         _train_in_fresh_process(
             options.replace(split={"fold": fold}, training={"output_dir": str(folder), "push_to_hub": False})
         )
-        metrics = run_evaluation(EvaluationArguments(model=str(folder), output_dir=str(folder / "eval")), options.data)
+        # One process, many folds: after the first evaluation has run torch here, featurising must not fork.
+        metrics = run_evaluation(
+            EvaluationArguments(model=str(folder), output_dir=str(folder / "eval")),
+            dataclasses.replace(options.data, num_proc=1),
+        )
         print(
             f"fold {fold}: window accuracy {metrics['window']['accuracy']:.4f}, "
             f"track accuracy {metrics['track']['accuracy']:.4f}",

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis import GenreClassifier
+from ..configuration_genre_vit import GenreViTConfig
+from ..feature_extraction_genre_vit import GenreViTFeatureExtractor
 from ..files import save_figure_atomic, write_text_atomic
 from ..model_folder import RUN_FILE
 from .metrics import evaluate_predictions, report_markdown
@@ -90,18 +92,25 @@ def run_evaluation(evaluation: EvaluationArguments, data: DataArguments, split: 
     from .metrics import track_probabilities
 
     split = split or SplitArguments()
-    classifier = GenreClassifier.from_pretrained(
-        evaluation.model, batch_size=evaluation.batch_size, device=evaluation.device
-    )
-    model_labels = list(classifier.genres)
+    # Windows are computed before the model is loaded: featurising forks worker processes (num_proc), and forking a
+    # process whose torch thread pools have already run can deadlock the workers.
+    try:
+        config = GenreViTConfig.from_pretrained(evaluation.model)
+        feature_extractor = GenreViTFeatureExtractor.from_pretrained(evaluation.model)
+    except OSError as error:
+        raise ValueError(f"{evaluation.model} is not a GenreViT model folder: {error}") from error
+    model_labels = [config.id2label[index] for index in range(config.num_labels)]
     tracks = load_tracks_for(data)
     to_model_ids = check_labels(model_labels, label_names(tracks))
     selected, description = select_tracks(tracks, evaluation, data, split)
     if len(selected) == 0:
         raise ValueError(f"The {evaluation.split} split is empty.")
-    windows = make_windows(selected, classifier.feature_extractor, cache_dir=data.cache_dir, num_proc=data.num_proc)
+    windows = make_windows(selected, feature_extractor, cache_dir=data.cache_dir, num_proc=data.num_proc)
     if len(windows) == 0:
         raise ValueError("No readable track in the selected split.")
+    classifier = GenreClassifier.from_pretrained(
+        evaluation.model, batch_size=evaluation.batch_size, device=evaluation.device
+    )
     table = windows.with_format("numpy")
     probabilities = np.concatenate(
         [
