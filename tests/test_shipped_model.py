@@ -15,12 +15,12 @@ pytestmark = [
     pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").exists(), reason="no checkpoint is bundled"),
 ]
 
-# The shipped model was trained on all 81 clips except its 13 validation tracks, so those are the only real clips it
-# has not trained on (they chose its epoch, which flatters it a little); on them it measured window accuracy 0.210.
-# Five-fold cross-validation of the same recipe measured 0.196 ± 0.049 on unseen tracks (cross_validation.json),
-# chance being 0.10. The bar, about the cross-validated mean minus one standard deviation, fails a broken model or
-# preprocessing (at chance or below) and leaves room for numeric noise.
-MIN_UNSEEN_WINDOW_ACCURACY = 0.15
+# The shipped model was trained on all 94 clips except its 14 validation tracks, so those are the only real clips it
+# has not trained on (they chose its epoch, which flatters it: window accuracy 0.531 there). Five-fold
+# cross-validation of the same recipe measured 0.417 ± 0.061 on unseen tracks (cross_validation.json), chance being
+# 0.10 and the previous bundled model 0.196. The bar, the cross-validated mean minus two standard deviations, fails
+# a broken model or preprocessing, and a fall back to the previous model's level.
+MIN_UNSEEN_WINDOW_ACCURACY = 0.30
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,11 @@ def test_shipped_folder(classifier):
     shards = list(BUNDLED_MODEL_DIR.glob("*.safetensors"))
     assert shards and all(path.stat().st_size <= 15_000_000 for path in shards)
     card = (BUNDLED_MODEL_DIR / "README.md").read_text()
-    assert "not the 1000-clip GTZAN model" in card and "81 real GTZAN clips" in card
+    assert "not the 1000-clip GTZAN model" in card and "94 real GTZAN clips" in card
+    assert "musicnn" in card and "Emotify" in card and "share an artist" in card  # teacher, data, caveat
     assert "5-fold cross-validation by track" in card
     summary = json.loads((BUNDLED_MODEL_DIR / "cross_validation.json").read_text())
-    assert summary["folds"] == 5 and summary["pooled"]["track"]["count"] == 81
+    assert summary["folds"] == 5 and summary["pooled"]["track"]["count"] == 94
     assert f"{summary['mean_std']['window_accuracy']['mean']:.3f}" in card
 
 
