@@ -121,13 +121,10 @@ class GenreClassifier:
             )
         if not local.is_dir() and not _could_be_hub_id(source):
             raise ModelNotFoundError(f"No model folder exists at {source}.")
+        location = str(local) if local.is_dir() else source
         try:
-            model = GenreViTForAudioClassification.from_pretrained(
-                str(local) if local.is_dir() else source, dtype=dtype, **from_pretrained_kwargs
-            )
-            feature_extractor = GenreViTFeatureExtractor.from_pretrained(
-                str(local) if local.is_dir() else source, **from_pretrained_kwargs
-            )
+            model = GenreViTForAudioClassification.from_pretrained(location, dtype=dtype, **from_pretrained_kwargs)
+            feature_extractor = GenreViTFeatureExtractor.from_pretrained(location, **from_pretrained_kwargs)
         except (OSError, ValueError) as error:  # huggingface_hub's validation errors are ValueErrors
             reason = _first_line(error)
             if local.is_dir():

@@ -69,7 +69,7 @@ class SilentAudioError(ValueError):
 
 
 class AudioTruncatedWarning(UserWarning):
-    """Only part of the file could be decoded (a truncated download, a damaged file); the rest was analysed."""
+    """Only part of the file could be decoded (a truncated download, a damaged file); only that part is used."""
 
 
 @dataclass(frozen=True)
@@ -145,34 +145,35 @@ _NATIVE_STDERR_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _native_stderr_captured() -> Iterator[list[str]]:
-    """Capture what native code (libsndfile's MP3 decoder, libmpg123) prints on file descriptor 2.
+def _native_stderr_to_debug_log() -> Iterator[None]:
+    """Send what native code (libsndfile's MP3 decoder, libmpg123) prints on file descriptor 2 to the debug log.
 
     libmpg123 prints warnings such as "Xing stream size off by more than 1%" and "part2_3_length ... too large"
-    straight to the process's stderr, where they would break the command line's one-line messages. The lines are
-    returned in the yielded list once the block ends; the caller turns what matters into its own message.
+    straight to the process's stderr, where they would break the command line's one-line messages; what matters
+    (a file cut short) becomes the decoder's own note instead. The redirection is process-wide, so it is held only
+    around the libsndfile calls themselves, under a lock.
     """
-    lines: list[str] = []
     with _NATIVE_STDERR_LOCK:
         try:
             sys.stderr.flush()
             saved = os.dup(2)
         except (OSError, ValueError):  # no file descriptor 2 to redirect
-            yield lines
+            yield
             return
         try:
             with tempfile.TemporaryFile() as sink:
                 os.dup2(sink.fileno(), 2)
                 try:
-                    yield lines
+                    yield
                 finally:
                     os.dup2(saved, 2)
                     sink.seek(0)
-                    lines.extend(line for line in sink.read().decode(errors="replace").splitlines() if line.strip())
+                    captured = sink.read().decode(errors="replace")
         finally:
             os.close(saved)
-    for line in lines:
-        logger.debug("decoder: %s", line)
+    for line in captured.splitlines():
+        if line.strip():
+            logger.debug("decoder: %s", line)
 
 
 _CHUNK_SIZE_MISMATCH = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -205,35 +206,36 @@ def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | 
 
     if not _looks_like_libsndfile_audio(path):
         return None
-    with _native_stderr_captured():
-        try:
+    try:
+        with _native_stderr_to_debug_log():
             audio_file = soundfile.SoundFile(str(path))
-        except (soundfile.LibsndfileError, RuntimeError, TypeError):
-            return None
-        with audio_file:
-            source_rate = audio_file.samplerate
-            announced = _announced_frames(audio_file)
-            if announced:
-                _check_duration(announced / source_rate, max_seconds, path.name)
-            resampler = None
-            if source_rate != sampling_rate:
-                resampler = soxr.ResampleStream(source_rate, sampling_rate, 1, dtype="float32", quality="HQ")
-            output = _GrowingBuffer(int(announced * sampling_rate / source_rate) + 64)
-            decoded, damage = 0, None
-            while True:
-                try:
+    except (soundfile.LibsndfileError, RuntimeError, TypeError):
+        return None
+    with audio_file:
+        source_rate = audio_file.samplerate
+        announced = _announced_frames(audio_file)
+        if announced:
+            _check_duration(announced / source_rate, max_seconds, path.name)
+        resampler = None
+        if source_rate != sampling_rate:
+            resampler = soxr.ResampleStream(source_rate, sampling_rate, 1, dtype="float32", quality="HQ")
+        output = _GrowingBuffer(int(announced * sampling_rate / source_rate) + 64)
+        decoded, damage = 0, None
+        while True:
+            try:
+                with _native_stderr_to_debug_log():
                     block = audio_file.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                except soundfile.LibsndfileError as error:
-                    damage = str(error)
-                    break
-                if block.shape[0] == 0:
-                    break
-                decoded += block.shape[0]
-                _check_duration(decoded / source_rate, max_seconds, path.name)
-                mono = block.mean(axis=1, dtype=np.float32)
-                output.append(resampler.resample_chunk(mono, last=False) if resampler else mono)
-            if resampler is not None and decoded:
-                output.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+            except soundfile.LibsndfileError as error:
+                damage = str(error)
+                break
+            if block.shape[0] == 0:
+                break
+            decoded += block.shape[0]
+            _check_duration(decoded / source_rate, max_seconds, path.name)
+            mono = block.mean(axis=1, dtype=np.float32)
+            output.append(resampler.resample_chunk(mono, last=False) if resampler else mono)
+        if resampler is not None and decoded:
+            output.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
     if decoded == 0:
         reason = f" ({damage})" if damage else ""
         raise AudioDecodeError(f"{path.name} is corrupt or truncated: no audio could be decoded{reason}.")

@@ -68,8 +68,9 @@ def musicnn_zero_shot_scores(tag_probabilities: np.ndarray, tags: list[str], gen
     return scores
 
 
-def probe(train_x, train_y, test_x) -> np.ndarray:
-    """Standardised logistic regression; returns class probabilities of `test_x` over all labels seen in train."""
+def probe(train_x, train_y, test_x) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised logistic regression fitted on `train_x`; returns the class probabilities of `test_x` and the
+    label ids of their columns (the labels seen in training)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -111,25 +112,25 @@ def main(argv=None) -> int:
     per_track = {}
     for path, track, label in zip(tracks["audio_path"], tracks["track_id"], tracks["label"]):
         waveform = load_audio(path)
-        starts = extractor.window_start_times(len(waveform))
+        start_samples = extractor.window_start_samples(len(waveform))
+        starts = start_samples / SAMPLING_RATE
         window = extractor.window_samples
         window_features = np.stack(
-            [handmade_features(waveform[int(s * SAMPLING_RATE) :][:window], SAMPLING_RATE) for s in starts]
+            [handmade_features(waveform[start : start + window], SAMPLING_RATE) for start in start_samples]
         )
+        tags_window = tag_probabilities.window_targets(track, starts, extractor.window_seconds)
+        tags_clip = tag_probabilities.track_target(track)
         per_track[track] = {
             "label": label,
             "windows": len(starts),
             "handmade_window": window_features,
             "handmade_clip": handmade_features(waveform, SAMPLING_RATE),
             "teacher_window": np.hstack(
-                [
-                    max_pool.window_targets(track, starts, extractor.window_seconds),
-                    tag_probabilities.window_targets(track, starts, extractor.window_seconds),
-                ]
+                [max_pool.window_targets(track, starts, extractor.window_seconds), tags_window]
             ),
-            "teacher_clip": np.concatenate([max_pool.track_target(track), tag_probabilities.track_target(track)]),
-            "tags_window": tag_probabilities.window_targets(track, starts, extractor.window_seconds),
-            "tags_clip": tag_probabilities.track_target(track),
+            "teacher_clip": np.concatenate([max_pool.track_target(track), tags_clip]),
+            "tags_window": tags_window,
+            "tags_clip": tags_clip,
         }
     features_seconds = time.perf_counter() - started
     print(f"features of {len(per_track)} tracks in {features_seconds:.0f} s", file=sys.stderr)

@@ -32,6 +32,8 @@ from .model_card import cross_validation_markdown, format_mean_std
 from .options import TRAINING_OPTIONS, CrossValidationArguments, EvaluationArguments, parse
 from .trainer import TrainingOptions
 
+REPORT_FILE = "report.md"
+
 SUMMARY_METRICS = (
     ("window", "accuracy"),
     ("track", "accuracy"),
@@ -103,7 +105,7 @@ def write_summary(summary: dict, output_dir: Path, command: str) -> None:
     output_dir = Path(output_dir)
     write_text_atomic(output_dir / CROSS_VALIDATION_FILE, json.dumps(summary | {"command": command}, indent=2))
     write_text_atomic(
-        output_dir / "report.md",
+        output_dir / REPORT_FILE,
         f"# GenreViT cross-validation\n\n`{command}`\n\n" + cross_validation_markdown(summary),
     )
     names = summary["pooled"]["labels"]
@@ -198,13 +200,9 @@ def main(argv=None) -> int:
     window, track = summary["mean_std"]["window_accuracy"], summary["mean_std"]["track_accuracy"]
     print(
         f"{summary['folds']}-fold cross-validation: window accuracy {format_mean_std(window)}, "
-        f"track accuracy {format_mean_std(track)}; report in {output_report(options)}"
+        f"track accuracy {format_mean_std(track)}; report in {Path(options.training.output_dir) / REPORT_FILE}"
     )
     return 0
-
-
-def output_report(options: TrainingOptions) -> Path:
-    return Path(options.training.output_dir) / "report.md"
 
 
 __all__ = ["main", "run_cross_validation", "summarize_folds"]

@@ -173,7 +173,7 @@ def _tracks_per_split(count: int, fractions: Sequence[float]) -> list[int]:
     track, the held-out splits (validation, test) about their fraction of the genre, train the rest."""
     held_out = [max(1, round(fraction * count)) if fraction > 0 else 0 for fraction in fractions[1:]]
     train = count - sum(held_out)
-    if fractions[0] > 0 and train < 1 or train < 0:
+    if train < 0 or (fractions[0] > 0 and train < 1):
         return []
     return [train, *held_out]
 

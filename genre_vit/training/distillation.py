@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..modeling_genre_vit import GenreViTClassifierOutput
+
 TEACHER_OUTPUTS = ("max_pool", "mean_pool", "penultimate", "tag_probabilities")
 """The outputs a targets file may hold per track; `max_pool` (musicnn's pooled features) is the default target."""
 
@@ -92,9 +94,6 @@ class TeacherTargets:
         return self.values[track_id].mean(axis=0)
 
 
-__all__ = ["DEFAULT_PATCH_SECONDS", "TEACHER_OUTPUTS", "TeacherTargets"]
-
-
 def add_teacher_targets(windows, teacher: TeacherTargets, window_seconds: float, mean=None, std=None):
     """Add a `teacher_targets` column `(D,)` to a windows dataset (columns `track_id`, `start_seconds`), standardised
     with `mean` and `std` (per dimension; computed from these windows when not given, i.e. on the training split).
@@ -130,8 +129,6 @@ class GenreViTWithTeacherHead(torch.nn.Module):
         self.classification_weight = classification_weight
 
     def forward(self, input_values, labels=None, teacher_targets=None):
-        from ..modeling_genre_vit import GenreViTClassifierOutput
-
         embedding = self.student.forward_head(self.student.forward_features(input_values), pre_logits=True)
         logits = self.student.classifier(embedding)
         loss = None
@@ -143,4 +140,10 @@ class GenreViTWithTeacherHead(torch.nn.Module):
         return GenreViTClassifierOutput(loss=loss, logits=logits)
 
 
-__all__ += ["GenreViTWithTeacherHead", "add_teacher_targets"]
+__all__ = [
+    "DEFAULT_PATCH_SECONDS",
+    "GenreViTWithTeacherHead",
+    "TEACHER_OUTPUTS",
+    "TeacherTargets",
+    "add_teacher_targets",
+]

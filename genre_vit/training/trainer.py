@@ -56,22 +56,15 @@ class TrainingOptions:
 
     def replace(self, **changes) -> "TrainingOptions":
         """A copy with some fields of the groups changed: `replace(split={"fold": 2}, training={"output_dir": d})`."""
-        return TrainingOptions(
-            **{
-                name: dataclasses.replace(getattr(self, name), **changes[name])
-                if name in changes
-                else getattr(self, name)
-                for name in ("data", "split", "model", "distillation", "training")
-            }
+        return dataclasses.replace(
+            self, **{name: dataclasses.replace(getattr(self, name), **fields) for name, fields in changes.items()}
         )
 
     def to_dict(self) -> dict:
-        return {
-            "data": dataclasses.asdict(self.data),
-            "split": dataclasses.asdict(self.split),
-            "model": dataclasses.asdict(self.model),
-            "distillation": dataclasses.asdict(self.distillation),
-            "training": self.training.to_dict(),
+        # TrainingArguments.to_dict makes its enums and tokens JSON-ready; the other groups are plain dataclasses.
+        groups = {group.name: getattr(self, group.name) for group in dataclasses.fields(self)}
+        return {name: dataclasses.asdict(value) for name, value in groups.items() if name != "training"} | {
+            "training": self.training.to_dict()
         }
 
     def recipe(self) -> dict:
