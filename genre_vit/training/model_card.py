@@ -35,6 +35,32 @@ Distilled from musicnn (Pons & Serra, 2019; ISC licence; https://github.com/jord
 musicnn's MSD taggers learned from the Million Song Dataset's audio previews with Last.fm tags, its MTT taggers from
 MagnaTagATune.
 """
+    recipe = run["recipe"]
+    init_from = run["arguments"]["model"].get("init_from")
+    start = f"Initialised from `{init_from}`. " if init_from else ""
+    probe = run.get("linear_probe")
+    if probe:
+        training_time = (
+            f"Classifier fitted in {run['train_seconds']:.0f} s on {run['device']} (encoder frozen; no epochs)."
+        )
+        recipe = (
+            f"{start}Encoder frozen; the classifier is a linear probe of the pooled embedding: an L2-regularised "
+            f"logistic regression on standardised embeddings\n(strength C = {probe['strength']:g}, chosen on validation "
+            f"window accuracy among {', '.join(probe['validation_accuracy_by_strength'])}; refit on the "
+            f"{probe['refit_on']}),\nwith the standardisation folded into `Linear({config.hidden_size}, "
+            f"{config.num_labels})`."
+        )
+    else:
+        training_time = (
+            f"Epochs run: {run['epochs_run']:.0f} of at most {recipe['epochs']:g}; training time "
+            f"{run['train_seconds']:.0f} s on {run['device']}."
+        )
+        recipe = (
+            f"{start}Recipe: focal loss (gamma {config.focal_loss_gamma}), AdamW (lr {recipe['learning_rate']:g}, "
+            f"weight decay\n{recipe['weight_decay']:g}), cosine to {recipe['min_learning_rate']:g}, batch "
+            f"{recipe['batch_size']},\nearly stopping (patience {recipe['early_stopping_patience']}), drop path "
+            f"{config.drop_path_rate}, seed {recipe['seed']}."
+        )
     cross_validation = ""
     if run.get("cross_validation"):
         cross_validation = "\n" + cross_validation_markdown(run["cross_validation"], heading_level=2)
@@ -70,16 +96,14 @@ A Vision Transformer over 4-s log-Mel windows that classifies music genre, train
 ## Results
 
 - Validation window accuracy of the chosen checkpoint: {validation.get("eval_accuracy", float("nan")):.4f}
-- Epochs run: {run["epochs_run"]:.0f} of at most {run["recipe"]["epochs"]:g}; training time {run["train_seconds"]:.0f} s on {run["device"]}.
+- {training_time}
 
 ## Model
 
 {config.num_hidden_layers} pre-LN blocks of width {config.hidden_size}, {config.num_attention_heads} heads,
 {config.patch_grid[0]}x{config.patch_grid[1]} patches of {config.patch_size}x{config.patch_size} over a
 {config.num_frequency_bins}x{config.num_time_frames} log-Mel image; {parameters:,} parameters.
-Recipe: focal loss (gamma {config.focal_loss_gamma}), AdamW (lr {run["recipe"]["learning_rate"]:g}, weight decay
-{run["recipe"]["weight_decay"]:g}), cosine to {run["recipe"]["min_learning_rate"]:g}, batch {run["recipe"]["batch_size"]},
-early stopping (patience {run["recipe"]["early_stopping_patience"]}), drop path {config.drop_path_rate}, seed {run["recipe"]["seed"]}.
+{recipe}
 {teacher}{cross_validation}
 ## Intended use and limits
 

@@ -15,6 +15,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from .data import DEFAULT_SPLIT_FRACTIONS
+from .linear_probe import DEFAULT_PROBE_STRENGTHS
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -89,9 +90,25 @@ class ModelArguments:
         metadata={"help": "ROWS COLUMNS of the 13x9 patch grid dropped per training batch (PaSST)", "metavar": "N"},
     )
 
+    classifier_only: bool = field(
+        default=False,
+        metadata={
+            "help": "with --init-from: keep its encoder frozen and fit only the classifier, as a linear probe of the "
+            "pooled embedding (genre_vit.training.linear_probe); no Trainer epochs"
+        },
+    )
+    probe_strengths: list[float] = field(
+        default_factory=lambda: list(DEFAULT_PROBE_STRENGTHS),
+        metadata={"help": "with --classifier-only: inverse L2 strengths tried, chosen on validation", "metavar": "C"},
+    )
+
     def __post_init__(self):
         if self.patchout is not None and len(self.patchout) != 2:
             raise ValueError(f"--patchout takes two numbers (rows, columns), got {self.patchout}.")
+        if self.classifier_only and not self.init_from:
+            raise ValueError("--classifier-only needs --init-from: a pre-trained model whose encoder is kept.")
+        if not self.probe_strengths or any(strength <= 0 for strength in self.probe_strengths):
+            raise ValueError(f"--probe-strengths must be positive numbers, got {self.probe_strengths}.")
 
 
 @dataclass

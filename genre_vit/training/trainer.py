@@ -237,6 +237,8 @@ def run_training(options: TrainingOptions) -> dict:
         model = initialise_from(model_options.init_from, config)
     else:
         model = GenreViTForAudioClassification(config)
+    if model_options.classifier_only:
+        return _fit_classifier_only(options, model, feature_extractor, windows, track_splits, split_method, record)
     student = model
     columns = ["input_values", "labels"]
     if distillation.teacher_targets:
@@ -306,6 +308,57 @@ def run_training(options: TrainingOptions) -> dict:
             from .hub import push_folder
 
             push_folder(output_dir, training.hub_model_id)
+    return run
+
+
+def _fit_classifier_only(options, model, feature_extractor, windows, track_splits, split_method, record) -> dict:
+    """`--classifier-only`: a linear probe of the frozen encoder of `--init-from` (genre_vit.training.linear_probe)."""
+    from .data import split_track_ids
+    from .linear_probe import run_linear_probe
+
+    if options.distillation.teacher_targets:
+        raise ValueError("--classifier-only fits the classifier on genre labels alone; drop --teacher-targets.")
+    output_dir = Path(options.training.output_dir)
+    device = options.training.device
+    model.to(device)
+    started = time.perf_counter()
+    probe = run_linear_probe(
+        model, windows, options.model.probe_strengths, batch_size=options.training.per_device_eval_batch_size
+    )
+    model.to("cpu")
+    track_ids = split_track_ids(track_splits)
+    readable = {name: set(ds.unique("track_id")) for name, ds in windows.items()}
+    skipped = sorted(
+        (set(track_ids["train"]) - readable["train"]) | (set(track_ids["validation"]) - readable["validation"])
+    )
+    run = record | {
+        "output_name": output_dir.name,
+        "data": str(options.data.data),
+        "split_method": split_method,
+        "device": str(device),
+        "world_size": 1,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "tracks": sum(len(ids) for ids in track_ids.values()) - len(skipped),
+        "skipped_tracks": skipped,
+        "split_sizes": {
+            name: {"tracks": len(track_ids[name]), "windows": len(windows[name]) if name in windows else None}
+            for name in track_ids
+        },
+        "resumed_from": None,
+        "epochs_run": 0.0,
+        "global_steps": 0,
+        "best_checkpoint": None,
+        "train_seconds": time.perf_counter() - started,
+        "train_windows_per_second": None,
+        "validation_metrics": {"eval_accuracy": probe["validation_accuracy"]},
+        "linear_probe": probe,
+        "log_history": [],
+    }
+    save_model_folder(model, feature_extractor, output_dir, run)
+    if options.training.push_to_hub:
+        from .hub import push_folder
+
+        push_folder(output_dir, options.training.hub_model_id)
     return run
 
 

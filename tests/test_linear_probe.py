@@ -1,0 +1,105 @@
+"""The linear probe (`train.py --init-from MODEL --classifier-only`): the logistic regression agrees with sklearn's,
+the standardisation is folded into the seed architecture's classifier, and the encoder is left untouched."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_distillation import run_train
+
+from genre_vit import GenreClassifier
+from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
+from genre_vit.training.linear_probe import fit_linear_probe, fit_logistic_regression
+
+
+def blobs(seed: int, per_class: int = 40, classes: int = 4, dimension: int = 8, noise: float = 1.5):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (classes, dimension))
+    labels = np.repeat(np.arange(classes), per_class)
+    scale = rng.uniform(0.5, 20, dimension)  # features of very different units, as embeddings can be
+    return (centres[labels] + rng.normal(0, noise, (len(labels), dimension))) * scale + 7, labels
+
+
+def test_logistic_regression_matches_sklearn():
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = blobs(0)
+    features = (features - features.mean(0)) / features.std(0)
+    for strength in (0.05, 1.0):
+        weight, bias = fit_logistic_regression(features, labels, 4, strength)
+        reference = LogisticRegression(C=strength, max_iter=10_000, tol=1e-10).fit(features, labels)
+        ours = torch.softmax(torch.from_numpy(features @ weight.T + bias), 1).numpy()
+        np.testing.assert_allclose(ours, reference.predict_proba(features), atol=2e-3)
+
+
+def test_probe_folds_the_standardisation_into_the_weights_and_chooses_on_validation():
+    features, labels = blobs(1)
+    validation, validation_labels = blobs(1, per_class=10)
+    probe = fit_linear_probe(features, labels, validation, validation_labels, 4, strengths=(1e-4, 1.0))
+    assert set(probe.validation_accuracy_by_strength) == {1e-4, 1.0}
+    assert probe.strength == max(probe.validation_accuracy_by_strength, key=probe.validation_accuracy_by_strength.get)
+    # the probe works on raw embeddings: no standardisation layer is needed at inference
+    assert (probe.predict(validation).argmax(1) == validation_labels).mean() >= 0.9
+    mean, std = features.mean(0), features.std(0) + 1e-6
+    weight, bias = fit_logistic_regression(
+        (np.concatenate([features, validation]) - mean) / std,
+        np.concatenate([labels, validation_labels]),
+        4,
+        probe.strength,
+    )
+    np.testing.assert_allclose(probe.predict(validation), ((validation - mean) / std) @ weight.T + bias, atol=1e-3)
+
+
+def test_a_tie_keeps_the_stronger_regularisation():
+    features, labels = blobs(2, noise=0.1)
+    probe = fit_linear_probe(features, labels, features, labels, 4, strengths=(3.0, 1.0))
+    assert probe.validation_accuracy_by_strength[1.0] == probe.validation_accuracy_by_strength[3.0] == 1.0
+    assert probe.strength == 1.0
+
+
+def test_classifier_only_training_keeps_the_encoder_and_learns_the_genres(tmp_path):
+    data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=4, seconds=8.0)
+    common = ["--data", data, "--config", "tiny", "--batch-size", "16", "--num-proc", "1"]
+    common += ["--split-fractions", "0.75", "0.25", "0.0", "--cache-dir", tmp_path / "cache"]
+    encoder = tmp_path / "encoder"
+    completed = run_train(*common, "--output-dir", encoder, "--epochs", "3", "--lr", "1e-3")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    probed = tmp_path / "probed"
+    completed = run_train(
+        *common, "--output-dir", probed, "--init-from", encoder, "--classifier-only", "--probe-strengths", "0.1", "1"
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    before, after = load_file(encoder / "model.safetensors"), load_file(probed / "model.safetensors")
+    assert before.keys() == after.keys()
+    for name in before:
+        if name.startswith("classifier."):
+            assert not torch.equal(before[name], after[name])
+        else:
+            torch.testing.assert_close(after[name], before[name], rtol=0, atol=0)
+    run = json.loads((probed / "training_run.json").read_text())
+    assert run["linear_probe"]["strength"] in (0.1, 1.0) and run["epochs_run"] == 0
+    assert set(run["linear_probe"]["validation_accuracy_by_strength"]) == {"0.1", "1"}
+    card = (probed / "README.md").read_text()
+    assert "linear probe" in card and f"Initialised from `{encoder}`" in card
+    classifier = GenreClassifier.from_pretrained(probed, device="cpu")
+    correct = sum(
+        classifier.analyze((synthetic_track(genre, 8.0, seed=500 + genre), 22050)).top_genre
+        == classifier.model.config.id2label[genre]
+        for genre in range(10)
+    )
+    assert correct >= 7  # chance is 1 in 10
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--classifier-only"], "--classifier-only needs --init-from"),
+        (["--classifier-only", "--init-from", "x", "--probe-strengths", "0"], "--probe-strengths must be positive"),
+    ],
+)
+def test_classifier_only_option_errors(tmp_path, arguments, message):
+    completed = run_train("--data", tmp_path, "--output-dir", tmp_path / "out", *arguments)
+    assert completed.returncode == 2 and message in completed.stderr
