@@ -6,13 +6,14 @@
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .audio import AudioTooShortError, SilentAudioError, prepare_waveform
+from .explain import WindowExplanation, explain_windows
 from .feature_extraction_genre_vit import GenreViTFeatureExtractor
 from .modeling_genre_vit import GenreViTForAudioClassification
 from .results import GenreAnalysis
@@ -22,6 +23,10 @@ MODEL_ENV_VAR = "GENRE_VIT_MODEL"
 
 SILENCE_PEAK_DBFS = -70.0
 """Audio whose loudest sample is below this level (dB relative to full scale) is treated as silence."""
+
+
+SPECTROGRAM_FRAMES_PER_SECOND = 10.0
+"""Time resolution of the song overview that results carry for drawing."""
 
 
 class ModelNotFoundError(ValueError):
@@ -163,12 +168,40 @@ class GenreClassifier:
         ):
             yield block.start_times, self.window_probabilities(block.input_values)
 
+    def explain(
+        self,
+        audio,
+        start_seconds: float,
+        sampling_rate: int | None = None,
+        max_seconds: float | None = None,
+    ) -> WindowExplanation:
+        """Why the window of `audio` that starts nearest `start_seconds` got its genres: its log-Mel image and an
+        attention-rollout relevance map on the patch grid (`genre_vit.explain`). `audio` as for `analyze`."""
+        prepared, _ = prepare_waveform(
+            audio, sampling_rate, max_seconds, target_rate=self.feature_extractor.sampling_rate
+        )
+        waveform = prepared.waveform
+        starts = self.feature_extractor.window_start_samples(waveform.size)
+        start = int(starts[np.argmin(np.abs(starts - start_seconds * self.feature_extractor.sampling_rate))])
+        image = self.feature_extractor.window_at(waveform, start)
+        relevance, probabilities = explain_windows(self.model, image[None])
+        return WindowExplanation(
+            start_seconds=start / self.feature_extractor.sampling_rate,
+            image=image[0],
+            relevance=relevance[0],
+            probabilities=probabilities[0],
+            genres=self.genres,
+            patch_size=self.model.config.patch_size,
+            window_seconds=self.feature_extractor.window_seconds,
+        )
+
     def analyze(
         self,
         audio,
         sampling_rate: int | None = None,
         min_seconds: float = 1.0,
         max_seconds: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> GenreAnalysis:
         """Analyse one song.
 
@@ -178,6 +211,8 @@ class GenreClassifier:
             min_seconds: shorter audio raises `AudioTooShortError` (anything from `min_seconds` to 4 s is one
                 zero-padded window).
             max_seconds: longer audio raises `AudioTooLongError` (checked before a file is decoded in full).
+            progress: called as `progress(windows_done, windows_total)` after the audio is decoded (0 done) and after
+                every block of `batch_size` windows, e.g. to drive a progress bar.
 
         Raises:
             AudioDecodeError, AudioTooLongError, AudioTooShortError, SilentAudioError, ValueError: bad input,
@@ -188,7 +223,16 @@ class GenreClassifier:
         )
         waveform, notes = prepared.waveform, prepared.notes
         self._check_content(waveform, min_seconds)
-        starts, probabilities = zip(*self.iter_window_probabilities(waveform))
+        total = self.feature_extractor.num_windows(waveform.size)
+        starts, probabilities, done = [], [], 0
+        if progress is not None:
+            progress(0, total)
+        for block_starts, block_probabilities in self.iter_window_probabilities(waveform):
+            starts.append(block_starts)
+            probabilities.append(block_probabilities)
+            done += len(block_starts)
+            if progress is not None:
+                progress(done, total)
         start_times = np.concatenate(starts)
         duration = waveform.size / self.feature_extractor.sampling_rate
         return GenreAnalysis(
@@ -199,6 +243,8 @@ class GenreClassifier:
             duration_seconds=duration,
             source=source,
             notes=notes,
+            spectrogram=self.feature_extractor.song_spectrogram(waveform, SPECTROGRAM_FRAMES_PER_SECOND),
+            spectrogram_frames_per_second=SPECTROGRAM_FRAMES_PER_SECOND,
         )
 
 

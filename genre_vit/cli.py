@@ -46,6 +46,7 @@ def format_ranking(result) -> str:
     for genre, probability in result.ranked():
         bar = "█" * int(round(probability * 30))
         lines.append(f"  {genre:<10} {probability:>10.1%}  {bar}")
+    lines += ["", "Sections:"] + [f"  {line}" for line in result.section_lines()]
     return "\n".join(lines)
 
 
@@ -53,7 +54,7 @@ def summary_csv(rows: list[tuple[Path, object]], genres: Sequence[str]) -> str:
     """One row per analysed file: path, duration, windows, top genre, confidence, then the mean probabilities."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "duration_seconds", "windows", "top_genre", "confidence", *genres])
+    writer.writerow(["path", "duration_seconds", "windows", "top_genre", "confidence", "verdict", "sections", *genres])
     for path, result in rows:
         writer.writerow(
             [
@@ -62,10 +63,25 @@ def summary_csv(rows: list[tuple[Path, object]], genres: Sequence[str]) -> str:
                 result.num_windows,
                 result.top_genre,
                 f"{result.confidence:.6f}",
+                result.verdict,
+                "; ".join(result.section_lines()),
                 *(f"{p:.6f}" for p in result.mean_probabilities),
             ]
         )
     return buffer.getvalue()
+
+
+def _analyze_with_progress_bar(classifier, path: Path, max_seconds: float | None, disable: bool):
+    """One song, with a bar of windows on stderr while it runs (only on a terminal, and never with --quiet)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(desc=path.name, unit="window", file=sys.stderr, disable=True if disable else None, leave=False) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return classifier.analyze(path, max_seconds=max_seconds, progress=advance)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -90,7 +106,10 @@ def run_analyze(args: argparse.Namespace) -> int:
         progress = tqdm(files, desc="analysing", unit="file", file=sys.stderr, disable=args.quiet)
     for path in progress if progress is not None else files:
         try:
-            result = classifier.analyze(path, max_seconds=max_seconds)
+            if single:
+                result = _analyze_with_progress_bar(classifier, path, max_seconds, disable=args.quiet)
+            else:
+                result = classifier.analyze(path, max_seconds=max_seconds)
         except ValueError as error:  # every bad-input error of the library is a ValueError
             if single:
                 raise CommandError(str(error)) from error

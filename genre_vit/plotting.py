@@ -6,6 +6,8 @@ with many threads, and it is up to the caller to save them (e.g. `genre_vit.file
 
 from functools import lru_cache
 
+import numpy as np
+
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont
@@ -16,22 +18,33 @@ from .audio import format_duration
 from .results import GenreAnalysis
 
 GENRE_COLORS = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
+    "#332288",  # blues: indigo
+    "#99DDFF",  # classical: light blue
+    "#F0E442",  # country: yellow
+    "#AA4499",  # disco: purple
+    "#4D4D4D",  # hiphop: dark grey
+    "#117733",  # jazz: green
+    "#000000",  # metal: black
+    "#FFAABB",  # pop: pink
+    "#999933",  # reggae: olive
+    "#EE6677",  # rock: red
 )
-"""One colour per label id (matplotlib's tab10), so a genre keeps its colour across plots."""
+"""One colour per label id, the same in every plot and on the page. Chosen from Paul Tol's and Okabe & Ito's
+colour-blind-safe sets so that every pair stays apart (CIELAB distance above 20) with normal vision and under
+simulated protanopia, deuteranopia and tritanopia (tested in tests/test_plotting.py)."""
 
 
-def _color(index: int) -> str:
+def genre_color(index: int) -> str:
+    """The colour of label id `index` (`GENRE_COLORS`, repeating for more than ten labels)."""
     return GENRE_COLORS[index % len(GENRE_COLORS)]
+
+
+def text_color_on(background: str) -> str:
+    """Black or white, whichever reads better on `background` (`#rrggbb`), by relative luminance."""
+    red, green, blue = (int(background[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (red, green, blue)]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#000000" if luminance > 0.18 else "#FFFFFF"
 
 
 @lru_cache(maxsize=8)
@@ -69,7 +82,7 @@ def plot_genre_bars(result: GenreAnalysis, top_k: int | None = None, ax: Axes | 
     ranked = result.ranked()[: top_k or None]
     names = [genre for genre, _ in ranked][::-1]
     values = [probability for _, probability in ranked][::-1]
-    colors = [_color(result.genres.index(genre)) for genre in names]
+    colors = [genre_color(result.genres.index(genre)) for genre in names]
     bars = ax.barh(names, values, color=colors)
     ax.bar_label(bars, labels=[f"{value:.0%}" for value in values], padding=3, fontsize=8)
     ax.set_xlim(0, 1.1)
@@ -79,39 +92,139 @@ def plot_genre_bars(result: GenreAnalysis, top_k: int | None = None, ax: Axes | 
     return ax.figure
 
 
-def plot_genre_timeline(result: GenreAnalysis, ax: Axes | None = None) -> Figure:
-    """Probability of every genre over time, one line per genre, at each window's centre; time in mm:ss."""
-    ax = _axes(ax, (9.0, 4.0))
-    centres = (result.window_start_times + result.window_end_times) / 2
-    marker = "o" if result.num_windows < 3 else None
-    for index, genre in enumerate(result.genres):
-        ax.plot(
-            centres,
-            result.window_probabilities[:, index],
-            label=genre,
-            color=_color(index),
-            marker=marker,
-            linewidth=1.6,
-        )
-    ax.set_ylim(0, 1)
-    ax.set_xlim(0, max(result.duration_seconds, float(result.window_end_times.max())))
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 3, 5, 6, 10], integer=True))  # whole seconds
+def _time_axis(ax: Axes, duration: float) -> None:
+    ax.set_xlim(0, duration)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 3, 5, 6, 10], integer=True))  # whole seconds
     ax.xaxis.set_major_formatter(FuncFormatter(lambda seconds, _: format_duration(max(seconds, 0.0))))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
-    ax.set_xlabel("time (mm:ss)")
-    ax.set_ylabel("probability")
-    _set_title(ax, "Genre over time" + (f" — {result.source}" if result.source else ""))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    return ax.figure
+
+
+def _draw_segments(ax: Axes, bounds, labels, result: GenreAnalysis, texts=None) -> None:
+    """Coloured cells `[bounds[i], bounds[i + 1])` in the genre colours of `labels`, with optional texts inside."""
+    for index, label in enumerate(labels):
+        color = genre_color(result.genres.index(label))
+        ax.axvspan(bounds[index], bounds[index + 1], color=color, linewidth=0)
+        if texts is not None:
+            ax.text(
+                (bounds[index] + bounds[index + 1]) / 2, 0.5, texts[index], ha="center", va="center",
+                fontsize=9, color=text_color_on(color), clip_on=True,
+            )
+
+
+def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Figure:
+    """The genre over time, top to bottom on one time axis (m:ss):
+
+    - the sections (`result.sections()` unless given) as labelled bands;
+    - each window's top genre, as a strip of cells (each window owns the time up to half-way to its neighbours);
+    - the window probabilities as stacked areas (they sum to 100%), at each window's centre;
+    - the song's log-Mel overview (`result.spectrogram`), when the result carries one;
+    - a legend of the genres below, in `GENRE_COLORS`.
+
+    Args:
+        result: the analysis to draw.
+        sections: the sections to draw (`genre_vit.sections.Section`); default `result.sections()`.
+        figure: draw into this Figure or SubFigure instead of a new one.
+    """
+    from .sections import _window_boundaries
+
+    sections = result.sections() if sections is None else sections
+    has_spectrogram = result.spectrogram is not None and result.spectrogram.size > 0
+    figure = figure if figure is not None else Figure(figsize=(7.5, 5.4 if has_spectrogram else 4.4), layout="constrained")
+    heights = [0.42, 0.22, 3.0] + ([1.3] if has_spectrogram else [])
+    axes = figure.subplots(len(heights), 1, sharex=True, height_ratios=heights)
+    section_axes, window_axes, area_axes = axes[:3]
+    duration = max(result.duration_seconds, float(result.window_end_times.max()))
+
+    _draw_segments(
+        section_axes,
+        [s.start_seconds for s in sections] + [sections[-1].end_seconds],
+        [s.genre for s in sections],
+        result,
+        texts=[f"{s.genre} {s.probability:.0%}" for s in sections],
+    )
+    boundaries = _window_boundaries(result.window_start_times, result.window_end_times, duration)
+    _draw_segments(window_axes, boundaries, result.window_top_genres, result)
+    for ax, label in ((section_axes, "sections"), (window_axes, "top")):
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        for side in ("top", "right", "left", "bottom"):
+            ax.spines[side].set_visible(False)
+
+    centres = (result.window_start_times + result.window_end_times) / 2
+    times = np.concatenate([[0.0], centres, [duration]])
+    probabilities = result.window_probabilities
+    stacked = np.vstack([probabilities[:1], probabilities, probabilities[-1:]]).T
+    area_axes.stackplot(
+        times, stacked, colors=[genre_color(i) for i in range(len(result.genres))], labels=result.genres,
+        linewidth=0.3, edgecolor="white",
+    )
+    area_axes.set_ylim(0, 1)
+    area_axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
+    area_axes.set_ylabel("probability")
+    area_axes.margins(x=0)
+
+    bottom_axes = area_axes
+    if has_spectrogram:
+        bottom_axes = axes[3]
+        frames = result.spectrogram.shape[1]
+        bottom_axes.imshow(
+            result.spectrogram.astype(np.float32), origin="lower", aspect="auto", cmap="gray_r",
+            extent=(0, frames / result.spectrogram_frames_per_second, 0, result.spectrogram.shape[0]),
+            interpolation="nearest",
+        )
+        bottom_axes.set_yticks([])
+        bottom_axes.set_ylabel("log-Mel", fontsize=9)
+    _time_axis(bottom_axes, duration)
+    bottom_axes.set_xlabel("time (m:ss)")
+    title = "Genre over time" + (f" — {result.source}" if result.source else "")
+    section_axes.set_title(renderable_text(title, section_axes.title.get_fontproperties()), fontsize=11)
+    handles, labels = area_axes.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=5, fontsize=9, frameon=False)
+    return figure
 
 
 def plot_genre_report(result: GenreAnalysis) -> Figure:
     """The bars and the timeline side by side in one figure (what the CLI's `--plot` writes)."""
-    figure = Figure(figsize=(14.0, 4.2), layout="constrained")
-    bars_axes, timeline_axes = figure.subplots(1, 2, width_ratios=[1, 2.2])
-    plot_genre_bars(result, ax=bars_axes)
-    plot_genre_timeline(result, ax=timeline_axes)
+    figure = Figure(figsize=(14.0, 5.6), layout="constrained")
+    bars_figure, timeline_figure = figure.subfigures(1, 2, width_ratios=[1, 2.2])
+    plot_genre_bars(result, ax=bars_figure.subplots())
+    plot_genre_timeline(result, figure=timeline_figure)
+    return figure
+
+
+def plot_window_explanation(explanation, figure=None) -> Figure:
+    """A window's log-Mel image with its attention-rollout relevance on top (`genre_vit.explain`).
+
+    Args:
+        explanation: a `genre_vit.explain.WindowExplanation`.
+        figure: draw into this Figure or SubFigure instead of a new one.
+    """
+    figure = figure if figure is not None else Figure(figsize=(7.5, 4.2), layout="constrained")
+    image_axes, relevance_axes = figure.subplots(1, 2, sharey=True)
+    seconds = explanation.window_seconds
+    start = explanation.start_seconds
+    extent = (start, start + seconds, 0, explanation.image.shape[0])
+    image_axes.imshow(explanation.image, origin="lower", aspect="auto", cmap="gray_r", extent=extent)
+    image_axes.set_title("log-Mel image", fontsize=10)
+    relevance_axes.imshow(explanation.image, origin="lower", aspect="auto", cmap="gray_r", extent=extent)
+    seen = np.zeros(explanation.image.shape, dtype=bool)
+    rows, columns = (n * explanation.patch_size for n in explanation.relevance.shape)
+    seen[:rows, :columns] = True
+    heat = relevance_axes.imshow(
+        np.ma.masked_where(~seen, explanation.relevance_image()), origin="lower", aspect="auto", cmap="inferno", alpha=0.6, extent=extent,
+    )
+    relevance_axes.set_title("where the model looked", fontsize=10)
+    figure.colorbar(heat, ax=relevance_axes, shrink=0.8, label="share of attention")
+    for ax in (image_axes, relevance_axes):
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_duration(max(value, 0.0))))
+        ax.set_xlabel("time (m:ss)")
+    image_axes.set_ylabel("Mel band (low to high)")
+    image_axes.set_yticks([])
+    probability = float(np.max(explanation.probabilities))
+    figure.suptitle(
+        f"Window {format_duration(start)}-{format_duration(start + seconds)}: {explanation.top_genre} "
+        f"({probability:.0%})",
+        fontsize=11,
+    )
     return figure
 
 
@@ -157,7 +270,7 @@ def plot_roc_curves(
         if 0 < positives.sum() < len(labels):
             false_positive, true_positive, _ = roc_curve(positives, probabilities[:, index])
             auc = roc_auc_score(positives, probabilities[:, index])
-            ax.plot(false_positive, true_positive, color=_color(index), label=f"{name} (AUC {auc:.3f})")
+            ax.plot(false_positive, true_positive, color=genre_color(index), label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
@@ -170,6 +283,9 @@ def plot_roc_curves(
 
 __all__ = [
     "GENRE_COLORS",
+    "genre_color",
+    "plot_window_explanation",
+    "text_color_on",
     "renderable_text",
     "plot_confusion_matrix",
     "plot_genre_bars",

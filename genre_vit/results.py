@@ -11,6 +11,13 @@ import numpy as np
 
 from .audio import format_duration
 from .files import write_text_atomic
+from .sections import DEFAULT_MIN_SECTION_SECONDS, DEFAULT_SWITCH_PENALTY, Section, find_sections
+
+CLEAR_LEAD_MIN_PROBABILITY = 0.45
+"""The top genre is called clearly ahead only if its mean probability is at least this..."""
+
+CLEAR_LEAD_MIN_MARGIN = 0.15
+"""...and at least this much above the second genre's; otherwise the answer is "uncertain: A or B"."""
 
 
 def mean_window_probabilities(window_probabilities: np.ndarray) -> np.ndarray:
@@ -34,6 +41,9 @@ class GenreAnalysis:
         duration_seconds: the song's length, in seconds.
         source: the file name, if the audio came from a file.
         notes: remarks for the user about the input, e.g. that the file was cut short and only part of it decoded.
+        spectrogram: an optional coarse log-Mel overview of the song for drawing, `(bands, frames)` in [0, 1], band 0
+            the lowest (`GenreViTFeatureExtractor.song_spectrogram`); not written to JSON or CSV.
+        spectrogram_frames_per_second: its time resolution, in frames per second.
     """
 
     genres: tuple[str, ...]
@@ -43,6 +53,8 @@ class GenreAnalysis:
     duration_seconds: float
     source: str | None = None
     notes: tuple[str, ...] = ()
+    spectrogram: np.ndarray | None = field(default=None, repr=False, compare=False)
+    spectrogram_frames_per_second: float = 10.0
     mean_probabilities: np.ndarray = field(init=False)
 
     def __post_init__(self):
@@ -62,8 +74,43 @@ class GenreAnalysis:
         return float(self.mean_probabilities.max())
 
     @property
+    def most_confident_window(self) -> int:
+        """Index of the window whose top genre has the highest probability."""
+        return int(self.window_probabilities.max(axis=1).argmax())
+
+    @property
     def window_top_genres(self) -> list[str]:
         return [self.genres[index] for index in self.window_probabilities.argmax(axis=1)]
+
+    @property
+    def is_uncertain(self) -> bool:
+        """Whether the top genre is not clearly ahead: its mean probability is below `CLEAR_LEAD_MIN_PROBABILITY`
+        or its lead over the second genre is below `CLEAR_LEAD_MIN_MARGIN`."""
+        ranked = self.ranked()
+        margin = ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0)
+        return ranked[0][1] < CLEAR_LEAD_MIN_PROBABILITY or margin < CLEAR_LEAD_MIN_MARGIN
+
+    @property
+    def verdict(self) -> str:
+        """The answer in words: `"rock"`, or `"uncertain: rock or metal"` when rock is not clearly ahead."""
+        ranked = self.ranked()
+        if self.is_uncertain and len(ranked) > 1:
+            return f"uncertain: {ranked[0][0]} or {ranked[1][0]}"
+        return ranked[0][0]
+
+    def sections(
+        self, switch_penalty: float = DEFAULT_SWITCH_PENALTY, min_section_seconds: float = DEFAULT_MIN_SECTION_SECONDS
+    ) -> list[Section]:
+        """Contiguous stretches where the smoothed top genre holds (`genre_vit.sections.find_sections`)."""
+        return find_sections(
+            self.window_probabilities,
+            self.window_start_times,
+            self.window_end_times,
+            self.duration_seconds,
+            self.genres,
+            switch_penalty=switch_penalty,
+            min_section_seconds=min_section_seconds,
+        )
 
     def ranked(self) -> list[tuple[str, float]]:
         """(genre, mean probability) pairs, most likely first."""
@@ -71,9 +118,22 @@ class GenreAnalysis:
         return [(self.genres[index], float(self.mean_probabilities[index])) for index in order]
 
     def summary(self) -> str:
-        """One line, e.g. `"rock, 78% — 51 windows over 3:24"`."""
+        """One line, e.g. `"rock, 78% — 51 windows over 3:24"` or
+        `"uncertain: rock or metal (34%, 29%) — 15 windows over 0:30"`."""
         windows = "1 window" if self.num_windows == 1 else f"{self.num_windows} windows"
-        return f"{self.top_genre}, {self.confidence:.0%} — {windows} over {format_duration(self.duration_seconds)}"
+        ranked = self.ranked()
+        if self.verdict == self.top_genre:
+            answer = f"{self.top_genre}, {self.confidence:.0%}"
+        else:
+            answer = f"{self.verdict} ({ranked[0][1]:.0%}, {ranked[1][1]:.0%})"
+        return f"{answer} — {windows} over {format_duration(self.duration_seconds)}"
+
+    def section_lines(self, sections: list[Section] | None = None) -> list[str]:
+        """`"0:00-1:12 rock (78%)"` per section."""
+        return [
+            f"{format_duration(s.start_seconds)}-{format_duration(s.end_seconds)} {s.genre} ({s.probability:.0%})"
+            for s in (self.sections() if sections is None else sections)
+        ]
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of everything: the ranking, the means and every window."""
@@ -82,9 +142,15 @@ class GenreAnalysis:
             "duration_seconds": float(self.duration_seconds),
             "top_genre": self.top_genre,
             "confidence": self.confidence,
+            "verdict": self.verdict,
             "genres": list(self.genres),
             "notes": list(self.notes),
             "mean_probabilities": {g: float(p) for g, p in zip(self.genres, self.mean_probabilities)},
+            "sections": [section.to_dict() for section in self.sections()],
+            "section_rule": {
+                "switch_penalty": DEFAULT_SWITCH_PENALTY,
+                "min_section_seconds": DEFAULT_MIN_SECTION_SECONDS,
+            },
             "windows": [
                 {
                     "start_seconds": float(start),
@@ -102,14 +168,22 @@ class GenreAnalysis:
         return json.dumps(self.to_dict(), indent=indent)
 
     def to_csv(self) -> str:
-        """One row per window: start, end, top genre, then one probability column per genre."""
+        """One row per window: start, end, top genre, its section (1-based) and that section's genre, then one
+        probability column per genre."""
+        section_of = np.empty(self.num_windows, dtype=np.int64)
+        sections = self.sections()
+        for number, section in enumerate(sections):
+            section_of[section.first_window : section.last_window + 1] = number
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["start_seconds", "end_seconds", "top_genre", *self.genres])
-        for start, end, top, probabilities in zip(
-            self.window_start_times, self.window_end_times, self.window_top_genres, self.window_probabilities
+        writer.writerow(["start_seconds", "end_seconds", "top_genre", "section", "section_genre", *self.genres])
+        for start, end, top, section, probabilities in zip(
+            self.window_start_times, self.window_end_times, self.window_top_genres, section_of,
+            self.window_probabilities,
         ):
-            writer.writerow([f"{start:.3f}", f"{end:.3f}", top, *(f"{p:.6f}" for p in probabilities)])
+            writer.writerow(
+                [f"{start:.3f}", f"{end:.3f}", top, section + 1, sections[section].genre, *(f"{p:.6f}" for p in probabilities)]
+            )
         return buffer.getvalue()
 
     def save_json(self, path: str | os.PathLike) -> Path:
@@ -119,4 +193,4 @@ class GenreAnalysis:
         return write_text_atomic(path, self.to_csv())
 
 
-__all__ = ["GenreAnalysis", "mean_window_probabilities"]
+__all__ = ["CLEAR_LEAD_MIN_MARGIN", "CLEAR_LEAD_MIN_PROBABILITY", "GenreAnalysis", "mean_window_probabilities"]

@@ -13,7 +13,13 @@ from genre_vit import GTZAN_GENRES, GenreAnalysis, GenreClassifier, analyze_full
 from genre_vit.analysis import AudioTooShortError, ModelNotFoundError, SilentAudioError
 from genre_vit.audio import AudioDecodeError, AudioTooLongError
 from genre_vit.files import save_figure_atomic, write_text_atomic
-from genre_vit.plotting import plot_genre_bars, plot_genre_report, plot_genre_timeline
+from genre_vit.plotting import (
+    GENRE_COLORS,
+    plot_genre_bars,
+    plot_genre_report,
+    plot_genre_timeline,
+    plot_window_explanation,
+)
 from genre_vit.testing import synth_music
 
 
@@ -131,24 +137,64 @@ def test_plots_are_pure_figures(result, tmp_path):
     assert plt.get_fignums() == before  # no pyplot state touched
     for figure in (bars, timeline, report):
         assert isinstance(figure, Figure)
-    timeline_axes = timeline.axes[0]
-    assert [text.get_text() for text in timeline_axes.get_legend().get_texts()] == list(GTZAN_GENRES)
-    assert len(timeline_axes.lines) == 10
+    sections_axes, top_axes, area_axes, spectrogram_axes = timeline.axes
+    assert [text.get_text() for text in timeline.legends[0].get_texts()] == list(GTZAN_GENRES)
+    assert len(area_axes.collections) == 10  # one stacked area per genre, in the genre colours
+    for index, area in enumerate(area_axes.collections):
+        assert matplotlib.colors.to_hex(area.get_facecolor()[0]) == GENRE_COLORS[index].lower()
+    assert len(top_axes.patches) == result.num_windows  # one cell per window
+    assert [t.get_text() for t in sections_axes.texts] == [
+        f"{s.genre} {s.probability:.0%}" for s in result.sections()
+    ]
+    assert spectrogram_axes.images and spectrogram_axes.images[0].get_array().shape == result.spectrogram.shape
     timeline.canvas.draw()
-    labels = [label.get_text() for label in timeline_axes.get_xticklabels() if label.get_text()]
+    labels = [label.get_text() for label in spectrogram_axes.get_xticklabels() if label.get_text()]
     assert labels and all(":" in label for label in labels)
     assert len(set(labels)) == len(labels)  # whole seconds, so no label repeats
     short = plot_genre_timeline(
         GenreAnalysis(result.genres, np.array([0.0]), np.array([3.0]), result.window_probabilities[:1], 3.0)
     )
     short.canvas.draw()
-    short_labels = [label.get_text() for label in short.axes[0].get_xticklabels() if label.get_text()]
+    assert len(short.axes) == 3  # no spectrogram in this result: no empty panel
+    short_labels = [label.get_text() for label in short.axes[-1].get_xticklabels() if label.get_text()]
     assert len(set(short_labels)) == len(short_labels) >= 2
     assert len(bars.axes[0].patches) == 10
     assert len(plot_genre_bars(result, top_k=3).axes[0].patches) == 3
     path = save_figure_atomic(report, tmp_path / "report.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.get_backend()  # the backend is the caller's business; plots never call show()
+
+
+def test_song_spectrogram_is_a_bounded_overview(feature_extractor, song_30s, result):
+    overview = feature_extractor.song_spectrogram(song_30s, frames_per_second=10.0, bands=64)
+    assert overview.shape == (64, 300) and overview.dtype == np.float16
+    assert 0.0 <= overview.min() and overview.max() == 1.0
+    np.testing.assert_array_equal(result.spectrogram, overview)
+    # band 0 is the lowest: a low tone lights the bottom bands only
+    tone = np.sin(2 * np.pi * 110.0 * np.arange(5 * SAMPLING_RATE) / SAMPLING_RATE).astype(np.float32)
+    low = feature_extractor.song_spectrogram(tone).astype(np.float32).mean(axis=1)
+    assert low.argmax() < 8
+
+
+def test_progress_is_reported_per_block(classifier, song_30s):
+    calls = []
+    classifier.analyze((song_30s, SAMPLING_RATE), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 14), (4, 14), (8, 14), (12, 14), (14, 14)]  # batch_size 4
+
+
+def test_explanation_of_a_window(classifier, result, song_30s):
+    start = float(result.window_start_times[result.most_confident_window])
+    explanation = classifier.explain((song_30s, SAMPLING_RATE), start_seconds=start + 0.4)
+    assert explanation.start_seconds == start  # the nearest window start
+    assert explanation.relevance.shape == classifier.model.config.patch_grid == (13, 9)
+    assert explanation.relevance.min() >= 0 and explanation.relevance.sum() == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(
+        explanation.probabilities, result.window_probabilities[result.most_confident_window], atol=1e-5
+    )
+    assert explanation.image.shape == (216, 144) and explanation.relevance_image().shape == (216, 144)
+    assert explanation.relevance_image().sum() == pytest.approx(16 * 16, rel=1e-4)  # each patch spread on 16x16 px
+    figure = plot_window_explanation(explanation)
+    assert isinstance(figure, Figure) and explanation.top_genre in figure.get_suptitle()
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
