@@ -219,7 +219,7 @@ def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | 
         resampler = None
         if source_rate != sampling_rate:
             resampler = soxr.ResampleStream(source_rate, sampling_rate, 1, dtype="float32", quality="HQ")
-        output = _GrowingBuffer(int(announced * sampling_rate / source_rate) + 64)
+        output = GrowingBuffer(int(announced * sampling_rate / source_rate) + 64)
         decoded, damage = 0, None
         while True:
             try:
@@ -250,7 +250,7 @@ def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | 
     return DecodedAudio(output.values(), tuple(notes))
 
 
-class _GrowingBuffer:
+class GrowingBuffer:
     """A float32 array filled block by block. Sized from the header's frame count, it never holds the audio twice;
     it doubles if the header under-counts."""
 
@@ -267,7 +267,15 @@ class _GrowingBuffer:
         self._data[self._size : end] = block
         self._size = end
 
+    def __len__(self) -> int:
+        return self._size
+
+    def view(self) -> np.ndarray:
+        """The samples so far, without a copy (valid until the next `append`)."""
+        return self._data[: self._size]
+
     def values(self) -> np.ndarray:
+        """The samples, trimmed: a copy where most of the buffer is unused, so its tail is not kept alive."""
         if self._size < self._data.size // 2:  # a gross over-estimate: do not keep the unused tail alive
             return self._data[: self._size].copy()
         return self._data[: self._size]
@@ -314,6 +322,54 @@ def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | Non
         raise AudioDecodeError(f"{path.name} is not audio that can be decoded ({reason}).")
     data = b"".join(pieces)
     return DecodedAudio(np.frombuffer(data[: len(data) - len(data) % 4], dtype="<f4").astype(np.float32))
+
+
+def probe_duration(path: str | os.PathLike, max_seconds: float | None = None) -> float | None:
+    """The length a file announces, in seconds, read from its header without decoding it (None where the header
+    does not say, e.g. some MP3 and Ogg streams). For checks at upload time; `decode_audio` checks again.
+
+    Raises:
+        AudioDecodeError: missing, empty or non-audio file (neither libsndfile nor ffprobe can open it).
+        AudioTooLongError: announced longer than `max_seconds`.
+    """
+    import soundfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioDecodeError(f"{path} does not exist or is not a file.")
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(f"{path.name} is empty (0 bytes).")
+    seconds = None
+    if _looks_like_libsndfile_audio(path):
+        try:
+            with _native_stderr_to_debug_log():
+                with soundfile.SoundFile(str(path)) as audio_file:
+                    frames = _announced_frames(audio_file)
+                    seconds = frames / audio_file.samplerate if frames else None
+        except (soundfile.LibsndfileError, RuntimeError, TypeError):
+            seconds = _probe_with_ffprobe(path)
+    else:
+        seconds = _probe_with_ffprobe(path)
+    if seconds is not None:
+        _check_duration(seconds, max_seconds, path.name)
+    return seconds
+
+
+def _probe_with_ffprobe(path: Path) -> float | None:
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        return None  # decoding will tell
+    command = [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_type:format=duration"]
+    completed = subprocess.run(
+        [*command, "-of", "default=noprint_wrappers=1", str(path)], capture_output=True, text=True, timeout=60
+    )
+    fields = dict(line.split("=", 1) for line in completed.stdout.splitlines() if "=" in line)
+    if completed.returncode != 0 or fields.get("codec_type") != "audio":
+        raise AudioDecodeError(f"{path.name} is not an audio file that can be decoded.")
+    try:
+        return float(fields.get("duration", ""))
+    except ValueError:
+        return None
 
 
 def decode_audio(
@@ -421,6 +477,7 @@ __all__ = [
     "format_duration",
     "load_audio",
     "prepare_waveform",
+    "probe_duration",
     "resample",
     "to_mono",
 ]

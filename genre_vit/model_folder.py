@@ -25,7 +25,55 @@ MIN_TRANSFORMERS_VERSION = "5.4.0"
 """The oldest transformers that loads GenreViT (5.0-5.3 fail on import: their `@strict` config checks need a
 dataclass). requirements.txt, pyproject.toml and every model card state it; tests/test_packaging.py checks that."""
 
+def read_record(source: str, name: str) -> dict | None:
+    """A JSON record file (`RUN_FILE`, `CROSS_VALIDATION_FILE`) of a model folder or Hub repo, or None where it has
+    none (or it cannot be fetched)."""
+    import json
+    from pathlib import Path
+
+    local = Path(source).expanduser()
+    try:
+        if local.is_dir():
+            path = local / name
+        else:
+            from transformers.utils import cached_file
+
+            found = cached_file(source, name, _raise_exceptions_for_missing_entries=False)
+            path = Path(found) if found else None
+        return json.loads(path.read_text()) if path is not None and path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def model_name(source: str) -> str:
+    """What to call a model on a page: its folder's name, or its Hub repo id (never a server path)."""
+    from pathlib import Path
+
+    local = Path(source).expanduser()
+    return local.resolve().name if local.is_dir() else source
+
+
+def accuracy_statement(source: str) -> str | None:
+    """What a model's own records say of its accuracy on tracks it has not seen, in one sentence, e.g. "Track
+    accuracy on unseen tracks: 49% ± 10% (5-fold cross-validation by track on 94 tracks)", from its
+    `CROSS_VALIDATION_FILE`; None where the model has none."""
+    cross_validation = read_record(source, CROSS_VALIDATION_FILE)
+    if cross_validation and "mean_std" in cross_validation:
+        track = cross_validation["mean_std"]["track_accuracy"]
+        tracks = sum(fold.get("test_tracks", 0) for fold in cross_validation.get("per_fold", []))
+        spread = f" ± {track['std']:.0%}" if track.get("std") is not None else ""
+        on = f" on {tracks} tracks" if tracks else ""
+        return (
+            f"Track accuracy on unseen tracks: {track['mean']:.0%}{spread} "
+            f"({cross_validation['folds']}-fold cross-validation by track{on})."
+        )
+    return None
+
+
 __all__ = [
+    "accuracy_statement",
+    "model_name",
+    "read_record",
     "CHECKPOINTS_FOLDER",
     "CROSS_VALIDATION_FILE",
     "MAX_SHARD_SIZE",
