@@ -44,9 +44,11 @@ def test_a_48_khz_int16_stereo_stream_is_resampled_as_one_signal(classifier):
     heard = live.waveform()
     np.testing.assert_allclose(heard, expected[: heard.size], atol=2e-3)
     assert len(live.start_times) == 3 and live.last_update_seconds > 0
-    assert live.finish().duration_seconds == pytest.approx(9.0, abs=1e-3)  # finishing flushes the resampler
     with pytest.raises(ValueError, match="sampling rate"):
         live.add(pcm[:100], 44100)
+    assert live.finish().duration_seconds == pytest.approx(9.0, abs=1e-3)  # finishing flushes the resampler
+    with pytest.raises(ValueError, match="finished"):
+        live.add(pcm[:100], 48000)
 
 
 def test_pcm_conversion():
