@@ -1,16 +1,20 @@
-"""GenreViT demo: upload a song or record one, see its genres and how they move through the track.
+"""GenreViT demo: upload a song or play into the microphone, see its genres and how they move through the track.
 
 Run `python app.py` (a Hugging Face Space runs the same file). Settings, all optional, from the environment:
 
 - `GENRE_VIT_MODEL`: a model folder or Hub repo id; default: the checkpoint bundled in `checkpoints/`, if any.
 - `GENRE_VIT_MAX_UPLOAD_MB` (50) and `GENRE_VIT_MAX_MINUTES` (15): the largest upload and the longest audio accepted.
+- `GENRE_VIT_MAX_LIVE_MINUTES` (5): the longest live microphone session.
 - `GENRE_VIT_CONCURRENCY` (2): requests analysed at once; the rest wait in the queue.
 - `GRADIO_SERVER_NAME`, `GRADIO_SERVER_PORT`: where to listen (Gradio's own variables).
 
-The page only calls the library: `GenreClassifier.analyze` and the plot functions. The model is loaded once, when
-the process starts; without a model the page still opens and says how to provide one.
+The page only calls the library: `GenreClassifier.analyze` / `explain`, `LiveAnalysis` for the microphone, and the
+pure plot functions. The model is loaded once, when the process starts; without a model the page still opens and
+says how to provide one. Bad input gets one message in the status line (never an error badge on every panel), and
+size and length limits are checked as soon as a file is uploaded.
 """
 
+import html
 import logging
 import os
 import shutil
@@ -18,6 +22,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,22 +31,51 @@ import gradio as gr
 
 from genre_vit import GenreAnalysis
 from genre_vit.analysis import MODEL_ENV_VAR, GenreClassifier, default_model_source
-from genre_vit.audio import format_duration
-from genre_vit.plotting import plot_genre_timeline
+from genre_vit.audio import SAMPLING_RATE, format_duration, probe_duration
+from genre_vit.explain import METHOD_SENTENCE
+from genre_vit.live import LiveAnalysis
+from genre_vit.model_folder import accuracy_statement, model_name
+from genre_vit.plotting import genre_color, plot_genre_timeline, plot_window_explanation, text_color_on
+from genre_vit.results import CLEAR_LEAD_MIN_MARGIN, CLEAR_LEAD_MIN_PROBABILITY
+from genre_vit.sections import DEFAULT_MIN_SECTION_SECONDS, DEFAULT_SWITCH_PENALTY
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 GRADIO_CACHE_CLEANUP = (600, 1800)
 """Every 10 minutes Gradio deletes the uploads and outputs it cached more than 30 minutes ago."""
+
+LIVE_UPDATE_SECONDS = 2.0
+"""The microphone sends its audio every hop: one new window per update."""
+
+CSS = """
+#status:empty { display: none; }
+#status .bad-input { border-left: 4px solid #d33; padding: 6px 10px; background: rgba(221, 51, 51, 0.08); }
+.genre-swatch { display: inline-block; width: 0.9em; height: 0.9em; border-radius: 2px; margin-right: 0.35em;
+  vertical-align: -0.1em; border: 1px solid rgba(0, 0, 0, 0.25); }
+.genre-bars { width: 100%; border-collapse: collapse; font-size: 0.95em; }
+.genre-bars td { padding: 2px 4px; white-space: nowrap; }
+.genre-bars td.bar { width: 100%; }
+.genre-bars .fill { height: 0.9em; border-radius: 2px; min-width: 1px; }
+.sections-list { margin: 0; padding-left: 0; list-style: none; }
+.sections-list li { margin: 2px 0; }
+.windows-scroll { max-height: 22em; overflow: auto; max-width: 100%; }
+.windows-scroll table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
+.windows-scroll th, .windows-scroll td { padding: 2px 6px; text-align: left; white-space: nowrap; }
+.windows-scroll th { position: sticky; top: 0; background: var(--background-fill-primary); }
+#timeline img, #why img { width: 100%; height: auto; }
+@media (max-width: 600px) { .gradio-container { padding: 4px !important; } h1 { font-size: 1.4em; } }
+"""
 
 logger = logging.getLogger("genre_vit.app")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What the app accepts: upload size in MB, audio length in minutes, requests analysed at once."""
+    """What the app accepts: upload size in MB, audio length in minutes, live-session length in minutes, requests
+    analysed at once."""
 
     max_upload_mb: float = 50.0
     max_minutes: float = 15.0
+    max_live_minutes: float = 5.0
     concurrency: int = 2
 
     @classmethod
@@ -49,12 +83,14 @@ class Limits:
         return cls(
             max_upload_mb=float(os.environ.get("GENRE_VIT_MAX_UPLOAD_MB", cls.max_upload_mb)),
             max_minutes=float(os.environ.get("GENRE_VIT_MAX_MINUTES", cls.max_minutes)),
+            max_live_minutes=float(os.environ.get("GENRE_VIT_MAX_LIVE_MINUTES", cls.max_live_minutes)),
             concurrency=int(os.environ.get("GENRE_VIT_CONCURRENCY", cls.concurrency)),
         )
 
 
 class ResultFiles:
-    """The JSON downloads of recent results, in one folder of this process that is removed when it exits.
+    """The JSON downloads (and microphone recordings) of recent results, in one folder of this process that is
+    removed when it exits.
 
     Gradio copies a file that a handler returns into its own cache as soon as the handler returns (and
     `GRADIO_CACHE_CLEANUP` clears that cache), so only the last `keep` results are kept here; older ones are
@@ -67,118 +103,349 @@ class ResultFiles:
         self.keep = keep
         self._lock = threading.Lock()
 
-    def save(self, result: GenreAnalysis, name: str) -> Path:
-        """Write `result` as `<name>-genres.json` in a fresh sub-folder (so downloads keep the song's name)."""
-        target = self.path / uuid.uuid4().hex / f"{Path(name).stem}-genres.json"
-        result.save_json(target)
+    def new_folder(self) -> Path:
+        """A fresh sub-folder for one result (so downloads keep the song's name); the oldest ones are removed."""
+        folder = self.path / uuid.uuid4().hex
+        folder.mkdir()
         with self._lock:
             entries = sorted(self.path.iterdir(), key=lambda entry: entry.stat().st_mtime_ns)
             for old in entries[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
-        return target
+        return folder
+
+    def save(self, result: GenreAnalysis, name: str) -> Path:
+        """Write `result` as `<name>-genres.json` in a fresh sub-folder."""
+        return result.save_json(self.new_folder() / f"{Path(name).stem}-genres.json")
 
     def cleanup(self) -> None:
         self._folder.cleanup()
 
 
-class BadInput(gr.Error):
-    """A user's bad input: shown on the page, logged as one line, no traceback (those are for real bugs)."""
+def reject(message: str) -> str:
+    """A user's bad input: logged as one line (no traceback; those are for real bugs), and returned as the status
+    line's HTML, the one place the page shows it."""
+    logger.warning("rejected input: %s", message)
+    return f'<div class="bad-input" role="alert">{html.escape(message)}</div>'
 
-    def __init__(self, message: str):
-        super().__init__(message, print_exception=False)
-        logger.warning("rejected input: %s", message)
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The process's classifier (or None) and what the page says about it."""
+
+    classifier: GenreClassifier | None
+    description: str
+    """Markdown: the model's name and what its own records say of its accuracy, or why there is no model."""
 
 
-def load_classifier() -> tuple[GenreClassifier | None, str]:
+def load_classifier() -> LoadedModel:
     """The classifier for this process, and a line saying which model it is (or why there is none)."""
     source = default_model_source()
     if source is None:
-        return None, (
+        return LoadedModel(
+            None,
             f"**No model is configured.** Set `{MODEL_ENV_VAR}` to a model folder or a Hub repo id "
-            "(e.g. one written by `train.py`) and restart the app."
+            "(e.g. one written by `train.py`) and restart the app.",
         )
     try:
         classifier = GenreClassifier.from_pretrained(source)
     except ValueError as error:
-        return None, f"**The model could not be loaded.** {error}"
-    return classifier, f"Model: `{source}` on {classifier.device.type}."
+        return LoadedModel(None, f"**The model could not be loaded.** {error}")
+    logger.info("Model: %s on %s", source, classifier.device.type)
+    accuracy = accuracy_statement(source) or "Its folder reports no accuracy on unseen tracks."
+    return LoadedModel(classifier, f"Model **{model_name(source)}**. {accuracy}")
 
 
-def window_table(result: GenreAnalysis) -> list[list[str]]:
-    """One row per window: start, end, top genre, its probability."""
+def _swatch(index: int) -> str:
+    return f'<span class="genre-swatch" style="background:{genre_color(index)}"></span>'
+
+
+def genre_bars_html(result: GenreAnalysis) -> str:
+    """The mean genre probabilities as coloured bars, most likely first."""
+    rows = []
+    for genre, probability in result.ranked():
+        index = result.genres.index(genre)
+        rows.append(
+            f"<tr><td>{_swatch(index)}{html.escape(genre)}</td><td>{probability:.0%}</td>"
+            f'<td class="bar"><div class="fill" style="width:{probability * 100:.1f}%;'
+            f'background:{genre_color(index)}"></div></td></tr>'
+        )
+    return f'<table class="genre-bars" aria-label="mean genre probabilities">{"".join(rows)}</table>'
+
+
+def sections_html(result: GenreAnalysis) -> str:
+    """The sections, one per line: `0:00-1:12 rock (78%)` with the genre's colour."""
+    sections = result.sections()
+    items = [
+        f"<li>{_swatch(result.genres.index(section.genre))}{html.escape(line)}</li>"
+        for section, line in zip(sections, result.section_lines(sections))
+    ]
+    rule = (
+        f"Smoothed top genre: a change must gather {DEFAULT_SWITCH_PENALTY:g} nats of evidence; sections shorter "
+        f"than {DEFAULT_MIN_SECTION_SECONDS:g} s are merged into a neighbour."
+    )
+    return f'<ul class="sections-list">{"".join(items)}</ul><small>{rule}</small>'
+
+
+def window_table_html(result: GenreAnalysis) -> str:
+    """One row per window (start, end, top genre in its colour, its probability), in a scrolling box."""
+    rows = []
+    for start, end, row in zip(result.window_start_times, result.window_end_times, result.window_probabilities):
+        index = int(row.argmax())
+        rows.append(
+            f"<tr><td>{format_duration(start)}</td><td>{format_duration(end)}</td>"
+            f"<td>{_swatch(index)}{html.escape(result.genres[index])}</td><td>{row[index]:.0%}</td></tr>"
+        )
+    header = "<tr><th>start</th><th>end</th><th>top genre</th><th>probability</th></tr>"
+    return f'<div class="windows-scroll"><table><thead>{header}</thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def answer_html(result: GenreAnalysis) -> str:
+    """The verdict, large, in the top genre's colour, with the honest-confidence rule when it is uncertain."""
+    index = result.genres.index(result.top_genre)
+    color = genre_color(index)
+    rule = ""
+    if result.is_uncertain:
+        rule = (
+            f"<br><small>Uncertain: the top genre is not clearly ahead (it needs a mean probability of at least "
+            f"{CLEAR_LEAD_MIN_PROBABILITY:.0%} and a lead of {CLEAR_LEAD_MIN_MARGIN:.0%} over the second).</small>"
+        )
+    return (
+        f'<div id="verdict" style="font-size:1.4em"><span style="background:{color};color:{text_color_on(color)};'
+        f'padding:0 0.3em;border-radius:3px">{html.escape(result.verdict)}</span></div>{rule}'
+    )
+
+
+def window_choices(result: GenreAnalysis) -> list[tuple[str, float]]:
+    """Dropdown entries `("0:10-0:14 rock 65%", start_seconds)`, one per window."""
     return [
-        [format_duration(start), format_duration(end), result.genres[row.argmax()], f"{row.max():.0%}"]
+        (f"{format_duration(start)}-{format_duration(end)} {result.genres[row.argmax()]} {row.max():.0%}", float(start))
         for start, end, row in zip(result.window_start_times, result.window_end_times, result.window_probabilities)
     ]
 
 
-def analyze_audio(
-    audio_path: str | None, classifier: GenreClassifier | None, limits: Limits, result_files: ResultFiles
-):
-    """The request handler: an uploaded or recorded file -> (label chart, timeline figure, window table, JSON file,
-    summary). Bad input raises `gr.Error` with a message for the page."""
-    if classifier is None:
-        raise BadInput(f"No model is loaded. Set {MODEL_ENV_VAR} and restart the app.")
-    if not audio_path:
-        raise BadInput("Upload a song or record one first.")
+def rejected_outputs(message: str) -> tuple:
+    """What every output shows after bad input: the message in the status line, everything else cleared."""
+    return (reject(message), "", "", "", "", None, gr.update(choices=[], value=None), None, "", None, None)
+
+
+def upload_problem(audio_path: str, limits: Limits) -> str | None:
+    """Why an uploaded file cannot be analysed, from its size and header alone (None if it looks fine)."""
     size_mb = os.path.getsize(audio_path) / 1e6
     if size_mb > limits.max_upload_mb:
-        raise BadInput(f"The file is {size_mb:.0f} MB; the limit is {limits.max_upload_mb:g} MB.")
+        return f"{Path(audio_path).name} is {size_mb:.0f} MB; the limit is {limits.max_upload_mb:g} MB."
     try:
-        result = classifier.analyze(audio_path, max_seconds=limits.max_minutes * 60)
-    except ValueError as error:  # every bad-input error of the library is a ValueError with a user-facing message
-        raise BadInput(str(error)) from None
+        probe_duration(audio_path, max_seconds=limits.max_minutes * 60)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def check_upload(audio_path: str | None, limits: Limits) -> tuple:
+    """Runs as soon as a file is uploaded: refuse what is too large, too long or not audio before anyone clicks
+    (the player is cleared, so a refused file does not play). Returns (audio, status)."""
+    problem = upload_problem(audio_path, limits) if audio_path else None
+    if problem is None:
+        return gr.skip(), ""
+    return None, reject(problem)
+
+
+def result_outputs(result: GenreAnalysis, classifier: GenreClassifier, audio, result_files: ResultFiles, notes) -> tuple:
+    """Everything the page shows for a finished analysis (the order of `Page.result_components`)."""
     summary = result.summary()
+    for note in notes:
+        summary += f" ({note})"
+    json_path = result_files.save(result, result.source or "recording")
+    chosen = float(result.window_start_times[result.most_confident_window])
+    explanation = classifier.explain(audio, start_seconds=chosen)
+    return (
+        "",
+        answer_html(result),
+        summary,
+        genre_bars_html(result),
+        sections_html(result),
+        plot_genre_timeline(result),
+        gr.update(choices=window_choices(result), value=chosen),
+        plot_window_explanation(explanation),
+        window_table_html(result),
+        str(json_path),
+        audio,
+    )
+
+
+def analyze_audio(
+    audio_path: str | None,
+    classifier: GenreClassifier | None,
+    limits: Limits,
+    result_files: ResultFiles,
+    progress=None,
+) -> tuple:
+    """The upload handler: a file -> every result output (or the bad-input message and cleared outputs)."""
+    if classifier is None:
+        return rejected_outputs(f"No model is loaded. Set {MODEL_ENV_VAR} and restart the app.")
+    if not audio_path:
+        return rejected_outputs("Upload a song or record one first.")
+    problem = upload_problem(audio_path, limits)
+    if problem is not None:
+        return rejected_outputs(problem)
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress((done, total), desc="Analysing windows", unit="windows")
+
+    try:
+        result = classifier.analyze(audio_path, max_seconds=limits.max_minutes * 60, progress=report)
+    except ValueError as error:  # every bad-input error of the library is a ValueError with a user message
+        return rejected_outputs(str(error))
     notes = list(result.notes)
     if result.num_windows == 1 and result.duration_seconds < classifier.feature_extractor.window_seconds:
         notes.append(
             f"The audio is shorter than {classifier.feature_extractor.window_seconds:g} s: it was zero-padded "
             "and the result comes from a single window."
         )
-    for note in notes:
-        gr.Warning(note)
-        summary += f" ({note})"
-    json_path = result_files.save(result, Path(audio_path).name)
-    labels = {genre: float(probability) for genre, probability in result.ranked()}
-    return labels, plot_genre_timeline(result), window_table(result), str(json_path), summary
+    return result_outputs(result, classifier, audio_path, result_files, notes)
 
 
-def build_demo(
-    classifier: GenreClassifier | None, model_line: str, limits: Limits, result_files: ResultFiles | None = None
-) -> gr.Blocks:
+def explain_window(start_seconds, audio, classifier: GenreClassifier | None, limits: Limits):
+    """The "why" plot for the window the user picked (None when there is nothing to explain)."""
+    if classifier is None or audio is None or start_seconds is None:
+        return None
+    try:
+        explanation = classifier.explain(audio, start_seconds=float(start_seconds), max_seconds=limits.max_minutes * 60)
+    except ValueError:  # the file was analysed a moment ago; if it is gone, there is nothing to explain
+        return None
+    return plot_window_explanation(explanation)
+
+
+def live_update(chunk, session: LiveAnalysis | None, classifier: GenreClassifier | None, limits: Limits) -> tuple:
+    """Each 2 s of microphone audio: the windows it completes, the current genre and the timeline so far.
+    Returns (session, live line, timeline, status)."""
+    if classifier is None or chunk is None:
+        return session, gr.skip(), gr.skip(), gr.skip()
+    session = session or LiveAnalysis(classifier, max_seconds=limits.max_live_minutes * 60)
+    sampling_rate, samples = chunk
+    try:
+        session.add(samples, sampling_rate)
+    except ValueError as error:
+        return session, gr.skip(), gr.skip(), reject(str(error))
+    result = session.result()
+    heard = format_duration(session.seconds_heard)
+    if result is None:
+        return session, f"Listening… {heard} heard; the first window needs 4 s.", gr.skip(), ""
+    latest = result.window_probabilities[-1]
+    genre = result.genres[int(latest.argmax())]
+    line = (
+        f"Now: **{genre}** ({latest.max():.0%}) — {heard} heard, {result.num_windows} windows "
+        f"(update took {session.last_update_seconds * 1000:.0f} ms)"
+    )
+    logger.info("live update: %d windows, %.0f ms", result.num_windows, session.last_update_seconds * 1000)
+    return session, line, plot_genre_timeline(result), ""
+
+
+def finish_live(
+    session: LiveAnalysis | None, classifier: GenreClassifier | None, limits: Limits, result_files: ResultFiles
+) -> tuple:
+    """When the recording stops: the full analysis of everything heard, like an upload. Returns the result outputs
+    and a fresh (empty) session."""
+    if classifier is None or session is None or session.seconds_heard == 0:
+        return (*rejected_outputs("Nothing was recorded."), None)
+    try:
+        result = session.finish()
+    except ValueError as error:
+        return (*rejected_outputs(str(error)), None)
+    recording = result_files.new_folder() / "microphone.wav"
+    _write_wav_atomic(recording, session.waveform())
+    notes = []
+    if result.num_windows == 1 and result.duration_seconds < classifier.feature_extractor.window_seconds:
+        notes.append("The recording is shorter than 4 s: it was zero-padded and the result comes from one window.")
+    return (*result_outputs(result, classifier, str(recording), result_files, notes), None)
+
+
+def _write_wav_atomic(path: Path, waveform) -> None:
+    import soundfile
+
+    temporary = path.with_name(f".{path.name}.partial")
+    soundfile.write(temporary, waveform, SAMPLING_RATE, format="WAV", subtype="PCM_16")
+    os.replace(temporary, path)
+
+
+def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | None = None) -> gr.Blocks:
+    classifier = loaded.classifier
     examples = sorted(str(path) for path in EXAMPLES_DIR.glob("*.ogg"))
     result_files = result_files or ResultFiles(keep=max(16, 4 * limits.concurrency))
     with gr.Blocks(title="GenreViT: music genre over time", delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         gr.Markdown(
-            "# GenreViT\nUpload a song or record from the microphone: the genre of the whole song, and how it moves "
-            "through the track, window by window (4-s windows every 2 s).\n\n"
-            f"{model_line} Limits: {limits.max_upload_mb:g} MB, {limits.max_minutes:g} minutes."
+            "# GenreViT\nUpload a song or play into the microphone: the genre of the whole song, its sections, and "
+            "how the genre moves through the track, window by window (4-s windows every 2 s). "
+            f"Limits: {limits.max_upload_mb:g} MB, {limits.max_minutes:g} minutes per file, "
+            f"{limits.max_live_minutes:g} minutes live.",
+            elem_id="intro",
         )
-        with gr.Row():
-            with gr.Column(scale=1):
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song", elem_id="song")
-                analyze_button = gr.Button(
-                    "Analyze", variant="primary", interactive=classifier is not None, elem_id="analyze"
-                )
-                if examples:
-                    gr.Examples(examples=examples, inputs=audio, label="Synthesized examples (CC0)")
-            with gr.Column(scale=1):
+        status = gr.HTML(elem_id="status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                with gr.Tabs():
+                    with gr.Tab("Upload", id="upload"):
+                        audio = gr.Audio(sources=["upload"], type="filepath", label="Song", elem_id="song")
+                        analyze_button = gr.Button(
+                            "Analyze", variant="primary", interactive=classifier is not None, elem_id="analyze"
+                        )
+                        if examples:
+                            gr.Examples(examples=examples, inputs=audio, label="Synthesized examples (CC0)")
+                    with gr.Tab("Live microphone", id="live"):
+                        microphone = gr.Audio(
+                            sources=["microphone"], type="numpy", streaming=True, label="Play or sing",
+                            elem_id="microphone", interactive=classifier is not None,
+                        )
+                        live_line = gr.Markdown("Press record: the genre updates every 2 s.", elem_id="live-now")
+            with gr.Column(scale=1, min_width=300):
+                answer = gr.HTML(elem_id="answer")
                 summary = gr.Textbox(label="Summary", interactive=False, elem_id="summary")
-                labels = gr.Label(num_top_classes=10, label="Genres (mean over the song)", elem_id="genre-label")
-        timeline = gr.Plot(label="Genre over time", elem_id="timeline")
-        with gr.Row():
-            table = gr.Dataframe(
-                headers=["start", "end", "top genre", "confidence"],
-                label="Windows",
-                interactive=False,
-                elem_id="windows-table",
-            )
-            download = gr.File(label="Full result (JSON)", elem_id="result-json")
-        analyze_button.click(
-            lambda path: analyze_audio(path, classifier, limits, result_files),
-            inputs=audio,
-            outputs=[labels, timeline, table, download, summary],
-            api_name="analyze",
+                gr.Markdown(loaded.description, elem_id="model-accuracy")
+                labels = gr.HTML(label="Genres (mean over the song)", elem_id="genre-label")
+                sections = gr.HTML(label="Sections", elem_id="sections")
+        with gr.Row(equal_height=False):  # side by side on a desktop, one above the other on a phone
+            with gr.Column(scale=1, min_width=340):
+                timeline = gr.Plot(label="Genre over time", elem_id="timeline", show_label=False)
+            with gr.Column(scale=1, min_width=340):
+                with gr.Accordion("Why this genre?", open=True, elem_id="why-panel"):
+                    window_choice = gr.Dropdown(label="Window to explain", choices=[], elem_id="why-window")
+                    why = gr.Plot(elem_id="why", show_label=False)
+                    gr.Markdown(METHOD_SENTENCE)
+        table = gr.HTML(elem_id="windows-table")
+        download = gr.File(label="Full result (JSON)", elem_id="result-json")
+        analysed_audio = gr.State()
+        live_session = gr.State()
+
+        result_components = [
+            status, answer, summary, labels, sections, timeline, window_choice, why, table, download, analysed_audio,
+        ]
+
+        def analyze_upload(path, progress=gr.Progress()):
+            return analyze_audio(path, classifier, limits, result_files, progress)
+
+        audio.upload(lambda path: check_upload(path, limits), inputs=audio, outputs=[audio, status], queue=False)
+        analyze_button.click(analyze_upload, inputs=audio, outputs=result_components, api_name="analyze")
+        window_choice.input(
+            lambda start, path: explain_window(start, path, classifier, limits),
+            inputs=[window_choice, analysed_audio],
+            outputs=why,
+            api_name="explain",
+        )
+        microphone.stream(
+            lambda chunk, session: live_update(chunk, session, classifier, limits),
+            inputs=[microphone, live_session],
+            outputs=[live_session, live_line, timeline, status],
+            stream_every=LIVE_UPDATE_SECONDS,
+            time_limit=int(limits.max_live_minutes * 60) + 10,
+            concurrency_limit=limits.concurrency,
+            show_progress="hidden",
+            api_name="live",
+        )
+        microphone.stop_recording(
+            lambda session: finish_live(session, classifier, limits, result_files),
+            inputs=live_session,
+            outputs=[*result_components, live_session],
+            api_name="finish_live",
         )
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=64)
     return demo
@@ -189,10 +456,10 @@ def main() -> None:
     # A Space or a supervisor stops the app with SIGTERM: exit normally, so the result folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     limits = Limits.from_environment()
-    classifier, model_line = load_classifier()
-    print(f"GenreViT start-up: {model_line}", flush=True)
-    demo = build_demo(classifier, model_line, limits)
-    demo.launch(max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True)
+    loaded = load_classifier()
+    print(f"GenreViT start-up: {loaded.description}", flush=True)
+    demo = build_demo(loaded, limits)
+    demo.launch(max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True, css=CSS)
 
 
 if __name__ == "__main__":

@@ -92,9 +92,13 @@ def plot_genre_bars(result: GenreAnalysis, top_k: int | None = None, ax: Axes | 
     return ax.figure
 
 
+TIMELINE_FONT_SIZE = 11
+"""Points; the timeline and the explanation are read on phones too."""
+
+
 def _time_axis(ax: Axes, duration: float) -> None:
     ax.set_xlim(0, duration)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 3, 5, 6, 10], integer=True))  # whole seconds
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 3, 5, 6, 10], integer=True))  # whole seconds
     ax.xaxis.set_major_formatter(FuncFormatter(lambda seconds, _: format_duration(max(seconds, 0.0))))
 
 
@@ -106,7 +110,7 @@ def _draw_segments(ax: Axes, bounds, labels, result: GenreAnalysis, texts=None) 
         if texts is not None:
             ax.text(
                 (bounds[index] + bounds[index + 1]) / 2, 0.5, texts[index], ha="center", va="center",
-                fontsize=9, color=text_color_on(color), clip_on=True,
+                fontsize=TIMELINE_FONT_SIZE, color=text_color_on(color), clip_on=True,
             )
 
 
@@ -128,7 +132,8 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
 
     sections = result.sections() if sections is None else sections
     has_spectrogram = result.spectrogram is not None and result.spectrogram.size > 0
-    figure = figure if figure is not None else Figure(figsize=(7.5, 5.4 if has_spectrogram else 4.4), layout="constrained")
+    # Sized for a phone as much as a desktop: a page shows it 380 to 700 px wide, so it is narrow with large text.
+    figure = figure if figure is not None else Figure(figsize=(4.8, 6.0 if has_spectrogram else 5.0), layout="constrained")
     heights = [0.42, 0.22, 3.0] + ([1.3] if has_spectrogram else [])
     axes = figure.subplots(len(heights), 1, sharex=True, height_ratios=heights)
     section_axes, window_axes, area_axes = axes[:3]
@@ -145,7 +150,7 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
     _draw_segments(window_axes, boundaries, result.window_top_genres, result)
     for ax, label in ((section_axes, "sections"), (window_axes, "top")):
         ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=TIMELINE_FONT_SIZE)
         for side in ("top", "right", "left", "bottom"):
             ax.spines[side].set_visible(False)
 
@@ -159,7 +164,8 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
     )
     area_axes.set_ylim(0, 1)
     area_axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
-    area_axes.set_ylabel("probability")
+    area_axes.set_ylabel("probability", fontsize=TIMELINE_FONT_SIZE)
+    area_axes.tick_params(labelsize=TIMELINE_FONT_SIZE)
     area_axes.margins(x=0)
 
     bottom_axes = area_axes
@@ -172,13 +178,19 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
             interpolation="nearest",
         )
         bottom_axes.set_yticks([])
-        bottom_axes.set_ylabel("log-Mel", fontsize=9)
+        bottom_axes.set_ylabel("log-Mel", fontsize=TIMELINE_FONT_SIZE)
     _time_axis(bottom_axes, duration)
-    bottom_axes.set_xlabel("time (m:ss)")
+    bottom_axes.tick_params(labelsize=TIMELINE_FONT_SIZE)
+    bottom_axes.set_xlabel("time (m:ss)", fontsize=TIMELINE_FONT_SIZE)
     title = "Genre over time" + (f" — {result.source}" if result.source else "")
-    section_axes.set_title(renderable_text(title, section_axes.title.get_fontproperties()), fontsize=11)
+    section_axes.set_title(
+        renderable_text(title, section_axes.title.get_fontproperties()), fontsize=TIMELINE_FONT_SIZE + 1
+    )
     handles, labels = area_axes.get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=5, fontsize=9, frameon=False)
+    figure.legend(
+        handles, labels, loc="outside lower center", ncols=4, fontsize=TIMELINE_FONT_SIZE, frameon=False,
+        handlelength=1.0, columnspacing=0.8, handletextpad=0.4,
+    )
     return figure
 
 
@@ -192,38 +204,38 @@ def plot_genre_report(result: GenreAnalysis) -> Figure:
 
 
 def plot_window_explanation(explanation, figure=None) -> Figure:
-    """A window's log-Mel image with its attention-rollout relevance on top (`genre_vit.explain`).
+    """A window's log-Mel image with its attention-rollout relevance laid over it (`genre_vit.explain`); pixels
+    beyond the last whole patch, which the model does not see, are left uncoloured.
 
     Args:
         explanation: a `genre_vit.explain.WindowExplanation`.
         figure: draw into this Figure or SubFigure instead of a new one.
     """
-    figure = figure if figure is not None else Figure(figsize=(7.5, 4.2), layout="constrained")
-    image_axes, relevance_axes = figure.subplots(1, 2, sharey=True)
-    seconds = explanation.window_seconds
-    start = explanation.start_seconds
+    figure = figure if figure is not None else Figure(figsize=(4.8, 4.4), layout="constrained")
+    ax = figure.subplots()
+    start, seconds = explanation.start_seconds, explanation.window_seconds
     extent = (start, start + seconds, 0, explanation.image.shape[0])
-    image_axes.imshow(explanation.image, origin="lower", aspect="auto", cmap="gray_r", extent=extent)
-    image_axes.set_title("log-Mel image", fontsize=10)
-    relevance_axes.imshow(explanation.image, origin="lower", aspect="auto", cmap="gray_r", extent=extent)
+    ax.imshow(explanation.image, origin="lower", aspect="auto", cmap="gray_r", extent=extent)
     seen = np.zeros(explanation.image.shape, dtype=bool)
     rows, columns = (n * explanation.patch_size for n in explanation.relevance.shape)
     seen[:rows, :columns] = True
-    heat = relevance_axes.imshow(
-        np.ma.masked_where(~seen, explanation.relevance_image()), origin="lower", aspect="auto", cmap="inferno", alpha=0.6, extent=extent,
+    heat = ax.imshow(
+        np.ma.masked_where(~seen, explanation.relevance_image()), origin="lower", aspect="auto", cmap="inferno",
+        alpha=0.55, extent=extent,
     )
-    relevance_axes.set_title("where the model looked", fontsize=10)
-    figure.colorbar(heat, ax=relevance_axes, shrink=0.8, label="share of attention")
-    for ax in (image_axes, relevance_axes):
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_duration(max(value, 0.0))))
-        ax.set_xlabel("time (m:ss)")
-    image_axes.set_ylabel("Mel band (low to high)")
-    image_axes.set_yticks([])
+    colorbar = figure.colorbar(heat, ax=ax, shrink=0.9)
+    colorbar.set_label("share of attention", fontsize=TIMELINE_FONT_SIZE)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_duration(max(value, 0.0))))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    ax.set_xlabel("time (m:ss)", fontsize=TIMELINE_FONT_SIZE)
+    ax.set_ylabel("Mel bands, low to high", fontsize=TIMELINE_FONT_SIZE)
+    ax.set_yticks([])
+    ax.tick_params(labelsize=TIMELINE_FONT_SIZE)
     probability = float(np.max(explanation.probabilities))
-    figure.suptitle(
-        f"Window {format_duration(start)}-{format_duration(start + seconds)}: {explanation.top_genre} "
-        f"({probability:.0%})",
-        fontsize=11,
+    ax.set_title(
+        f"Why {explanation.top_genre} ({probability:.0%}) at {format_duration(start)}-"
+        f"{format_duration(start + seconds)}:\nwhere the model looked",
+        fontsize=TIMELINE_FONT_SIZE,
     )
     return figure
 

@@ -194,7 +194,7 @@ def test_explanation_of_a_window(classifier, result, song_30s):
     assert explanation.image.shape == (216, 144) and explanation.relevance_image().shape == (216, 144)
     assert explanation.relevance_image().sum() == pytest.approx(16 * 16, rel=1e-4)  # each patch spread on 16x16 px
     figure = plot_window_explanation(explanation)
-    assert isinstance(figure, Figure) and explanation.top_genre in figure.get_suptitle()
+    assert isinstance(figure, Figure) and explanation.top_genre in figure.axes[0].get_title()
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

@@ -1,6 +1,7 @@
 """The demo's request handler with the tiny model (no server)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import gradio as gr
@@ -10,7 +11,8 @@ from conftest import SAMPLING_RATE
 from matplotlib.figure import Figure
 
 import app
-from genre_vit import GenreClassifier
+from genre_vit import GTZAN_GENRES, GenreClassifier
+from genre_vit.plotting import GENRE_COLORS
 from genre_vit.testing import synth_music
 
 
@@ -33,23 +35,48 @@ def analyze(path, classifier, result_files):
     return app.analyze_audio(None if path is None else str(path), classifier, LIMITS, result_files)
 
 
+OUTPUT_NAMES = (
+    "status", "answer", "summary", "labels", "sections", "timeline", "window_choice", "why", "table", "download",
+    "audio",
+)
+
+
+def named(outputs) -> dict:
+    assert len(outputs) == len(OUTPUT_NAMES)
+    return dict(zip(OUTPUT_NAMES, outputs))
+
+
 def test_handler_outputs(classifier, write_wav, result_files):
     path = write_wav(synth_music(12.0, seed=1), "song.wav")
-    labels, figure, table, json_path, summary = analyze(path, classifier, result_files)
-    assert list(labels) == [genre for genre, _ in classifier.analyze(path).ranked()]
-    assert sum(labels.values()) == pytest.approx(1.0, abs=1e-5)
-    assert isinstance(figure, Figure)
-    assert len(table) == 5 and table[0][:2] == ["0:00", "0:04"] and table[-1][1] == "0:12"
-    result = json.loads(open(json_path).read())
-    assert result["source"] == "song.wav" and len(result["windows"]) == 5
-    assert summary.endswith("— 5 windows over 0:12") and summary.startswith(result["top_genre"])
+    progress = []
+    out = named(
+        app.analyze_audio(str(path), classifier, LIMITS, result_files, lambda value, **_: progress.append(value))
+    )
+    expected = classifier.analyze(path)
+    assert out["status"] == "" and out["audio"] == str(path)
+    ranked = [genre for genre, _ in expected.ranked()]
+    labels = out["labels"]
+    assert [labels.index(f"</span>{genre}</td>") for genre in ranked] == sorted(
+        labels.index(f"</span>{genre}</td>") for genre in ranked
+    )  # most likely first
+    assert GENRE_COLORS[GTZAN_GENRES.index(ranked[0])] in labels
+    assert isinstance(out["timeline"], Figure) and isinstance(out["why"], Figure)
+    assert out["table"].count("<tr>") == 1 + 5 and "<td>0:00</td><td>0:04</td>" in out["table"]
+    assert out["table"].removesuffix("</tbody></table></div>").endswith("%</td></tr>") and "<td>0:12</td>" in out["table"]
+    assert [line in out["sections"] for line in expected.section_lines()] == [True] * len(expected.sections())
+    choices = out["window_choice"]["choices"]
+    assert len(choices) == 5 and out["window_choice"]["value"] == choices[expected.most_confident_window][1]
+    result = json.loads(open(out["download"]).read())
+    assert result["source"] == "song.wav" and len(result["windows"]) == 5 and result["sections"]
+    assert out["summary"].endswith("— 5 windows over 0:12") and out["summary"].startswith(result["verdict"])
+    assert expected.verdict in out["answer"]
+    assert progress[0] == (0, 5) and progress[-1] == (5, 5)
 
 
 def test_short_recording_is_padded_and_said(classifier, write_wav, result_files):
     path = write_wav(synth_music(1.5, seed=2), "mic.wav")
-    with pytest.warns(UserWarning, match="single window"):
-        *_, table, _, summary = analyze(path, classifier, result_files)
-    assert len(table) == 1 and "single window" in summary
+    out = named(analyze(path, classifier, result_files))
+    assert out["table"].count("<tr>") == 2 and "single window" in out["summary"]
 
 
 @pytest.mark.parametrize(
@@ -66,24 +93,70 @@ def test_short_recording_is_padded_and_said(classifier, write_wav, result_files)
         ),
     ],
 )
-def test_bad_input_is_a_page_error(classifier, write_wav, tmp_path, make_file, message, result_files, caplog):
-    """Expected bad input: a message on the page and one log line, no traceback (no chained exception either, and
-    Gradio is told not to print one)."""
-    with pytest.raises(gr.Error, match=message) as raised:
-        analyze(make_file(write_wav, tmp_path), classifier, result_files)
-    error = raised.value
-    assert error.print_exception is False and error.__cause__ is None
-    assert error.__context__ is None or error.__suppress_context__
+def test_bad_input_is_one_message_and_cleared_outputs(
+    classifier, write_wav, tmp_path, make_file, message, result_files, caplog
+):
+    """Expected bad input: the message in the status line only (no error badge on every panel: nothing raises),
+    every other output cleared, and one log line without a traceback."""
+    out = named(analyze(make_file(write_wav, tmp_path), classifier, result_files))
+    assert message.split(";")[0] in out["status"] and 'role="alert"' in out["status"]
+    assert out["timeline"] is None and out["why"] is None and out["download"] is None
+    assert out["labels"] == out["sections"] == out["table"] == out["summary"] == ""
     rejected = [record for record in caplog.records if record.name == "genre_vit.app"]
     assert len(rejected) == 1 and message.split(";")[0] in rejected[0].getMessage()
     assert rejected[0].exc_info is None
 
 
+@pytest.mark.parametrize(
+    "make_file, message",
+    [
+        (lambda write, tmp: write(synth_music(40.0), "long.wav"), "long.wav is 0:40 long; the limit is 0:30"),
+        (lambda write, tmp: (tmp / "page.mp3").write_text("<html>nope</html>" * 50) and tmp / "page.mp3", "page.mp3"),
+        (
+            lambda write, tmp: (tmp / "big.wav").write_bytes(b"\0" * 6_000_000) is not None and tmp / "big.wav",
+            "big.wav is 6 MB; the limit is 5 MB",
+        ),
+    ],
+)
+def test_limits_are_checked_at_upload_time(write_wav, tmp_path, make_file, message):
+    audio, status = app.check_upload(str(make_file(write_wav, tmp_path)), LIMITS)
+    assert audio is None and message in status  # the player is cleared, the message shown
+    fine = write_wav(synth_music(5.0), "fine.wav")
+    audio, status = app.check_upload(str(fine), LIMITS)
+    assert audio is gr.skip() or isinstance(audio, dict) and status == ""
+
+
 def test_no_input_and_no_model(classifier, result_files):
-    with pytest.raises(gr.Error, match="Upload a song"):
-        analyze(None, classifier, result_files)
-    with pytest.raises(gr.Error, match="No model is loaded"):
-        app.analyze_audio("song.wav", None, LIMITS, result_files)
+    assert "Upload a song" in named(analyze(None, classifier, result_files))["status"]
+    assert "No model is loaded" in named(app.analyze_audio("song.wav", None, LIMITS, result_files))["status"]
+
+
+def test_explaining_another_window(classifier, write_wav):
+    path = write_wav(synth_music(12.0, seed=5), "song.wav")
+    figure = app.explain_window(4.0, str(path), classifier, LIMITS)
+    assert isinstance(figure, Figure) and "0:04-0:08" in figure.axes[0].get_title()
+    assert app.explain_window(None, str(path), classifier, LIMITS) is None
+
+
+def test_live_microphone_updates_then_the_full_result(classifier, result_files):
+    song = synth_music(9.0, seed=6, sampling_rate=48000)
+    pcm = np.round(song * 20000).astype(np.int16)
+    session, lines, figures = None, [], []
+    for start in range(0, pcm.size, 96000):  # 2 s at 48 kHz per update, as the page streams
+        session, line, figure, status = app.live_update((48000, pcm[start : start + 96000]), session, classifier, LIMITS)
+        lines.append(line)
+        figures.append(figure)
+        assert status == ""
+    assert lines[0].startswith("Listening… 0:02 heard")
+    assert lines[2].startswith("Now: **") and "1 windows" in lines[2] and "3 windows" in lines[4]
+    assert isinstance(figures[-1], Figure)
+    *outputs, fresh_session = app.finish_live(session, classifier, LIMITS, result_files)
+    out = named(outputs)
+    assert fresh_session is None and out["status"] == "" and out["summary"].endswith("4 windows over 0:09")
+    assert Path(out["audio"]).name == "microphone.wav" and Path(out["audio"]).is_file()
+    silent = app.LiveAnalysis(classifier)
+    silent.add(np.zeros(3 * 48000, dtype=np.int16), 48000)
+    assert "silent" in named(app.finish_live(silent, classifier, LIMITS, result_files)[:-1])["status"]
 
 
 def test_a_run_of_requests_leaves_no_growth(classifier, write_wav, result_files, tmp_path):
@@ -93,7 +166,7 @@ def test_a_run_of_requests_leaves_no_growth(classifier, write_wav, result_files,
 
     before = set(Path(tempfile.gettempdir()).glob("genre-vit-*"))
     path = write_wav(synth_music(5.0, seed=3), "song.wav")
-    json_paths = [analyze(path, classifier, result_files)[3] for _ in range(10)]
+    json_paths = [named(analyze(path, classifier, result_files))["download"] for _ in range(10)]
     assert set(Path(tempfile.gettempdir()).glob("genre-vit-*")) - before == set()
     assert len(list(result_files.path.iterdir())) == result_files.keep
     assert Path(json_paths[-1]).is_file() and not Path(json_paths[0]).exists()
@@ -105,27 +178,44 @@ def test_a_run_of_requests_leaves_no_growth(classifier, write_wav, result_files,
 def test_a_truncated_upload_is_analysed_and_the_page_says_so(classifier, write_wav, result_files):
     path = write_wav(synth_music(30.0, seed=4), "cut.wav")
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
-    with pytest.warns(UserWarning, match="cut short"):
-        *_, table, _, summary = analyze(path, classifier, result_files)
-    assert "cut short" in summary and len(table) == 4  # the 10 s that are there
+    out = named(analyze(path, classifier, result_files))
+    assert "cut short" in out["summary"] and out["table"].count("<tr>") == 1 + 4  # the 10 s that are there
 
 
 def test_model_resolution(monkeypatch, tiny_model_dir, tmp_path):
     monkeypatch.setenv("GENRE_VIT_MODEL", str(tiny_model_dir))
-    classifier, line = app.load_classifier()
-    assert classifier is not None and str(tiny_model_dir) in line
+    loaded = app.load_classifier()
+    assert loaded.classifier is not None
+    assert f"Model **{tiny_model_dir.name}**" in loaded.description and str(tiny_model_dir) not in loaded.description
+    assert "reports no accuracy" in loaded.description
     monkeypatch.setenv("GENRE_VIT_MODEL", str(tmp_path / "nowhere"))
-    classifier, line = app.load_classifier()
-    assert classifier is None and "could not be loaded" in line
+    loaded = app.load_classifier()
+    assert loaded.classifier is None and "could not be loaded" in loaded.description
     monkeypatch.delenv("GENRE_VIT_MODEL")
     monkeypatch.setattr("genre_vit.analysis.BUNDLED_MODEL_DIR", tmp_path / "no-bundle")
-    classifier, line = app.load_classifier()
-    assert classifier is None and "GENRE_VIT_MODEL" in line
-    demo = app.build_demo(None, line, LIMITS)  # the page still builds without a model
+    loaded = app.load_classifier()
+    assert loaded.classifier is None and "GENRE_VIT_MODEL" in loaded.description
+    demo = app.build_demo(loaded, LIMITS)  # the page still builds without a model
     assert isinstance(demo, gr.Blocks)
+
+
+def test_the_page_states_the_models_own_accuracy(tiny_model_dir, tmp_path, monkeypatch):
+    folder = tmp_path / "my-genre-model"
+    shutil.copytree(tiny_model_dir, folder)
+    record = {"folds": 5, "mean_std": {"track_accuracy": {"mean": 0.8123, "std": 0.05}}, "per_fold": [
+        {"test_tracks": 19}, {"test_tracks": 19}, {"test_tracks": 19}, {"test_tracks": 19}, {"test_tracks": 18}]}
+    (folder / "cross_validation.json").write_text(json.dumps(record))
+    monkeypatch.setenv("GENRE_VIT_MODEL", str(folder))
+    loaded = app.load_classifier()
+    assert loaded.description == (
+        "Model **my-genre-model**. Track accuracy on unseen tracks: 81% ± 5% (5-fold cross-validation by track on "
+        "94 tracks)."
+    )
 
 
 def test_limits_from_environment(monkeypatch):
     monkeypatch.setenv("GENRE_VIT_MAX_UPLOAD_MB", "20")
     monkeypatch.setenv("GENRE_VIT_MAX_MINUTES", "3")
     assert app.Limits.from_environment() == app.Limits(max_upload_mb=20.0, max_minutes=3.0, concurrency=2)
+    monkeypatch.setenv("GENRE_VIT_MAX_LIVE_MINUTES", "1.5")
+    assert app.Limits.from_environment().max_live_minutes == 1.5
