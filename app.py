@@ -321,24 +321,33 @@ def live_update(chunk, session: LiveAnalysis | None, classifier: GenreClassifier
     Returns (session, live line, timeline, status)."""
     if classifier is None or chunk is None:
         return session, gr.skip(), gr.skip(), gr.skip()
+    started = time.perf_counter()
     session = session or LiveAnalysis(classifier, max_seconds=limits.max_live_minutes * 60)
     sampling_rate, samples = chunk
     try:
-        session.add(samples, sampling_rate)
+        added = session.add(samples, sampling_rate)
     except ValueError as error:
         return session, gr.skip(), gr.skip(), reject(str(error))
     result = session.result()
     heard = format_duration(session.seconds_heard)
     if result is None:
         return session, f"Listening… {heard} heard; the first window needs 4 s.", gr.skip(), ""
+    if added == 0:  # the browser may send audio more often than every hop: redraw only when a window is new
+        return session, gr.skip(), gr.skip(), gr.skip()
     latest = result.window_probabilities[-1]
     genre = result.genres[int(latest.argmax())]
     line = (
         f"Now: **{genre}** ({latest.max():.0%}) — {heard} heard, {result.num_windows} windows "
         f"(update took {session.last_update_seconds * 1000:.0f} ms)"
     )
-    logger.info("live update: %d windows, %.0f ms", result.num_windows, session.last_update_seconds * 1000)
-    return session, line, plot_genre_timeline(result), ""
+    figure = plot_genre_timeline(result)
+    logger.info(
+        "live update: %d windows; model %.0f ms, with the plot %.0f ms",
+        result.num_windows,
+        session.last_update_seconds * 1000,
+        (time.perf_counter() - started) * 1000,
+    )
+    return session, line, figure, ""
 
 
 def finish_live(
@@ -376,8 +385,8 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
         gr.Markdown(
             "# GenreViT\nUpload a song or play into the microphone: the genre of the whole song, its sections, and "
             "how the genre moves through the track, window by window (4-s windows every 2 s). "
-            f"Limits: {limits.max_upload_mb:g} MB, {limits.max_minutes:g} minutes per file, "
-            f"{limits.max_live_minutes:g} minutes live.",
+            f"Limits: {limits.max_upload_mb:g} MB and {limits.max_minutes:g} min per file, "
+            f"{limits.max_live_minutes:g} min live.",
             elem_id="intro",
         )
         status = gr.HTML(elem_id="status")

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .analysis import GenreClassifier
+from .analysis import SPECTROGRAM_FRAMES_PER_SECOND, GenreClassifier
 from .audio import AudioTooLongError, GrowingBuffer, format_duration
 from .results import GenreAnalysis
 
@@ -110,6 +110,8 @@ class LiveAnalysis:
             window_probabilities=np.stack(self.probabilities),
             duration_seconds=self.seconds_heard,
             source="microphone",
+            spectrogram=self.extractor.song_spectrogram(self.waveform(), SPECTROGRAM_FRAMES_PER_SECOND),
+            spectrogram_frames_per_second=SPECTROGRAM_FRAMES_PER_SECOND,
         )
 
     def finish(self) -> GenreAnalysis:
