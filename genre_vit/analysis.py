@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioTooShortError, SilentAudioError, prepare_waveform
+from .audio import AudioTooShortError, DecodedAudio, SilentAudioError, prepare_waveform
 from .explain import WindowExplanation, explain_windows
 from .feature_extraction_genre_vit import GenreViTFeatureExtractor
 from .modeling_genre_vit import GenreViTForAudioClassification
@@ -70,6 +70,38 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or
+    AMX-BF16 (read from /proc/cpuinfo; False where that is not available), where oneDNN runs bfloat16 matrix
+    products several times faster than float32 ones."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
+    except OSError:
+        pass
+    return False
+
+
+def resolve_dtype(dtype: torch.dtype | str, device: torch.device) -> torch.dtype:
+    """"auto" -> bfloat16 where `device` runs it natively (`native_bfloat16`), else float32; a dtype name (e.g.
+    "float32") -> that dtype. bfloat16 agrees with float32 on real music (benchmarks/bench_fast_path.py; measured
+    figures in the README)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if native_bfloat16(device) else torch.float32
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"Unknown dtype {dtype!r}; choose auto, float32, bfloat16 or float16.")
+    return getattr(torch, dtype)
+
+
 class GenreClassifier:
     """A GenreViT model and its feature extractor, ready to analyse songs of any length.
 
@@ -101,13 +133,14 @@ class GenreClassifier:
         source: str | os.PathLike | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
-        dtype: torch.dtype | str = torch.float32,
+        dtype: torch.dtype | str = "auto",
         **from_pretrained_kwargs,
     ) -> "GenreClassifier":
         """Load a model folder or Hub repo id (default: `default_model_source()`).
 
-        `dtype` is the compute dtype, float32 by default whatever the stored weights are (a float16 checkpoint is
-        upcast: CPUs run float32 fastest); pass `torch.bfloat16` on a GPU for speed.
+        `dtype` is the compute dtype whatever the stored weights are (they are loaded straight into it): "auto"
+        (`resolve_dtype`: bfloat16 where the hardware runs it natively, else float32), or a torch dtype or its name;
+        pass `torch.float32` for the exact reference path.
         """
         source = source or default_model_source()
         if source is None:
@@ -115,8 +148,8 @@ class GenreClassifier:
                 f"No model given and none is bundled. Pass a model folder or Hub repo id (--model), or set "
                 f"{MODEL_ENV_VAR}."
             )
-        if isinstance(dtype, str):
-            dtype = getattr(torch, dtype)
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
         source = str(source)
         local = Path(source).expanduser()
         if local.is_file():
@@ -221,6 +254,16 @@ class GenreClassifier:
         prepared, source = prepare_waveform(
             audio, sampling_rate, max_seconds, target_rate=self.feature_extractor.sampling_rate
         )
+        return self.analyze_prepared(prepared, source, min_seconds, progress)
+
+    def analyze_prepared(
+        self,
+        prepared: DecodedAudio,
+        source: str | None = None,
+        min_seconds: float = 1.0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> GenreAnalysis:
+        """`analyze` for audio already decoded by `genre_vit.audio.prepare_waveform` at the extractor's rate."""
         waveform, notes = prepared.waveform, prepared.notes
         self._check_content(waveform, min_seconds)
         total = self.feature_extractor.num_windows(waveform.size)
@@ -246,6 +289,40 @@ class GenreClassifier:
             spectrogram=self.feature_extractor.song_spectrogram(waveform, SPECTROGRAM_FRAMES_PER_SECOND),
             spectrogram_frames_per_second=SPECTROGRAM_FRAMES_PER_SECOND,
         )
+
+
+    def analyze_many(
+        self, paths, max_seconds: float | None = None, decode_workers: int = 2, min_seconds: float = 1.0
+    ) -> Iterator[tuple[Path, "GenreAnalysis | ValueError"]]:
+        """Analyse many files, decoding the next ones in `decode_workers` threads while the model runs on the
+        current one (decoders release the GIL; ffmpeg runs in its own process). Yields `(path, result)` in the
+        order of `paths`, where `result` is the `GenreAnalysis` or the bad-input error (a ValueError) of that
+        file; at most `decode_workers + 1` decoded files are held at once.
+        """
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        def decode(path):
+            return prepare_waveform(path, None, max_seconds, target_rate=self.feature_extractor.sampling_rate)
+
+        paths = [Path(path) for path in paths]
+        with ThreadPoolExecutor(max_workers=max(1, decode_workers), thread_name_prefix="decode") as pool:
+            pending = deque()
+            upcoming = iter(paths)
+            for path in upcoming:
+                pending.append((path, pool.submit(decode, path)))
+                if len(pending) > decode_workers:
+                    break
+            while pending:
+                path, future = pending.popleft()
+                next_path = next(upcoming, None)
+                if next_path is not None:
+                    pending.append((next_path, pool.submit(decode, next_path)))
+                try:
+                    prepared, source = future.result()
+                    yield path, self.analyze_prepared(prepared, source, min_seconds)
+                except ValueError as error:  # the library's bad-input errors
+                    yield path, error
 
 
 def analyze_full_song(
@@ -284,5 +361,7 @@ __all__ = [
     "SilentAudioError",
     "analyze_full_song",
     "default_model_source",
+    "native_bfloat16",
     "resolve_device",
+    "resolve_dtype",
 ]

@@ -71,6 +71,58 @@ def summary_csv(rows: list[tuple[Path, object]], genres: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
+class Distributed:
+    """This process's share of a multi-process run launched by `torchrun` (or `accelerate launch`), which set
+    `RANK`, `WORLD_SIZE` and `LOCAL_RANK`; a single process is rank 0 of 1.
+
+    Rank r analyses files r, r + N, r + 2N, ... and writes its rows to a part file next to each output; rank 0
+    waits for every rank (a torch.distributed barrier: gloo on CPUs, NCCL on GPUs), merges the parts in the files'
+    order into the one output, and removes them. Several nodes need the output folder on a shared filesystem.
+    """
+
+    def __init__(self):
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world_size = int(os.environ.get("WORLD_SIZE", 1))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        self._group = None
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def device(self, requested: str) -> str:
+        """Each rank on its own GPU when GPUs are used."""
+        import torch
+
+        if self.active and requested in ("auto", "cuda") and torch.cuda.is_available():
+            return f"cuda:{self.local_rank}"
+        return requested
+
+    def share(self, files: list[Path]) -> list[Path]:
+        return files[self.rank :: self.world_size]
+
+    def barrier(self) -> None:
+        if not self.active:
+            return
+        import torch
+        import torch.distributed as dist
+
+        if self._group is None:
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            self._group = True
+        dist.barrier()
+
+    def close(self) -> None:
+        if self._group is not None:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+    def part(self, path: str | os.PathLike, rank: int | None = None) -> Path:
+        rank = self.rank if rank is None else rank
+        return Path(f"{path}.part-{rank}-of-{self.world_size}")
+
+
 def _analyze_with_progress_bar(classifier, path: Path, max_seconds: float | None, disable: bool):
     """One song, with a bar of windows on stderr while it runs (only on a terminal, and never with --quiet)."""
     from tqdm.auto import tqdm
@@ -87,56 +139,102 @@ def _analyze_with_progress_bar(classifier, path: Path, max_seconds: float | None
 def run_analyze(args: argparse.Namespace) -> int:
     from .analysis import GenreClassifier
     from .files import save_figure_atomic, write_text_atomic
-    from .plotting import plot_genre_report
 
     files = collect_audio_files(args.paths)
     single = len(files) == 1
     if args.plot and not single and Path(args.plot).suffix:
         raise CommandError("With several files, --plot takes a folder (one PNG per file is written there).")
+    distributed = Distributed()
+    if distributed.active and single:
+        raise CommandError("A distributed run needs several files (a folder) to share between its processes.")
     classifier = GenreClassifier.from_pretrained(
-        args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype
+        args.model, batch_size=args.batch_size, device=distributed.device(args.device), dtype=args.dtype
     )
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
 
-    results, failures = [], []
-    progress = None
-    if not single:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(files, desc="analysing", unit="file", file=sys.stderr, disable=args.quiet)
-    for path in progress if progress is not None else files:
-        try:
-            if single:
-                result = _analyze_with_progress_bar(classifier, path, max_seconds, disable=args.quiet)
-            else:
-                result = classifier.analyze(path, max_seconds=max_seconds)
-        except ValueError as error:  # every bad-input error of the library is a ValueError
-            if single:
-                raise CommandError(str(error)) from error
-            failures.append((path, str(error)))
-            (progress.write if progress else print)(f"skipped {path}: {error}", file=sys.stderr)
-            continue
-        results.append((path, result))
-        for note in result.notes:
-            (progress.write if progress else print)(f"{PROGRAM}: warning: {note}", file=sys.stderr)
+    def plot(path, result):
         if args.plot:
+            from .plotting import plot_genre_report
+
             plot_path = Path(args.plot) if single else Path(args.plot) / f"{path.stem}.png"
             save_figure_atomic(plot_genre_report(result), plot_path)
 
+    results, failures = [], []
     if single:
-        print(format_ranking(results[0][1]))
+        path = files[0]
+        try:
+            result = _analyze_with_progress_bar(classifier, path, max_seconds, disable=args.quiet)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        results.append((path, result))
+        for note in result.notes:
+            print(f"{PROGRAM}: warning: {note}", file=sys.stderr)
+        plot(path, result)
+        print(format_ranking(result))
     else:
-        for path, result in results:
-            print(f"{path}\t{result.summary()}")
+        from tqdm.auto import tqdm
+
+        mine = distributed.share(files)
+        with tqdm(
+            total=len(mine), desc="analysing", unit="file", file=sys.stderr, disable=args.quiet or None
+        ) as progress:
+            for path, result in classifier.analyze_many(mine, max_seconds, decode_workers=args.decode_workers):
+                progress.update()
+                if isinstance(result, ValueError):
+                    failures.append((path, str(result)))
+                    progress.write(f"skipped {path}: {result}", file=sys.stderr)
+                    continue
+                results.append((path, result))
+                for note in result.notes:
+                    progress.write(f"{PROGRAM}: warning: {note}", file=sys.stderr)
+                plot(path, result)
+                print(f"{path}\t{result.summary()}", flush=True)
         print(f"{len(results)} analysed, {len(failures)} failed", file=sys.stderr)
+
+    outputs = []
     if args.json:
         payload = (
             results[0][1].to_dict() if single else [result.to_dict() | {"path": str(path)} for path, result in results]
         )
-        write_text_atomic(args.json, json.dumps(payload, indent=2))
+        outputs.append((args.json, json.dumps(payload, indent=2), "json"))
     if args.csv:
-        write_text_atomic(args.csv, summary_csv(results, classifier.genres))
+        outputs.append((args.csv, summary_csv(results, classifier.genres), "csv"))
+    if not distributed.active:
+        for path, text, _ in outputs:
+            write_text_atomic(path, text)
+        return 1 if failures else 0
+
+    for path, text, _ in outputs:
+        write_text_atomic(distributed.part(path), text)
+    distributed.barrier()  # every rank's parts are written
+    if distributed.rank == 0:
+        order = {str(path): index for index, path in enumerate(files)}
+        for path, _, kind in outputs:
+            parts = [distributed.part(path, rank) for rank in range(distributed.world_size)]
+            write_text_atomic(path, _merge_parts(parts, kind, order))
+            for part in parts:
+                part.unlink()
+    distributed.close()
     return 1 if failures else 0
+
+
+def _merge_parts(parts: list[Path], kind: str, order: dict[str, int]) -> str:
+    """One CSV (one header) or one JSON list from the ranks' parts, rows in the order of the files."""
+    if kind == "json":
+        items = [item for part in parts for item in json.loads(part.read_text())]
+        items.sort(key=lambda item: order[item["path"]])
+        return json.dumps(items, indent=2)
+    header, rows = None, []
+    for part in parts:
+        reader = csv.reader(io.StringIO(part.read_text()))
+        header = next(reader)
+        rows.extend(reader)
+    rows.sort(key=lambda row: order[row[0]])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -190,9 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: cuda when available)")
     analyze.add_argument(
         "--dtype",
-        default="float32",
-        choices=["float32", "bfloat16", "float16"],
-        help="compute dtype (float32; bfloat16 is faster on a GPU)",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="compute dtype (auto: bfloat16 where the CPU or GPU runs it natively, else float32; float32 for the "
+        "exact reference path)",
     )
     analyze.add_argument(
         "--max-minutes",
@@ -200,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="M",
         help="refuse audio longer than M minutes (default: no limit)",
+    )
+    analyze.add_argument(
+        "--decode-workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with several files: threads decoding the next files while the model runs (2)",
     )
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(handler=run_analyze)

@@ -265,3 +265,40 @@ def test_cli_runs_from_any_folder_once_installed(tmp_path, tiny_model_dir, write
     assert command, "the genre-vit console script is not installed"
     script = subprocess.run([command, "--help"], cwd=tmp_path, env=environment, capture_output=True, text=True)
     assert script.returncode == 0 and "analyze" in script.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_processes_under_torchrun_merge_into_the_single_process_output(tmp_path, tiny_model_dir, write_wav):
+    """`torchrun --nproc-per-node 2 -m genre_vit analyze FOLDER`: each rank takes every other file; rank 0 merges
+    the parts into one CSV and one JSON, equal to what one process writes."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for index in range(5):
+        write_wav(synth_music(4.0 + index, seed=40 + index), f"library/song{index}.wav")
+    (folder / "broken.mp3").write_text("not audio")
+    common = ["--model", tiny_model_dir, "--dtype", "float32", "--quiet"]
+    single = run_cli(
+        "analyze", folder, *common, "--csv", tmp_path / "single.csv", "--json", tmp_path / "single.json",
+        environment={"OMP_NUM_THREADS": "1"},  # as each rank runs below: the same float rounding
+    )
+    assert single.returncode == 1, single.stderr  # broken.mp3
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY), OMP_NUM_THREADS="1")
+    environment.pop("GENRE_VIT_MODEL", None)
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()), "-m",
+         "genre_vit", "analyze", folder, *common, "--csv", tmp_path / "merged.csv", "--json", tmp_path / "merged.json"],
+        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=300,
+    )
+    merged = (tmp_path / "merged.csv").read_text()
+    assert merged == (tmp_path / "single.csv").read_text(), launched.stderr[-3000:]
+    assert json.loads((tmp_path / "merged.json").read_text()) == json.loads((tmp_path / "single.json").read_text())
+    assert len(merged.splitlines()) == 1 + 5
+    assert not list(tmp_path.glob("*.part-*"))  # the parts were merged and removed
+    assert "skipped" in launched.stderr and "broken.mp3" in launched.stderr

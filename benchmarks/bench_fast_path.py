@@ -1,0 +1,91 @@
+"""The fast path against the float32 path, in one run: speed on a 3-minute song, agreement on real music.
+
+    python -m benchmarks.bench_fast_path [--model checkpoints/genre-vit-gtzan] [--data ../shared/data/gtzan]
+
+1. Speed: a 3-minute 44.1-kHz stereo MP3, end to end in process (decode, windows, model, timeline plot drawn), with
+   the default compute dtype ("auto": bfloat16 on a CPU with AVX512-BF16/AMX) and with float32, the baseline, both
+   measured here (best of `--repeats`).
+2. Agreement on every clip of `--data` (the real GTZAN clips): the share of windows whose top genre is the same in
+   both paths (goal >= 99%), the songs whose top genre is the same (goal: all), and the largest difference of a mean
+   genre probability (goal <= 0.01).
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.common import best_time, write_song
+from genre_vit import GenreClassifier
+from genre_vit.analysis import default_model_source
+from genre_vit.audio import AUDIO_FILE_SUFFIXES
+from genre_vit.plotting import plot_genre_timeline
+
+
+def end_to_end(classifier: GenreClassifier, path: Path):
+    result = classifier.analyze(path)
+    plot_genre_timeline(result).canvas.draw()
+    return result
+
+
+def agreement(fast: GenreClassifier, reference: GenreClassifier, files: list[Path]) -> dict:
+    windows = same_windows = same_songs = 0
+    largest = 0.0
+    for path in files:
+        a, b = fast.analyze(path), reference.analyze(path)
+        windows += a.num_windows
+        same_windows += int((a.window_probabilities.argmax(1) == b.window_probabilities.argmax(1)).sum())
+        same_songs += int(a.top_genre == b.top_genre)
+        largest = max(largest, float(np.abs(a.mean_probabilities - b.mean_probabilities).max()))
+    return {
+        "songs": len(files),
+        "windows": windows,
+        "window_agreement": same_windows / windows,
+        "same_songs": same_songs,
+        "largest_mean_difference": largest,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=default_model_source())
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/gtzan"))
+    parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.model is None:
+        parser.error("no model: pass --model")
+    fast = GenreClassifier.from_pretrained(args.model, device="cpu")
+    reference = GenreClassifier.from_pretrained(args.model, device="cpu", dtype="float32")
+    fast_dtype = next(fast.model.parameters()).dtype
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fast path computes in {fast_dtype}")
+
+    with tempfile.TemporaryDirectory() as folder:
+        song = write_song(Path(folder) / "song.mp3", args.seconds)
+        end_to_end(fast, song), end_to_end(reference, song)  # warm-up
+        fast_seconds = best_time(lambda: end_to_end(fast, song), args.repeats)
+        reference_seconds = best_time(lambda: end_to_end(reference, song), args.repeats)
+    print(f"{args.seconds:.0f}-s MP3 end to end (decode, windows, model, timeline plot), best of {args.repeats}:")
+    print(f"  float32 path (baseline): {reference_seconds:.2f} s")
+    print(f"  fast path ({fast_dtype}):  {fast_seconds:.2f} s")
+    print(f"  speedup: {reference_seconds / fast_seconds:.2f}x (goal >= 3x)")
+
+    data = Path(args.data)
+    files = sorted(p for p in data.rglob("*") if p.suffix.lower() in AUDIO_FILE_SUFFIXES) if data.is_dir() else []
+    if not files:
+        print(f"agreement: skipped, no audio under {data}")
+        return
+    started = time.perf_counter()
+    stats = agreement(fast, reference, files)
+    print(
+        f"agreement on {stats['songs']} real clips ({stats['windows']} windows, {time.perf_counter() - started:.0f} s):"
+        f" windows {stats['window_agreement']:.2%} (goal >= 99%), songs {stats['same_songs']}/{stats['songs']} "
+        f"(goal: all), largest mean-probability difference {stats['largest_mean_difference']:.4f} (goal <= 0.01)"
+    )
+
+
+if __name__ == "__main__":
+    main()
