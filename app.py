@@ -5,7 +5,8 @@ Run `python app.py` (a Hugging Face Space runs the same file). Settings, all opt
 - `GENRE_VIT_MODEL`: a model folder or Hub repo id; default: the checkpoint bundled in `checkpoints/`, if any.
 - `GENRE_VIT_MAX_UPLOAD_MB` (50) and `GENRE_VIT_MAX_MINUTES` (15): the largest upload and the longest audio accepted.
 - `GENRE_VIT_MAX_LIVE_MINUTES` (5): the longest live microphone session.
-- `GENRE_VIT_CONCURRENCY` (2): requests analysed at once; the rest wait in the queue.
+- `GENRE_VIT_CONCURRENCY` (2): requests handled at once (their model passes take turns); the rest wait in the queue.
+- `GENRE_VIT_DTYPE` (auto): the compute dtype, `auto` (bfloat16 where the hardware runs it natively) or `float32`.
 - `GRADIO_SERVER_NAME`, `GRADIO_SERVER_PORT`: where to listen (Gradio's own variables).
 
 The page only calls the library: `GenreClassifier.analyze` / `explain`, `LiveAnalysis` for the microphone, and the
@@ -147,10 +148,10 @@ def load_classifier() -> LoadedModel:
             "(e.g. one written by `train.py`) and restart the app.",
         )
     try:
-        classifier = GenreClassifier.from_pretrained(source)
+        classifier = GenreClassifier.from_pretrained(source, dtype=os.environ.get("GENRE_VIT_DTYPE", "auto"))
     except ValueError as error:
         return LoadedModel(None, f"**The model could not be loaded.** {error}")
-    logger.info("Model: %s on %s", source, classifier.device.type)
+    logger.info("Model: %s on %s, %s", source, classifier.device.type, next(classifier.model.parameters()).dtype)
     accuracy = accuracy_statement(source) or "Its folder reports no accuracy on unseen tracks."
     return LoadedModel(classifier, f"Model **{model_name(source)}**. {accuracy}")
 
@@ -460,7 +461,22 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
     return demo
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas. A server's worker threads each get an arena by default (8 per core),
+    and the freed memory of large short-lived arrays (windows, plots) stays behind in each of them, so the
+    process grows for as long as it serves; two arenas keep it flat. No-op where glibc's mallopt is missing."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> None:
+    limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     # A Space or a supervisor stops the app with SIGTERM: exit normally, so the result folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -6,6 +6,7 @@
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -126,6 +127,10 @@ class GenreClassifier:
         self.feature_extractor = feature_extractor
         self.batch_size = batch_size
         self.genres = tuple(model.config.id2label[index] for index in range(model.config.num_labels))
+        # One forward pass at a time: torch already spreads one pass over every core, and concurrent passes from
+        # several threads (a server's requests) only oversubscribe them. Decoding, features and plots of other
+        # requests still run beside it.
+        self._model_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(
@@ -189,7 +194,8 @@ class GenreClassifier:
         probabilities = []
         for start in range(0, len(input_values), self.batch_size):
             batch = torch.as_tensor(np.asarray(input_values[start : start + self.batch_size]))
-            logits = self.model(input_values=batch.to(self.device, dtype=dtype)).logits
+            with self._model_lock:
+                logits = self.model(input_values=batch.to(self.device, dtype=dtype)).logits
             probabilities.append(logits.float().softmax(-1).cpu().numpy())
         return np.concatenate(probabilities)
 

@@ -1,0 +1,130 @@
+"""Throughput of the demo server under concurrent uploads, against a float32 baseline in the same run.
+
+    python -m benchmarks.bench_app_throughput [--model DIR] [--clients 8] [--rounds 4] [--seconds 30]
+
+Starts `python app.py` twice on a free localhost port: first with `GENRE_VIT_DTYPE=float32` (the baseline: the
+float32 path), then with the default settings (the fast path). Each time, `--clients` threads send `--rounds` rounds
+of simultaneous `--seconds`-s 44.1-kHz stereo WAV uploads through the API (`/analyze`, as the page does) and the
+benchmark reports requests per minute, median and worst latency, failures, and the server's resident memory
+after each round and at its peak (VmHWM).
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from benchmarks.common import write_song
+from genre_vit.analysis import default_model_source
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) memory of a process, in MB."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            fields[key] = value
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def serve(model: str, settings: dict, songs: list[Path], rounds: int) -> dict:
+    from gradio_client import Client, handle_file
+
+    port = free_port()
+    environment = dict(
+        os.environ,
+        GENRE_VIT_MODEL=model,
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_ANALYTICS_ENABLED="False",
+        **settings,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=REPOSITORY, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        clients = [Client(url, verbose=False) for _ in songs]
+
+        def request(pair):
+            client, song = pair
+            started = time.perf_counter()
+            status, *_ = client.predict(handle_file(str(song)), api_name="/analyze")
+            return time.perf_counter() - started, status == ""
+
+        request((clients[0], songs[0]))  # warm-up
+        latencies, failures, memory = [], 0, []
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=len(songs)) as pool:
+            for _ in range(rounds):
+                for seconds, ok in pool.map(request, zip(clients, songs)):
+                    latencies.append(seconds)
+                    failures += not ok
+                memory.append(memory_mb(process.pid)[0])
+        elapsed = time.perf_counter() - started
+        peak = memory_mb(process.pid)[1]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return {
+        "requests": len(latencies),
+        "per_minute": 60 * len(latencies) / elapsed,
+        "median": statistics.median(latencies),
+        "worst": max(latencies),
+        "failures": failures,
+        "memory_by_round": memory,
+        "peak_memory": peak,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=default_model_source())
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    if not args.model:
+        sys.exit("No model: pass --model or set GENRE_VIT_MODEL.")
+    with tempfile.TemporaryDirectory() as folder:
+        songs = [write_song(Path(folder) / f"song{i}.wav", args.seconds) for i in range(args.clients)]
+        rows = {
+            "float32 (baseline)": serve(args.model, {"GENRE_VIT_DTYPE": "float32"}, songs, args.rounds),
+            "default (fast path)": serve(args.model, {}, songs, args.rounds),
+        }
+    print(f"{args.clients} concurrent {args.seconds:.0f}-s uploads x {args.rounds} rounds; model {args.model}")
+    for name, row in rows.items():
+        memory = ", ".join(f"{value:.0f}" for value in row["memory_by_round"])
+        print(
+            f"{name:>20}: {row['per_minute']:.1f} requests/min, median {row['median']:.1f} s, worst "
+            f"{row['worst']:.1f} s, {row['failures']} failed of {row['requests']}; memory by round {memory} MB, "
+            f"peak {row['peak_memory']:.0f} MB"
+        )
+    baseline, fast = rows["float32 (baseline)"], rows["default (fast path)"]
+    print(f"throughput ratio: {fast['per_minute'] / baseline['per_minute']:.2f}x (goal >= 2x)")
+
+
+if __name__ == "__main__":
+    main()
