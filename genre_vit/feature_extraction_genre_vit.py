@@ -234,6 +234,7 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         # The complex STFT of a whole block is large (8 bytes x 1025 bins per frame); chunking it and reducing each
         # chunk to Mel bands at once keeps the transient memory near 33 MB whatever the block size.
         segment, window = torch.from_numpy(segment), torch.from_numpy(self.window)
+        interleaved_filters = torch.from_numpy(self.mel_filters).repeat_interleave(2, dim=0)
         mel_power = np.empty((num_frames, self.n_mels), dtype=np.float32)
         for chunk_start in range(0, num_frames, _STFT_CHUNK_FRAMES):
             chunk_frames = min(_STFT_CHUNK_FRAMES, num_frames - chunk_start)
@@ -248,10 +249,15 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
                 center=False,
                 return_complex=True,
             )
-            magnitude_power = spectrum.real.square() + spectrum.imag.square()
-            if self.power != 2.0:
-                magnitude_power = magnitude_power ** (self.power / 2.0)
-            mel_power[chunk_start : chunk_start + chunk_frames] = magnitude_power.T.numpy() @ self.mel_filters
+            # torch.stft's (bins, frames) result is a view of a frames-major buffer: working on its transpose, with
+            # real and imaginary parts side by side, reads memory in order. Squaring both parts and applying the
+            # Mel filters repeated for each part sums re^2 + im^2 inside the matrix product.
+            parts = torch.view_as_real(spectrum.T).reshape(chunk_frames, -1)
+            if self.power == 2.0:
+                mel_power[chunk_start : chunk_start + chunk_frames] = (parts.square() @ interleaved_filters).numpy()
+            else:
+                magnitude = parts.reshape(chunk_frames, -1, 2).square().sum(-1) ** (self.power / 2.0)
+                mel_power[chunk_start : chunk_start + chunk_frames] = magnitude.numpy() @ self.mel_filters
         return mel_power
 
     def _window_images(self, mel_windows: np.ndarray) -> np.ndarray:
