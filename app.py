@@ -32,7 +32,7 @@ import gradio as gr
 
 from genre_vit import GenreAnalysis
 from genre_vit.analysis import MODEL_ENV_VAR, GenreClassifier, default_model_source
-from genre_vit.audio import SAMPLING_RATE, format_duration, probe_duration
+from genre_vit.audio import SAMPLING_RATE, format_duration, prepare_waveform, probe_duration
 from genre_vit.explain import METHOD_SENTENCE
 from genre_vit.live import LiveAnalysis
 from genre_vit.model_folder import accuracy_statement, model_name
@@ -250,14 +250,18 @@ def check_upload(audio_path: str | None, limits: Limits) -> tuple:
     return None, reject(problem)
 
 
-def result_outputs(result: GenreAnalysis, classifier: GenreClassifier, audio, result_files: ResultFiles, notes) -> tuple:
-    """Everything the page shows for a finished analysis (the order of `Page.result_components`)."""
+def result_outputs(
+    result: GenreAnalysis, classifier: GenreClassifier, waveform, audio_path: str, result_files: ResultFiles, notes
+) -> tuple:
+    """Everything the page shows for a finished analysis (the order of `result_components` in `build_demo`).
+    `waveform` is the decoded audio at the extractor's rate (for the explanation, without decoding again);
+    `audio_path` the file kept for explaining other windows later."""
     summary = result.summary()
     for note in notes:
         summary += f" ({note})"
     json_path = result_files.save(result, result.source or "recording")
     chosen = float(result.window_start_times[result.most_confident_window])
-    explanation = classifier.explain(audio, start_seconds=chosen)
+    explanation = classifier.explain((waveform, SAMPLING_RATE), start_seconds=chosen)
     return (
         "",
         answer_html(result),
@@ -269,7 +273,7 @@ def result_outputs(result: GenreAnalysis, classifier: GenreClassifier, audio, re
         plot_window_explanation(explanation),
         window_table_html(result),
         str(json_path),
-        audio,
+        audio_path,
     )
 
 
@@ -294,7 +298,8 @@ def analyze_audio(
             progress((done, total), desc="Analysing windows", unit="windows")
 
     try:
-        result = classifier.analyze(audio_path, max_seconds=limits.max_minutes * 60, progress=report)
+        prepared, source = prepare_waveform(audio_path, max_seconds=limits.max_minutes * 60)
+        result = classifier.analyze_prepared(prepared, source, progress=report)
     except ValueError as error:  # every bad-input error of the library is a ValueError with a user message
         return rejected_outputs(str(error))
     notes = list(result.notes)
@@ -303,7 +308,7 @@ def analyze_audio(
             f"The audio is shorter than {classifier.feature_extractor.window_seconds:g} s: it was zero-padded "
             "and the result comes from a single window."
         )
-    return result_outputs(result, classifier, audio_path, result_files, notes)
+    return result_outputs(result, classifier, prepared.waveform, audio_path, result_files, notes)
 
 
 def explain_window(start_seconds, audio, classifier: GenreClassifier | None, limits: Limits):
@@ -367,7 +372,7 @@ def finish_live(
     notes = []
     if result.num_windows == 1 and result.duration_seconds < classifier.feature_extractor.window_seconds:
         notes.append("The recording is shorter than 4 s: it was zero-padded and the result comes from one window.")
-    return (*result_outputs(result, classifier, str(recording), result_files, notes), None)
+    return (*result_outputs(result, classifier, session.waveform(), str(recording), result_files, notes), None)
 
 
 def _write_wav_atomic(path: Path, waveform) -> None:
