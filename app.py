@@ -435,7 +435,7 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
             status, answer, summary, labels, sections, timeline, window_choice, why, table, download, analysed_audio,
         ]
 
-        def analyze_upload(path, progress=gr.Progress()):
+        def analyze_upload(path, progress=gr.Progress()):  # noqa: B008 (Gradio injects the tracker this way)
             return analyze_audio(path, classifier, limits, result_files, progress)
 
         audio.upload(lambda path: check_upload(path, limits), inputs=audio, outputs=[audio, status], queue=False)

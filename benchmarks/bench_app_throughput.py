@@ -10,21 +10,17 @@ after each round and at its peak (VmHWM).
 """
 
 import argparse
-import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchmarks.bench_app import start_app
 from benchmarks.common import write_song
 from genre_vit.analysis import default_model_source
-
-REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -47,25 +43,9 @@ def serve(model: str, settings: dict, songs: list[Path], rounds: int) -> dict:
     from gradio_client import Client, handle_file
 
     port = free_port()
-    environment = dict(
-        os.environ,
-        GENRE_VIT_MODEL=model,
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-        GRADIO_ANALYTICS_ENABLED="False",
-        **settings,
-    )
-    process = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=REPOSITORY, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = start_app(model, port, settings)
     url = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(240):
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
         clients = [Client(url, verbose=False) for _ in songs]
 
         def request(pair):

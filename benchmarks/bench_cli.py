@@ -70,7 +70,7 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"{args.seconds:.0f}-s 44.1-kHz stereo MP3, whole process, median of {args.repeats} (alternating):")
     for name, value in medians.items():
-        print(f"  {name:<28} {value:6.2f} s  ({medians[name] / medians['ours']:.2f}x ours)")
+        print(f"  {name:<28} {value:6.2f} s  ({value / medians['ours']:.2f}x ours)")
     for name in medians:
         if name != "ours":
             print(f"ours is {medians[name] / medians['ours']:.2f}x faster than {name}")

@@ -29,8 +29,8 @@ from .results import GenreAnalysis  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "AudioDecodeError",
     "GTZAN_GENRES",
+    "AudioDecodeError",
     "GenreAnalysis",
     "GenreClassifier",
     "GenreViTConfig",

@@ -360,9 +360,9 @@ def analyze_full_song(
 
 
 __all__ = [
+    "MODEL_ENV_VAR",
     "AudioTooShortError",
     "GenreClassifier",
-    "MODEL_ENV_VAR",
     "ModelNotFoundError",
     "SilentAudioError",
     "analyze_full_song",

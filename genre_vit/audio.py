@@ -342,10 +342,9 @@ def probe_duration(path: str | os.PathLike, max_seconds: float | None = None) ->
     seconds = None
     if _looks_like_libsndfile_audio(path):
         try:
-            with _native_stderr_to_debug_log():
-                with soundfile.SoundFile(str(path)) as audio_file:
-                    frames = _announced_frames(audio_file)
-                    seconds = frames / audio_file.samplerate if frames else None
+            with _native_stderr_to_debug_log(), soundfile.SoundFile(str(path)) as audio_file:
+                frames = _announced_frames(audio_file)
+                seconds = frames / audio_file.samplerate if frames else None
         except (soundfile.LibsndfileError, RuntimeError, TypeError):
             seconds = _probe_with_ffprobe(path)
     else:
@@ -361,7 +360,11 @@ def _probe_with_ffprobe(path: Path) -> float | None:
         return None  # decoding will tell
     command = [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_type:format=duration"]
     completed = subprocess.run(
-        [*command, "-of", "default=noprint_wrappers=1", str(path)], capture_output=True, text=True, timeout=60
+        [*command, "-of", "default=noprint_wrappers=1", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,  # a non-zero exit is the answer "not audio"
     )
     fields = dict(line.split("=", 1) for line in completed.stdout.splitlines() if "=" in line)
     if completed.returncode != 0 or fields.get("codec_type") != "audio":
@@ -466,12 +469,12 @@ def load_audio(
 
 __all__ = [
     "AUDIO_FILE_SUFFIXES",
+    "SAMPLING_RATE",
     "AudioDecodeError",
     "AudioTooLongError",
     "AudioTooShortError",
     "AudioTruncatedWarning",
     "DecodedAudio",
-    "SAMPLING_RATE",
     "SilentAudioError",
     "decode_audio",
     "format_duration",

@@ -71,9 +71,6 @@ def accuracy_statement(source: str) -> str | None:
 
 
 __all__ = [
-    "accuracy_statement",
-    "model_name",
-    "read_record",
     "CHECKPOINTS_FOLDER",
     "CROSS_VALIDATION_FILE",
     "MAX_SHARD_SIZE",
@@ -81,4 +78,7 @@ __all__ = [
     "MODEL_CARD_FILE",
     "RECORD_FILES",
     "RUN_FILE",
+    "accuracy_statement",
+    "model_name",
+    "read_record",
 ]

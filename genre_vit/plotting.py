@@ -7,7 +7,6 @@ with many threads, and it is up to the caller to save them (e.g. `genre_vit.file
 from functools import lru_cache
 
 import numpy as np
-
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont
@@ -296,12 +295,12 @@ def plot_roc_curves(
 __all__ = [
     "GENRE_COLORS",
     "genre_color",
-    "plot_window_explanation",
-    "text_color_on",
-    "renderable_text",
     "plot_confusion_matrix",
     "plot_genre_bars",
     "plot_genre_report",
     "plot_genre_timeline",
     "plot_roc_curves",
+    "plot_window_explanation",
+    "renderable_text",
+    "text_color_on",
 ]

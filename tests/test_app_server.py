@@ -6,6 +6,7 @@ Chromium is Debian's (`/usr/bin/chromium`, installed by .ci/run), driven by Play
 either is missing. A screenshot of each page is saved under `test-artifacts/` (git-ignored).
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -230,7 +231,7 @@ def test_over_long_and_oversized_uploads_are_refused_at_upload_time(server, brow
 
 
 def test_live_microphone_in_a_real_browser(server, browser_factory, tmp_path):
-    url, log = server
+    url, _ = server
     recording = tmp_path / "microphone.wav"
     soundfile.write(recording, synth_music(20.0, seed=12, sampling_rate=48000), 48000)
     browser = browser_factory(
@@ -265,7 +266,7 @@ def test_live_microphone_in_a_real_browser(server, browser_factory, tmp_path):
     screenshot(page, "app-live-microphone-result.png")
     windows = [int(update["text"].split(" windows")[0].rsplit(" ", 1)[-1]) for update in updates]
     assert windows[:3] == sorted(windows[:3]) and len(set(windows)) >= 3  # a new window at each update
-    gaps = [(b["at"] - a["at"]) / 1000 for a, b in zip(updates, updates[1:])]
+    gaps = [(b["at"] - a["at"]) / 1000 for a, b in itertools.pairwise(updates)]
     print(f"live updates every {', '.join(f'{gap:.2f}' for gap in gaps)} s: {[u['text'] for u in updates]}")
 
 
@@ -286,7 +287,7 @@ def test_ten_concurrent_requests(server, tmp_path):
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(request, songs, timeout=600))
     for index, outputs in enumerate(results):
-        status, answer, summary, labels, *_, json_path = outputs  # the State output is not in the API
+        status, _, summary, *_, json_path = outputs  # the State output is not in the API
         windows = 1 + -(-max(0, (6 + index) * 22050 - 88200) // 44100)
         assert status == "" and summary.endswith(f"{windows} windows over 0:{6 + index:02d}")
         assert len(json.loads(Path(json_path).read_text())["mean_probabilities"]) == 10

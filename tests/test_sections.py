@@ -1,5 +1,7 @@
 """Sections (`genre_vit.sections`), tested on hand-made probability arrays, and the honest-confidence rule."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -63,7 +65,7 @@ def test_sections_tile_a_medley():
     sections = sections_of(labels)
     assert [s.genre for s in sections] == ["classical", "rock", "hiphop", "classical"]
     assert sections[0].start_seconds == 0 and sections[-1].end_seconds == 2.0 * len(labels) + 2.0
-    for before, after in zip(sections, sections[1:]):
+    for before, after in itertools.pairwise(sections):
         assert before.end_seconds == after.start_seconds and before.last_window + 1 == after.first_window
 
 

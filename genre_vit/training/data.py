@@ -417,20 +417,20 @@ def make_windows(
 
 
 __all__ = [
-    "load_tracks_for",
-    "split_tracks_for",
     "DEFAULT_SPLIT_FRACTIONS",
     "SPLIT_NAMES",
     "assert_track_disjoint",
     "decode_track",
     "label_names",
     "load_tracks",
+    "load_tracks_for",
     "load_tracks_from_folder",
     "load_tracks_from_hub",
     "make_windows",
     "read_split_files",
     "split_track_ids",
     "split_tracks",
+    "split_tracks_for",
     "split_tracks_for_fold",
     "split_tracks_from_files",
 ]

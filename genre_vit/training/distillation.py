@@ -142,8 +142,8 @@ class GenreViTWithTeacherHead(torch.nn.Module):
 
 __all__ = [
     "DEFAULT_PATCH_SECONDS",
-    "GenreViTWithTeacherHead",
     "TEACHER_OUTPUTS",
+    "GenreViTWithTeacherHead",
     "TeacherTargets",
     "add_teacher_targets",
 ]

@@ -234,16 +234,16 @@ def parse(option_classes, argv=None, prog: str | None = None, description: str |
 
 
 __all__ = [
+    "EVALUATION_OPTIONS",
+    "PRECISIONS",
+    "TRAINING_OPTIONS",
     "CrossValidationArguments",
     "DataArguments",
     "DistillationArguments",
-    "EVALUATION_OPTIONS",
     "EvaluationArguments",
     "GenreViTTrainingArguments",
     "ModelArguments",
-    "PRECISIONS",
     "SplitArguments",
-    "TRAINING_OPTIONS",
     "parse",
     "use_bf16",
 ]

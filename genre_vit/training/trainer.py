@@ -275,24 +275,10 @@ def run_training(options: TrainingOptions) -> dict:
     train_seconds = time.perf_counter() - started
     validation_metrics = trainer.evaluate()
 
-    track_ids = record["splits"]
-    readable = {name: set(ds.unique("track_id")) for name, ds in windows.items()}
-    skipped = sorted(
-        (set(track_ids["train"]) - readable["train"]) | (set(track_ids["validation"]) - readable["validation"])
-    )
-    run = record | {
-        "output_name": output_dir.name,
-        "data": str(data.data),
-        "split_method": split_method,
+    run = record | _data_record(options, record["splits"], windows, split_method) | {
         "device": str(arguments.device),
         "world_size": arguments.world_size,
         "parameters": sum(p.numel() for p in student.parameters()),  # the shipped model, not the teacher head
-        "tracks": sum(len(ids) for ids in track_ids.values()) - len(skipped),
-        "skipped_tracks": skipped,
-        "split_sizes": {
-            name: {"tracks": len(track_ids[name]), "windows": len(windows[name]) if name in windows else None}
-            for name in track_ids
-        },
         "resumed_from": resume_from,
         "epochs_run": float(trainer.state.epoch or 0),
         "global_steps": int(trainer.state.global_step),
@@ -311,6 +297,25 @@ def run_training(options: TrainingOptions) -> dict:
     return run
 
 
+def _data_record(options: TrainingOptions, track_ids: dict, windows: dict, split_method: str) -> dict:
+    """What a run record says of its data: the source, how it was split, the split sizes, the unreadable tracks."""
+    readable = {name: set(ds.unique("track_id")) for name, ds in windows.items()}
+    skipped = sorted(
+        (set(track_ids["train"]) - readable["train"]) | (set(track_ids["validation"]) - readable["validation"])
+    )
+    return {
+        "output_name": Path(options.training.output_dir).name,
+        "data": str(options.data.data),
+        "split_method": split_method,
+        "tracks": sum(len(ids) for ids in track_ids.values()) - len(skipped),
+        "skipped_tracks": skipped,
+        "split_sizes": {
+            name: {"tracks": len(track_ids[name]), "windows": len(windows[name]) if name in windows else None}
+            for name in track_ids
+        },
+    }
+
+
 def _fit_classifier_only(options, model, feature_extractor, windows, track_splits, split_method, record) -> dict:
     """`--classifier-only`: a linear probe of the frozen encoder of `--init-from` (genre_vit.training.linear_probe)."""
     from .data import split_track_ids
@@ -326,24 +331,10 @@ def _fit_classifier_only(options, model, feature_extractor, windows, track_split
         model, windows, options.model.probe_strengths, batch_size=options.training.per_device_eval_batch_size
     )
     model.to("cpu")
-    track_ids = split_track_ids(track_splits)
-    readable = {name: set(ds.unique("track_id")) for name, ds in windows.items()}
-    skipped = sorted(
-        (set(track_ids["train"]) - readable["train"]) | (set(track_ids["validation"]) - readable["validation"])
-    )
-    run = record | {
-        "output_name": output_dir.name,
-        "data": str(options.data.data),
-        "split_method": split_method,
+    run = record | _data_record(options, split_track_ids(track_splits), windows, split_method) | {
         "device": str(device),
         "world_size": 1,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "tracks": sum(len(ids) for ids in track_ids.values()) - len(skipped),
-        "skipped_tracks": skipped,
-        "split_sizes": {
-            name: {"tracks": len(track_ids[name]), "windows": len(windows[name]) if name in windows else None}
-            for name in track_ids
-        },
         "resumed_from": None,
         "epochs_run": 0.0,
         "global_steps": 0,
