@@ -57,6 +57,27 @@ def test_beats_chance_on_real_clips_it_did_not_train_on(classifier):
     assert correct / total >= MIN_UNSEEN_WINDOW_ACCURACY
 
 
+@requires_gtzan
+def test_the_fast_path_agrees_with_float32_on_real_clips(classifier):
+    """The default compute dtype (bfloat16 on a CPU with native support) against float32 on two real clips per
+    genre: the same top genre for every song and nearly every window, mean probabilities within 0.01
+    (benchmarks/bench_fast_path.py measures all 94 clips)."""
+    import torch
+
+    if next(classifier.model.parameters()).dtype == torch.float32:
+        pytest.skip("this machine has no native bfloat16: the default path is the float32 path")
+    reference = GenreClassifier.from_pretrained(BUNDLED_MODEL_DIR, device="cpu", dtype="float32")
+    windows = same_windows = 0
+    for genre in GTZAN_GENRES:
+        for path in sorted((GTZAN_DIR / genre).glob("*.flac"))[:2]:
+            fast, exact = classifier.analyze(path), reference.analyze(path)
+            assert fast.top_genre == exact.top_genre, path.name
+            assert np.abs(fast.mean_probabilities - exact.mean_probabilities).max() <= 0.01, path.name
+            windows += fast.num_windows
+            same_windows += int((fast.window_probabilities.argmax(1) == exact.window_probabilities.argmax(1)).sum())
+    assert same_windows / windows >= 0.97
+
+
 @pytest.mark.parametrize(
     "name", ["configuration_genre_vit.py", "modeling_genre_vit.py", "feature_extraction_genre_vit.py"]
 )
