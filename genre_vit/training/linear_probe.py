@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-DEFAULT_PROBE_STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+DEFAULT_PROBE_STRENGTHS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 """Inverse L2 strengths tried (sklearn's `C`, per window)."""
 
 
