@@ -46,8 +46,8 @@ MagnaTagATune.
         recipe = (
             f"{start}Encoder frozen; the classifier is a linear probe of the pooled embedding: an L2-regularised "
             f"logistic regression on standardised embeddings\n(strength C = {probe['strength']:g}, chosen on validation "
-            f"window accuracy among {', '.join(probe['validation_accuracy_by_strength'])}; refit on the "
-            f"{probe['refit_on']}),\nwith the standardisation folded into `Linear({config.hidden_size}, "
+            f"window accuracy among {', '.join(probe['validation_accuracy_by_strength'])}),\nfitted on the "
+            f"training windows, with the standardisation folded into `Linear({config.hidden_size}, "
             f"{config.num_labels})`."
         )
     else:
