@@ -151,7 +151,7 @@ def load_classifier() -> LoadedModel:
         classifier = GenreClassifier.from_pretrained(source, dtype=os.environ.get("GENRE_VIT_DTYPE", "auto"))
     except ValueError as error:
         return LoadedModel(None, f"**The model could not be loaded.** {error}")
-    logger.info("Model: %s on %s, %s", source, classifier.device.type, next(classifier.model.parameters()).dtype)
+    logger.info("Model: %s on %s, computing in %s", source, classifier.device.type, classifier.dtype)
     accuracy = accuracy_statement(source) or "Its folder reports no accuracy on unseen tracks."
     return LoadedModel(classifier, f"Model **{model_name(source)}**. {accuracy}")
 

@@ -60,7 +60,7 @@ def main() -> None:
         parser.error("no model: pass --model")
     fast = GenreClassifier.from_pretrained(args.model, device="cpu")
     reference = GenreClassifier.from_pretrained(args.model, device="cpu", dtype="float32")
-    fast_dtype = next(fast.model.parameters()).dtype
+    fast_dtype = fast.dtype
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fast path computes in {fast_dtype}")
 
     with tempfile.TemporaryDirectory() as folder:

@@ -33,7 +33,7 @@ def main() -> None:
         parallel = [result for _, result in classifier.analyze_many(songs, decode_workers=args.decode_workers)]
         parallel_seconds = time.perf_counter() - started
     assert [r.top_genre for r in parallel] == [r.top_genre for r in sequential]
-    print(f"{args.songs} songs of {args.seconds:.0f} s ({args.format}), dtype {next(classifier.model.parameters()).dtype}")
+    print(f"{args.songs} songs of {args.seconds:.0f} s ({args.format}), dtype {classifier.dtype}")
     print(f"  one after the other (baseline): {60 * args.songs / sequential_seconds:.1f} songs/min")
     print(f"  analyze_many, {args.decode_workers} decode threads: {60 * args.songs / parallel_seconds:.1f} songs/min")
     print(f"  ratio: {sequential_seconds / parallel_seconds:.2f}x")

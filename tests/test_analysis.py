@@ -116,8 +116,12 @@ def test_bad_files(classifier, tmp_path, write_wav):
 
 
 def test_analyze_full_song_loads_from_a_folder(tiny_model_dir, song_30s, result):
-    analysis = analyze_full_song((song_30s, SAMPLING_RATE), model=str(tiny_model_dir), batch_size=5, device="cpu")
+    analysis = analyze_full_song(
+        (song_30s, SAMPLING_RATE), model=str(tiny_model_dir), batch_size=5, device="cpu", dtype="float32"
+    )
     np.testing.assert_allclose(analysis.window_probabilities, result.window_probabilities, atol=1e-6)
+    fast = analyze_full_song((song_30s, SAMPLING_RATE), model=str(tiny_model_dir), device="cpu")  # dtype "auto"
+    np.testing.assert_allclose(fast.mean_probabilities, result.mean_probabilities, atol=0.01)
 
 
 def test_missing_model_is_a_clear_error(monkeypatch, tmp_path):

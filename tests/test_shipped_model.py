@@ -15,12 +15,12 @@ pytestmark = [
     pytest.mark.skipif(not (BUNDLED_MODEL_DIR / "config.json").exists(), reason="no checkpoint is bundled"),
 ]
 
-# The shipped model was trained on all 94 clips except its 14 validation tracks, so those are the only real clips it
-# has not trained on (they chose its epoch, which flatters it: window accuracy 0.531 there). Five-fold
-# cross-validation of the same recipe measured 0.417 ± 0.061 on unseen tracks (cross_validation.json), chance being
-# 0.10 and the previous bundled model 0.196. The bar, the cross-validated mean minus two standard deviations, fails
-# a broken model or preprocessing, and a fall back to the previous model's level.
-MIN_UNSEEN_WINDOW_ACCURACY = 0.30
+# The shipped model's classifier was fitted on all 94 clips except its 14 validation tracks, so those are the only
+# real clips it has not trained on (they chose its regularisation strength, which flatters it: window accuracy 0.636
+# there). Five-fold cross-validation of the same recipe measured 0.567 ± 0.068 on unseen tracks
+# (cross_validation.json), chance being 0.10 and the previous bundled model 0.417. The bar, the cross-validated mean
+# minus two standard deviations, fails a broken model or preprocessing, and a fall back to the previous model's level.
+MIN_UNSEEN_WINDOW_ACCURACY = 0.43
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_the_fast_path_agrees_with_float32_on_real_clips(classifier):
     (benchmarks/bench_fast_path.py measures all 94 clips)."""
     import torch
 
-    if next(classifier.model.parameters()).dtype == torch.float32:
+    if classifier.dtype == torch.float32:
         pytest.skip("this machine has no native bfloat16: the default path is the float32 path")
     reference = GenreClassifier.from_pretrained(BUNDLED_MODEL_DIR, device="cpu", dtype="float32")
     windows = same_windows = 0

@@ -218,11 +218,15 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         return waveform
 
     # ------------------------------------------------------------------ computation
-    def _mel_power_frames(self, waveform: np.ndarray, first_frame: int, num_frames: int) -> np.ndarray:
-        """`(num_frames, n_mels)` Mel power of STFT frames `first_frame ...`, frame `i` centred on sample `i * hop`."""
+    def _mel_power_frames(
+        self, waveform: np.ndarray, first_frame: int, num_frames: int, hop_length: int | None = None
+    ) -> np.ndarray:
+        """`(num_frames, n_mels)` Mel power of STFT frames `first_frame ...`, frame `i` centred on sample
+        `i * hop_length` (default: the extractor's hop)."""
+        hop_length = hop_length or self.hop_length
         half = self.n_fft // 2
-        start = first_frame * self.hop_length - half
-        stop = (first_frame + num_frames - 1) * self.hop_length - half + self.n_fft
+        start = first_frame * hop_length - half
+        stop = (first_frame + num_frames - 1) * hop_length - half + self.n_fft
         segment = np.zeros(stop - start, dtype=np.float32)
         source_start, source_stop = max(start, 0), min(stop, waveform.shape[0])
         if source_stop > source_start:
@@ -230,24 +234,30 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
         # The complex STFT of a whole block is large (8 bytes x 1025 bins per frame); chunking it and reducing each
         # chunk to Mel bands at once keeps the transient memory near 33 MB whatever the block size.
         segment, window = torch.from_numpy(segment), torch.from_numpy(self.window)
+        interleaved_filters = torch.from_numpy(self.mel_filters).repeat_interleave(2, dim=0)
         mel_power = np.empty((num_frames, self.n_mels), dtype=np.float32)
         for chunk_start in range(0, num_frames, _STFT_CHUNK_FRAMES):
             chunk_frames = min(_STFT_CHUNK_FRAMES, num_frames - chunk_start)
-            first_sample = chunk_start * self.hop_length
-            last_sample = first_sample + (chunk_frames - 1) * self.hop_length + self.n_fft
+            first_sample = chunk_start * hop_length
+            last_sample = first_sample + (chunk_frames - 1) * hop_length + self.n_fft
             spectrum = torch.stft(
                 segment[first_sample:last_sample],
                 n_fft=self.n_fft,
-                hop_length=self.hop_length,
+                hop_length=hop_length,
                 win_length=self.n_fft,
                 window=window,
                 center=False,
                 return_complex=True,
             )
-            magnitude_power = spectrum.real.square() + spectrum.imag.square()
-            if self.power != 2.0:
-                magnitude_power = magnitude_power ** (self.power / 2.0)
-            mel_power[chunk_start : chunk_start + chunk_frames] = magnitude_power.T.numpy() @ self.mel_filters
+            # torch.stft's (bins, frames) result is a view of a frames-major buffer: working on its transpose, with
+            # real and imaginary parts side by side, reads memory in order. Squaring both parts and applying the
+            # Mel filters repeated for each part sums re^2 + im^2 inside the matrix product.
+            parts = torch.view_as_real(spectrum.T).reshape(chunk_frames, -1)
+            if self.power == 2.0:
+                mel_power[chunk_start : chunk_start + chunk_frames] = (parts.square() @ interleaved_filters).numpy()
+            else:
+                magnitude = parts.reshape(chunk_frames, -1, 2).square().sum(-1) ** (self.power / 2.0)
+                mel_power[chunk_start : chunk_start + chunk_frames] = magnitude.numpy() @ self.mel_filters
         return mel_power
 
     def _window_images(self, mel_windows: np.ndarray) -> np.ndarray:
@@ -297,6 +307,36 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
                 input_values=self._window_images(mel_frames[offsets]),
                 start_times=starts / self.sampling_rate,
             )
+
+    def song_spectrogram(
+        self, waveform: np.ndarray, frames_per_second: float = 10.0, bands: int = 64, top_db: float = 80.0
+    ) -> np.ndarray:
+        """A coarse log-Mel overview of a whole prepared waveform, for drawing: `(bands, frames)` float16 in [0, 1]
+        (band 0 the lowest; `frames_per_second` frames per second of audio; 0 is `top_db` dB below the song's
+        loudest bin, 1 the loudest). The extractor's Mel bands are averaged in groups of `n_mels // bands`.
+
+        Memory stays bounded: the song is transformed one minute of frames at a time.
+        """
+        if self.n_mels % bands:
+            raise ValueError(f"bands must divide n_mels ({self.n_mels}), got {bands}.")
+        hop_length = max(1, int(round(self.sampling_rate / frames_per_second)))
+        num_frames = max(1, -(-waveform.shape[0] // hop_length))
+        chunk = int(60 * frames_per_second)
+        decibels = np.empty((bands, num_frames), dtype=np.float32)
+        for first in range(0, num_frames, chunk):
+            count = min(chunk, num_frames - first)
+            power = self._mel_power_frames(waveform, first, count, hop_length=hop_length)
+            power = power.reshape(count, bands, self.n_mels // bands).mean(axis=2)
+            decibels[:, first : first + count] = 10.0 * np.log10(np.maximum(power.T, self.db_amin))
+        floor = decibels.max() - top_db
+        return ((np.maximum(decibels, floor) - floor) / top_db).astype(np.float16)
+
+    def window_at(self, waveform: np.ndarray, start_sample: int) -> np.ndarray:
+        """The one window `(1, F, W)` that starts at `start_sample` of a prepared mono float32 waveform at the
+        extractor's rate, computed exactly as `iter_windows` computes it (same STFT frames)."""
+        first_frame = int(self._first_frames(np.array([start_sample], dtype=np.int64))[0])
+        mel_frames = self._mel_power_frames(waveform, first_frame, self.frames_per_window)
+        return self._window_images(mel_frames[None])[0]
 
     def extract_windows(self, waveform: np.ndarray, sampling_rate: int | None = None) -> SpectrogramWindows:
         """All windows of one mono waveform: `input_values` `(windows, 1, F, W)` and `start_times` `(windows,)` s."""
