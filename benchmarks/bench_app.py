@@ -32,19 +32,23 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def start_app(model: str, port: int, settings: dict | None = None) -> subprocess.Popen:
-    """`python app.py` with `model` on localhost:`port` (and extra environment `settings`), once it answers."""
+def start_app(
+    model: str, port: int, settings: dict | None = None, repository: Path = REPOSITORY
+) -> subprocess.Popen:
+    """`python app.py` of `repository` with `model` on localhost:`port` (and extra environment `settings`), once it
+    answers."""
     environment = dict(
         os.environ,
         GENRE_VIT_MODEL=model,
         GRADIO_SERVER_NAME="127.0.0.1",
         GRADIO_SERVER_PORT=str(port),
         GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONPATH=str(repository),
         **(settings or {}),
     )
     process = subprocess.Popen(
         [sys.executable, "app.py"],
-        cwd=REPOSITORY,
+        cwd=repository,
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
