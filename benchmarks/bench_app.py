@@ -33,10 +33,10 @@ CHROMIUM_FLAGS = [
 
 
 def start_app(
-    model: str, port: int, settings: dict | None = None, repository: Path = REPOSITORY
+    model: str, port: int, settings: dict | None = None, repository: Path = REPOSITORY, log_file: Path | None = None
 ) -> subprocess.Popen:
     """`python app.py` of `repository` with `model` on localhost:`port` (and extra environment `settings`), once it
-    answers."""
+    answers; its output goes to `log_file` (default: nowhere)."""
     environment = dict(
         os.environ,
         GENRE_VIT_MODEL=model,
@@ -50,8 +50,8 @@ def start_app(
         [sys.executable, "app.py"],
         cwd=repository,
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log_file.open("w") if log_file else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
     )
     for _ in range(240):
         try:
