@@ -113,9 +113,9 @@ def test_format_duration():
 
 
 def test_growing_buffer_handles_an_undercounted_header():
-    from genre_vit.audio import _GrowingBuffer
+    from genre_vit.audio import GrowingBuffer
 
-    buffer = _GrowingBuffer(10)
+    buffer = GrowingBuffer(10)
     blocks = [np.arange(n, dtype=np.float32) for n in (700, 1500, 3)]
     for block in blocks:
         buffer.append(block)
