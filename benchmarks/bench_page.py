@@ -20,22 +20,11 @@ import soundfile
 from benchmarks.bench_app import CHROMIUM_FLAGS, REPOSITORY, start_app
 from benchmarks.common import write_song
 from genre_vit.analysis import default_model_source
-from genre_vit.testing import synth_music
+from genre_vit.testing import fake_microphone_flags, open_live_microphone_page, synth_music
 
 RESULT_SHOWN = (
     "() => { const b = document.querySelector('#summary textarea'); return b && b.value.includes('over'); }"
 )
-COLLECT_LIVE_UPDATES = """() => {
-    window.liveUpdates = [];
-    const target = document.querySelector('#live-now');
-    new MutationObserver(() => {
-        const text = target.innerText;
-        if (text.startsWith('Now:') && text !== window.liveUpdates.at(-1)?.text)
-            window.liveUpdates.push({text, at: performance.now()});
-    }).observe(target, {subtree: true, childList: true, characterData: true});
-}"""
-
-
 def upload_to_result(page, url: str, path: Path, length_label: str) -> float:
     page.goto(url)
     page.locator("#song input[type=file]").set_input_files(str(path))
@@ -50,20 +39,9 @@ def upload_to_result(page, url: str, path: Path, length_label: str) -> float:
 def live_updates(playwright, url: str, recording: Path, count: int) -> tuple[float, list[float]]:
     """(seconds from pressing record to the first update, seconds between the next `count - 1` updates)."""
     browser = playwright.chromium.launch(
-        executable_path="/usr/bin/chromium",
-        args=[
-            *CHROMIUM_FLAGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={recording}",
-        ],
+        executable_path="/usr/bin/chromium", args=[*CHROMIUM_FLAGS, *fake_microphone_flags(recording)]
     )
-    context = browser.new_context(viewport={"width": 1400, "height": 1200})
-    context.grant_permissions(["microphone"], origin=url.rstrip("/"))
-    page = context.new_page()
-    page.goto(url)
-    page.get_by_role("tab", name="Live microphone").click()
-    page.evaluate(COLLECT_LIVE_UPDATES)
+    page = open_live_microphone_page(browser, url)
     pressed = page.evaluate("() => performance.now()")
     page.locator("#microphone").get_by_role("button", name="Record", exact=True).click()
     page.wait_for_function(f"() => window.liveUpdates.length >= {count}", timeout=120_000)

@@ -22,7 +22,7 @@ import pytest
 import soundfile
 from conftest import REPOSITORY
 
-from genre_vit.testing import synth_music
+from genre_vit.testing import fake_microphone_flags, open_live_microphone_page, synth_music
 
 pytestmark = pytest.mark.slow
 
@@ -234,27 +234,7 @@ def test_live_microphone_in_a_real_browser(server, browser_factory, tmp_path):
     url, _ = server
     recording = tmp_path / "microphone.wav"
     soundfile.write(recording, synth_music(20.0, seed=12, sampling_rate=48000), 48000)
-    browser = browser_factory(
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={recording}",
-    )
-    context = browser.new_context(viewport={"width": 1400, "height": 1200})
-    context.grant_permissions(["microphone"], origin=url.rstrip("/"))
-    page = context.new_page()
-    page.goto(url)
-    page.get_by_role("tab", name="Live microphone").click()
-    page.evaluate(
-        """() => {
-            window.liveUpdates = [];
-            const target = document.querySelector('#live-now');
-            new MutationObserver(() => {
-                const text = target.innerText;
-                if (text.startsWith('Now:') && text !== window.liveUpdates.at(-1)?.text)
-                    window.liveUpdates.push({text, at: performance.now()});
-            }).observe(target, {subtree: true, childList: true, characterData: true});
-        }"""
-    )
+    page = open_live_microphone_page(browser_factory(*fake_microphone_flags(recording)), url)
     page.locator("#microphone").get_by_role("button", name="Record", exact=True).click()
     page.wait_for_function("() => window.liveUpdates.length >= 3", timeout=60_000)
     updates = page.evaluate("() => window.liveUpdates")
