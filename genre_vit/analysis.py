@@ -234,11 +234,11 @@ class GenreClassifier:
         waveform = prepared.waveform
         starts = self.feature_extractor.window_start_samples(waveform.size)
         start = int(starts[np.argmin(np.abs(starts - start_seconds * self.feature_extractor.sampling_rate))])
-        image = self.feature_extractor.window_at(waveform, start)
-        relevance, probabilities = explain_windows(self.model, image[None], self.autocast())
+        image = self.feature_extractor.windows_at(waveform, np.array([start]))
+        relevance, probabilities = explain_windows(self.model, image, self.autocast())
         return WindowExplanation(
             start_seconds=start / self.feature_extractor.sampling_rate,
-            image=image[0],
+            image=image[0, 0],
             relevance=relevance[0],
             probabilities=probabilities[0],
             genres=self.genres,

@@ -296,17 +296,21 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
             waveform = self._validate_waveform(waveform, sampling_rate)
         block_windows = block_windows or self.block_windows
         all_starts = self.window_start_samples(waveform.shape[0])
-        frames_per_window = self.frames_per_window
         for block_start in range(0, len(all_starts), block_windows):
             starts = all_starts[block_start : block_start + block_windows]
-            first_frames = self._first_frames(starts)
-            span = int(first_frames[-1] - first_frames[0]) + frames_per_window
-            mel_frames = self._mel_power_frames(waveform, int(first_frames[0]), span)
-            offsets = (first_frames - first_frames[0])[:, None] + np.arange(frames_per_window)
             yield SpectrogramWindows(
-                input_values=self._window_images(mel_frames[offsets]),
-                start_times=starts / self.sampling_rate,
+                input_values=self.windows_at(waveform, starts), start_times=starts / self.sampling_rate
             )
+
+    def windows_at(self, waveform: np.ndarray, start_samples: np.ndarray) -> np.ndarray:
+        """The windows `(n, 1, F, W)` that start at `start_samples` (ascending) of a prepared mono float32 waveform at
+        the extractor's rate: the STFT is computed once over the frames they span, so overlapping windows share it.
+        Every window of the analysis, the live microphone and the explanations is computed here."""
+        first_frames = self._first_frames(np.asarray(start_samples, dtype=np.int64))
+        span = int(first_frames[-1] - first_frames[0]) + self.frames_per_window
+        mel_frames = self._mel_power_frames(waveform, int(first_frames[0]), span)
+        offsets = (first_frames - first_frames[0])[:, None] + np.arange(self.frames_per_window)
+        return self._window_images(mel_frames[offsets])
 
     def song_spectrogram(
         self, waveform: np.ndarray, frames_per_second: float = 10.0, bands: int = 64, top_db: float = 80.0
@@ -330,13 +334,6 @@ class GenreViTFeatureExtractor(SequenceFeatureExtractor):
             decibels[:, first : first + count] = 10.0 * np.log10(np.maximum(power.T, self.db_amin))
         floor = decibels.max() - top_db
         return ((np.maximum(decibels, floor) - floor) / top_db).astype(np.float16)
-
-    def window_at(self, waveform: np.ndarray, start_sample: int) -> np.ndarray:
-        """The one window `(1, F, W)` that starts at `start_sample` of a prepared mono float32 waveform at the
-        extractor's rate, computed exactly as `iter_windows` computes it (same STFT frames)."""
-        first_frame = int(self._first_frames(np.array([start_sample], dtype=np.int64))[0])
-        mel_frames = self._mel_power_frames(waveform, first_frame, self.frames_per_window)
-        return self._window_images(mel_frames[None])[0]
 
     def extract_windows(self, waveform: np.ndarray, sampling_rate: int | None = None) -> SpectrogramWindows:
         """All windows of one mono waveform: `input_values` `(windows, 1, F, W)` and `start_times` `(windows,)` s."""

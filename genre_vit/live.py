@@ -93,7 +93,7 @@ class LiveAnalysis:
             next_start += extractor.hop_samples
         if not starts:
             return 0
-        images = np.stack([extractor.window_at(waveform, start) for start in starts])
+        images = extractor.windows_at(waveform, np.asarray(starts))
         self.probabilities.extend(self.classifier.window_probabilities(images))
         self.start_times.extend(start / extractor.sampling_rate for start in starts)
         return len(starts)
