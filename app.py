@@ -32,7 +32,7 @@ import gradio as gr
 
 from genre_vit import GenreAnalysis
 from genre_vit.analysis import MODEL_ENV_VAR, GenreClassifier, default_model_source
-from genre_vit.audio import SAMPLING_RATE, format_duration, prepare_waveform, probe_duration
+from genre_vit.audio import SAMPLING_RATE, format_duration, probe_duration
 from genre_vit.explain import METHOD_SENTENCE
 from genre_vit.live import LiveAnalysis
 from genre_vit.model_folder import accuracy_statement, model_name
@@ -261,7 +261,7 @@ def result_outputs(
         summary += f" ({note})"
     json_path = result_files.save(result, result.source or "recording")
     chosen = float(result.window_start_times[result.most_confident_window])
-    explanation = classifier.explain((waveform, SAMPLING_RATE), start_seconds=chosen)
+    explanation = classifier.explain((waveform, classifier.feature_extractor.sampling_rate), start_seconds=chosen)
     return (
         "",
         answer_html(result),
@@ -298,7 +298,7 @@ def analyze_audio(
             progress((done, total), desc="Analysing windows", unit="windows")
 
     try:
-        prepared, source = prepare_waveform(audio_path, max_seconds=limits.max_minutes * 60)
+        prepared, source = classifier.prepare(audio_path, max_seconds=limits.max_minutes * 60)
         result = classifier.analyze_prepared(prepared, source, progress=report)
     except ValueError as error:  # every bad-input error of the library is a ValueError with a user message
         return rejected_outputs(str(error))

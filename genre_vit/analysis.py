@@ -228,10 +228,7 @@ class GenreClassifier:
     ) -> WindowExplanation:
         """Why the window of `audio` that starts nearest `start_seconds` got its genres: its log-Mel image and an
         attention-rollout relevance map on the patch grid (`genre_vit.explain`). `audio` as for `analyze`."""
-        prepared, _ = prepare_waveform(
-            audio, sampling_rate, max_seconds, target_rate=self.feature_extractor.sampling_rate
-        )
-        waveform = prepared.waveform
+        waveform = self.prepare(audio, sampling_rate, max_seconds)[0].waveform
         starts = self.feature_extractor.window_start_samples(waveform.size)
         start = int(starts[np.argmin(np.abs(starts - start_seconds * self.feature_extractor.sampling_rate))])
         image = self.feature_extractor.windows_at(waveform, np.array([start]))
@@ -269,10 +266,15 @@ class GenreClassifier:
             AudioDecodeError, AudioTooLongError, AudioTooShortError, SilentAudioError, ValueError: bad input,
                 with a message meant for the user.
         """
-        prepared, source = prepare_waveform(
-            audio, sampling_rate, max_seconds, target_rate=self.feature_extractor.sampling_rate
-        )
+        prepared, source = self.prepare(audio, sampling_rate, max_seconds)
         return self.analyze_prepared(prepared, source, min_seconds, progress)
+
+    def prepare(
+        self, audio, sampling_rate: int | None = None, max_seconds: float | None = None
+    ) -> tuple[DecodedAudio, str | None]:
+        """`genre_vit.audio.prepare_waveform` at the extractor's rate: what `analyze_prepared` takes, decoded once
+        (e.g. by a server that also explains a window of the same audio)."""
+        return prepare_waveform(audio, sampling_rate, max_seconds, target_rate=self.feature_extractor.sampling_rate)
 
     def analyze_prepared(
         self,
@@ -281,7 +283,7 @@ class GenreClassifier:
         min_seconds: float = 1.0,
         progress: Callable[[int, int], None] | None = None,
     ) -> GenreAnalysis:
-        """`analyze` for audio already decoded by `genre_vit.audio.prepare_waveform` at the extractor's rate."""
+        """`analyze` for audio already decoded by `prepare`."""
         waveform, notes = prepared.waveform, prepared.notes
         self._check_content(waveform, min_seconds)
         total = self.feature_extractor.num_windows(waveform.size)
@@ -308,7 +310,6 @@ class GenreClassifier:
             spectrogram_frames_per_second=SPECTROGRAM_FRAMES_PER_SECOND,
         )
 
-
     def analyze_many(
         self, paths, max_seconds: float | None = None, decode_workers: int = 2, min_seconds: float = 1.0
     ) -> Iterator[tuple[Path, "GenreAnalysis | ValueError"]]:
@@ -319,26 +320,20 @@ class GenreClassifier:
         """
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
+        from itertools import islice
 
-        def decode(path):
-            return prepare_waveform(path, None, max_seconds, target_rate=self.feature_extractor.sampling_rate)
-
-        paths = [Path(path) for path in paths]
+        upcoming = (Path(path) for path in paths)
         with ThreadPoolExecutor(max_workers=max(1, decode_workers), thread_name_prefix="decode") as pool:
-            pending = deque()
-            upcoming = iter(paths)
-            for path in upcoming:
-                pending.append((path, pool.submit(decode, path)))
-                if len(pending) > decode_workers:
-                    break
+            pending = deque(
+                (path, pool.submit(self.prepare, path, None, max_seconds))
+                for path in islice(upcoming, decode_workers + 1)
+            )
             while pending:
-                path, future = pending.popleft()
-                next_path = next(upcoming, None)
-                if next_path is not None:
-                    pending.append((next_path, pool.submit(decode, next_path)))
+                path, decoded = pending.popleft()
+                for following in islice(upcoming, 1):  # keep decode_workers + 1 files in flight
+                    pending.append((following, pool.submit(self.prepare, following, None, max_seconds)))
                 try:
-                    prepared, source = future.result()
-                    yield path, self.analyze_prepared(prepared, source, min_seconds)
+                    yield path, self.analyze_prepared(*decoded.result(), min_seconds)
                 except ValueError as error:  # the library's bad-input errors
                     yield path, error
 
