@@ -32,8 +32,9 @@ import gradio as gr
 
 from genre_vit import GenreAnalysis
 from genre_vit.analysis import MODEL_ENV_VAR, GenreClassifier, default_model_source
-from genre_vit.audio import SAMPLING_RATE, format_duration, probe_duration
+from genre_vit.audio import format_duration, probe_duration
 from genre_vit.explain import METHOD_SENTENCE
+from genre_vit.files import write_atomic
 from genre_vit.live import LiveAnalysis
 from genre_vit.model_folder import accuracy_statement, model_name
 from genre_vit.plotting import genre_color, plot_genre_timeline, plot_window_explanation, text_color_on
@@ -251,11 +252,19 @@ def check_upload(audio_path: str | None, limits: Limits) -> tuple:
 
 
 def result_outputs(
-    result: GenreAnalysis, classifier: GenreClassifier, waveform, audio_path: str, result_files: ResultFiles, notes
+    result: GenreAnalysis, classifier: GenreClassifier, waveform, audio_path: str, result_files: ResultFiles
 ) -> tuple:
     """Everything the page shows for a finished analysis (the order of `result_components` in `build_demo`).
     `waveform` is the decoded audio at the extractor's rate (for the explanation, without decoding again);
-    `audio_path` the file kept for explaining other windows later."""
+    `audio_path` the file kept for explaining other windows later. The decoder's notes, and a note when the audio
+    was shorter than one window, follow the summary."""
+    notes = list(result.notes)
+    window_seconds = classifier.feature_extractor.window_seconds
+    if result.num_windows == 1 and result.duration_seconds < window_seconds:
+        notes.append(
+            f"The audio is shorter than {window_seconds:g} s: it was zero-padded and the result comes from a single "
+            "window."
+        )
     summary = result.summary()
     for note in notes:
         summary += f" ({note})"
@@ -302,13 +311,7 @@ def analyze_audio(
         result = classifier.analyze_prepared(prepared, source, progress=report)
     except ValueError as error:  # every bad-input error of the library is a ValueError with a user message
         return rejected_outputs(str(error))
-    notes = list(result.notes)
-    if result.num_windows == 1 and result.duration_seconds < classifier.feature_extractor.window_seconds:
-        notes.append(
-            f"The audio is shorter than {classifier.feature_extractor.window_seconds:g} s: it was zero-padded "
-            "and the result comes from a single window."
-        )
-    return result_outputs(result, classifier, prepared.waveform, audio_path, result_files, notes)
+    return result_outputs(result, classifier, prepared.waveform, audio_path, result_files)
 
 
 def explain_window(start_seconds, audio, classifier: GenreClassifier | None, limits: Limits):
@@ -367,20 +370,15 @@ def finish_live(
         result = session.finish()
     except ValueError as error:
         return (*rejected_outputs(str(error)), None)
-    recording = result_files.new_folder() / "microphone.wav"
-    _write_wav_atomic(recording, session.waveform())
-    notes = []
-    if result.num_windows == 1 and result.duration_seconds < classifier.feature_extractor.window_seconds:
-        notes.append("The recording is shorter than 4 s: it was zero-padded and the result comes from one window.")
-    return (*result_outputs(result, classifier, session.waveform(), str(recording), result_files, notes), None)
-
-
-def _write_wav_atomic(path: Path, waveform) -> None:
     import soundfile
 
-    temporary = path.with_name(f".{path.name}.partial")
-    soundfile.write(temporary, waveform, SAMPLING_RATE, format="WAV", subtype="PCM_16")
-    os.replace(temporary, path)
+    recording = result_files.new_folder() / "microphone.wav"
+    sampling_rate = classifier.feature_extractor.sampling_rate
+    write_atomic(
+        recording,
+        lambda temporary: soundfile.write(temporary, session.waveform(), sampling_rate, format="WAV", subtype="PCM_16"),
+    )
+    return (*result_outputs(result, classifier, session.waveform(), str(recording), result_files), None)
 
 
 def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | None = None) -> gr.Blocks:

@@ -42,6 +42,8 @@ def excerpt(job: tuple[str, str, Path, float]) -> tuple[str, float]:
     import numpy as np
     import soundfile
 
+    from genre_vit.files import write_atomic
+
     package, source, target, max_seconds = job
     waveform, _ = librosa.load(source, sr=SAMPLING_RATE, mono=True)
     seconds = len(waveform) / SAMPLING_RATE
@@ -51,10 +53,9 @@ def excerpt(job: tuple[str, str, Path, float]) -> tuple[str, float]:
         length = int(max_seconds * SAMPLING_RATE)
         start = min(int(0.1 * len(waveform)), len(waveform) - length)
         waveform = waveform[start : start + length]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    soundfile.write(partial, waveform, SAMPLING_RATE, format="FLAC", subtype="PCM_16")
-    partial.replace(target)
+    write_atomic(
+        target, lambda temporary: soundfile.write(temporary, waveform, SAMPLING_RATE, format="FLAC", subtype="PCM_16")
+    )
     return package, len(waveform) / SAMPLING_RATE
 
 
