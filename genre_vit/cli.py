@@ -84,7 +84,6 @@ class Distributed:
         self.rank = int(os.environ.get("RANK", "0"))
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self._group = None
 
     @property
     def active(self) -> bool:
@@ -107,15 +106,14 @@ class Distributed:
         import torch
         import torch.distributed as dist
 
-        if self._group is None:
+        if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-            self._group = True
         dist.barrier()
 
     def close(self) -> None:
-        if self._group is not None:
-            import torch.distributed as dist
+        import torch.distributed as dist
 
+        if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
 
     def part(self, path: str | os.PathLike, rank: int | None = None) -> Path:

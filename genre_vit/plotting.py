@@ -127,7 +127,7 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
         sections: the sections to draw (`genre_vit.sections.Section`); default `result.sections()`.
         figure: draw into this Figure or SubFigure instead of a new one.
     """
-    from .sections import _window_boundaries
+    from .sections import window_boundaries
 
     sections = result.sections() if sections is None else sections
     has_spectrogram = result.spectrogram is not None and result.spectrogram.size > 0
@@ -145,7 +145,7 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
         result,
         texts=[f"{s.genre} {s.probability:.0%}" for s in sections],
     )
-    boundaries = _window_boundaries(result.window_start_times, result.window_end_times, duration)
+    boundaries = window_boundaries(result.window_start_times, result.window_end_times, duration)
     _draw_segments(window_axes, boundaries, result.window_top_genres, result)
     for ax, label in ((section_axes, "sections"), (window_axes, "top")):
         ax.set_yticks([])

@@ -68,8 +68,9 @@ def smoothed_genre_path(window_probabilities: np.ndarray, switch_penalty: float)
     return path
 
 
-def _window_boundaries(start_times: np.ndarray, end_times: np.ndarray, duration: float) -> np.ndarray:
-    """`(T + 1,)` times: window t owns `[b[t], b[t + 1])` (step 3)."""
+def window_boundaries(start_times: np.ndarray, end_times: np.ndarray, duration: float) -> np.ndarray:
+    """`(T + 1,)` times in seconds: window t owns `[b[t], b[t + 1])` (step 3); the sections and the timeline's
+    per-window strip both use it."""
     centres = (np.asarray(start_times, dtype=np.float64) + np.asarray(end_times, dtype=np.float64)) / 2
     return np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [max(duration, float(centres[-1]))]])
 
@@ -97,7 +98,7 @@ def find_sections(
     if probabilities.ndim != 2 or len(probabilities) == 0 or probabilities.shape[1] != len(genres):
         raise ValueError(f"Expected (windows, {len(genres)}) probabilities, got shape {probabilities.shape}.")
     path = smoothed_genre_path(probabilities, switch_penalty)
-    boundaries = _window_boundaries(window_start_times, window_end_times, duration_seconds)
+    boundaries = window_boundaries(window_start_times, window_end_times, duration_seconds)
     # runs of the path as [first, last, label]
     runs = []
     for t, label in enumerate(path):
@@ -140,4 +141,11 @@ def find_sections(
     ]
 
 
-__all__ = ["DEFAULT_MIN_SECTION_SECONDS", "DEFAULT_SWITCH_PENALTY", "Section", "find_sections", "smoothed_genre_path"]
+__all__ = [
+    "DEFAULT_MIN_SECTION_SECONDS",
+    "DEFAULT_SWITCH_PENALTY",
+    "Section",
+    "find_sections",
+    "smoothed_genre_path",
+    "window_boundaries",
+]
