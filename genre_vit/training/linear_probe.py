@@ -58,8 +58,13 @@ def fit_logistic_regression(
     bias = torch.zeros(num_labels, dtype=torch.float64, requires_grad=True)
     penalty = 1.0 / (2.0 * strength * len(x))
     optimizer = torch.optim.LBFGS(
-        [weight, bias], lr=1.0, max_iter=max_iterations, tolerance_grad=1e-9, tolerance_change=1e-12,
-        history_size=20, line_search_fn="strong_wolfe",
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iterations,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
     )
 
     def closure():
@@ -127,8 +132,12 @@ def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, ba
         labels[name] = np.asarray(data["labels"])
     embed_seconds = time.perf_counter() - started
     probe = fit_linear_probe(
-        embeddings["train"], labels["train"], embeddings["validation"], labels["validation"],
-        model.config.num_labels, strengths,
+        embeddings["train"],
+        labels["train"],
+        embeddings["validation"],
+        labels["validation"],
+        model.config.num_labels,
+        strengths,
     )
     with torch.no_grad():
         model.classifier.weight.copy_(torch.from_numpy(probe.weight))
@@ -142,4 +151,11 @@ def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, ba
     }
 
 
-__all__ = ["DEFAULT_PROBE_STRENGTHS", "LinearProbe", "embed_windows", "fit_linear_probe", "fit_logistic_regression", "run_linear_probe"]
+__all__ = [
+    "DEFAULT_PROBE_STRENGTHS",
+    "LinearProbe",
+    "embed_windows",
+    "fit_linear_probe",
+    "fit_logistic_regression",
+    "run_linear_probe",
+]
