@@ -2,6 +2,10 @@
 
 `GenreClassifier` holds a model and its feature extractor and analyses songs in bounded blocks of windows;
 `analyze_full_song` is the one-call form. Both return a `GenreAnalysis`.
+
+Inference needs torch and numpy only: `GenreClassifier.from_pretrained` reads a model folder (or a Hub snapshot)
+into the plain-PyTorch `GenreViTNetwork` and `LogMelWindowing`, without importing transformers. A loaded
+`GenreViTForAudioClassification` and `GenreViTFeatureExtractor` (e.g. right after training) work as well.
 """
 
 import os
@@ -15,9 +19,9 @@ import torch
 
 from .audio import AudioTooShortError, DecodedAudio, SilentAudioError, prepare_waveform
 from .explain import WindowExplanation, explain_windows
-from .feature_extraction_genre_vit import GenreViTFeatureExtractor
-from .modeling_genre_vit import GenreViTForAudioClassification
+from .network import GenreViTNetwork
 from .results import GenreAnalysis
+from .spectrogram import LogMelWindowing
 
 MODEL_ENV_VAR = "GENRE_VIT_MODEL"
 """Environment variable naming the default model: a local folder or a Hub repo id."""
@@ -53,6 +57,14 @@ _HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 def _could_be_hub_id(source: str) -> bool:
     """Whether `source` has the shape of a Hub repo id (`name` or `namespace/name`), rather than of a path."""
     return bool(_HUB_REPO_ID.match(source)) and ".." not in source and not source.endswith((".", "-"))
+
+
+def _download_model(repo_id: str, **hub_kwargs) -> Path:
+    """The local snapshot of a Hub model repo: its JSON files and safetensors weights (downloaded once, then cached;
+    with `HF_HUB_OFFLINE=1`, the cache only)."""
+    from huggingface_hub import snapshot_download  # imported here: local folders do not need it
+
+    return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors"], **hub_kwargs))
 
 
 def _first_line(error: BaseException, limit: int = 200) -> str:
@@ -107,8 +119,8 @@ class GenreClassifier:
     """A GenreViT model and its feature extractor, ready to analyse songs of any length.
 
     Args:
-        model: a `GenreViTForAudioClassification` (put in eval mode here).
-        feature_extractor: the model's `GenreViTFeatureExtractor`.
+        model: a `GenreViTNetwork` or `GenreViTForAudioClassification` (put in eval mode here).
+        feature_extractor: the model's `LogMelWindowing` or `GenreViTFeatureExtractor`.
         batch_size: windows per forward pass; also the block of audio featurised at a time, which bounds memory.
         device: where the model runs; the model is moved there.
         dtype: the compute dtype of the encoder. With bfloat16 (or float16) the encoder's matrix products run in it
@@ -119,8 +131,8 @@ class GenreClassifier:
 
     def __init__(
         self,
-        model: GenreViTForAudioClassification,
-        feature_extractor: GenreViTFeatureExtractor,
+        model: torch.nn.Module,
+        feature_extractor: LogMelWindowing,
         batch_size: int = 32,
         device: str | torch.device | None = None,
         dtype: torch.dtype | str = torch.float32,
@@ -145,13 +157,14 @@ class GenreClassifier:
         batch_size: int = 32,
         device: str | torch.device | None = None,
         dtype: torch.dtype | str = "auto",
-        **from_pretrained_kwargs,
+        **hub_kwargs,
     ) -> "GenreClassifier":
         """Load a model folder or Hub repo id (default: `default_model_source()`).
 
         `dtype` is the compute dtype (see the class): "auto" (`resolve_dtype`: bfloat16 where the hardware runs it
         natively, else float32), or a torch dtype or its name; pass "float32" for the reference path. The weights
-        are loaded into float32 whatever their stored dtype.
+        are loaded into float32 whatever their stored dtype. `hub_kwargs` (e.g. `revision`, `token`, `cache_dir`)
+        go to `huggingface_hub.snapshot_download` when `source` is a repo id.
         """
         source = source or default_model_source()
         if source is None:
@@ -170,13 +183,11 @@ class GenreClassifier:
             )
         if not local.is_dir() and not _could_be_hub_id(source):
             raise ModelNotFoundError(f"No model folder exists at {source}.")
-        location = str(local) if local.is_dir() else source
         try:
-            model = GenreViTForAudioClassification.from_pretrained(
-                location, dtype=torch.float32, **from_pretrained_kwargs
-            )
-            feature_extractor = GenreViTFeatureExtractor.from_pretrained(location, **from_pretrained_kwargs)
-        except (OSError, ValueError) as error:  # huggingface_hub's validation errors are ValueErrors
+            folder = local if local.is_dir() else _download_model(source, **hub_kwargs)
+            model = GenreViTNetwork.from_folder(folder)
+            feature_extractor = LogMelWindowing.from_folder(folder)
+        except (OSError, ValueError) as error:  # huggingface_hub's errors derive from these
             reason = _first_line(error)
             if local.is_dir():
                 raise ModelNotFoundError(f"{source} is not a GenreViT model folder: {reason}") from error
@@ -340,8 +351,8 @@ class GenreClassifier:
 
 def analyze_full_song(
     audio,
-    model: GenreViTForAudioClassification | str | os.PathLike | None = None,
-    feature_extractor: GenreViTFeatureExtractor | None = None,
+    model: torch.nn.Module | str | os.PathLike | None = None,
+    feature_extractor: LogMelWindowing | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
     sampling_rate: int | None = None,
@@ -359,7 +370,7 @@ def analyze_full_song(
 
     For many songs, build one `GenreClassifier` and call `analyze` on each, so the model loads once.
     """
-    if isinstance(model, GenreViTForAudioClassification):
+    if isinstance(model, torch.nn.Module):
         if feature_extractor is None:
             raise ValueError("Pass the model's feature_extractor along with a loaded model.")
         classifier = GenreClassifier(model, feature_extractor, batch_size=batch_size, device=device, dtype=dtype)

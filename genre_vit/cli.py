@@ -338,9 +338,6 @@ def _die_of_broken_pipe() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # weight-loading bars would drown the result table
     try:
         status = args.handler(args)
         sys.stdout.flush()  # inside the try: a closed pipe must surface here, not at interpreter exit

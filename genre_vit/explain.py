@@ -95,9 +95,9 @@ def explain_windows(model, input_values: np.ndarray, encoder_context=None) -> tu
     parameter = next(model.parameters())
     batch = torch.as_tensor(np.asarray(input_values)).to(parameter.device)
     with encoder_context if encoder_context is not None else contextlib.nullcontext():
-        output = model.genre_vit(batch, output_attentions=True, return_dict=True)
-    logits = model.forward_head(output.last_hidden_state.to(model.classifier.weight.dtype))
-    relevance = attention_rollout([weights.float().cpu() for weights in output.attentions], model.config.patch_grid)
+        tokens, attentions = model.encode_with_attentions(batch)
+    logits = model.forward_head(tokens.to(model.classifier.weight.dtype))
+    relevance = attention_rollout([weights.float().cpu() for weights in attentions], model.config.patch_grid)
     return relevance, logits.float().softmax(-1).cpu().numpy()
 
 

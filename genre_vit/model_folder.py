@@ -15,6 +15,16 @@ MODEL_CARD_FILE = "README.md"
 RECORD_FILES = (RUN_FILE, CROSS_VALIDATION_FILE, MODEL_CARD_FILE)
 """The files that travel with the weights when a folder is converted or shipped."""
 
+REMOTE_CODE_FILES = (
+    "configuration_genre_vit.py",
+    "modeling_genre_vit.py",
+    "feature_extraction_genre_vit.py",
+    "network.py",
+    "spectrogram.py",
+)
+"""The package modules that `save_pretrained` copies into a folder for `trust_remote_code=True` loading: the three
+Hugging Face classes and the plain modules they import."""
+
 CHECKPOINTS_FOLDER = "checkpoints"
 """Where a training run keeps its Trainer checkpoints (for `--resume`); never uploaded with the model."""
 
@@ -36,10 +46,9 @@ def read_record(source: str, name: str) -> dict | None:
         if local.is_dir():
             path = local / name
         else:
-            from transformers.utils import cached_file
+            from huggingface_hub import hf_hub_download
 
-            found = cached_file(source, name, _raise_exceptions_for_missing_entries=False)
-            path = Path(found) if found else None
+            path = Path(hf_hub_download(source, name))
         return json.loads(path.read_text()) if path is not None and path.is_file() else None
     except (OSError, ValueError):
         return None

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from genre_vit import GenreViTConfig, GenreViTForAudioClassification, GenreViTModel
-from genre_vit.modeling_genre_vit import GenreViTSpecAugment, focal_loss
+from genre_vit.network import GenreViTSpecAugment, focal_loss
 
 REFERENCE_PARAMETERS = 25_356_810  # conv + 8 blocks + final LayerNorm + head, as the reference counts them
 POSITION_TABLE_AND_CLASS_TOKEN = 118 * 512 + 512  # 60,928

@@ -14,12 +14,13 @@ from conftest import SAMPLING_RATE
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
 from genre_vit import GenreClassifier, GenreViTFeatureExtractor, GenreViTForAudioClassification
+from genre_vit.model_folder import REMOTE_CODE_FILES
 
 
 def test_folder_contents(tiny_model_dir):
     names = {path.name for path in tiny_model_dir.iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= names
-    assert {"configuration_genre_vit.py", "modeling_genre_vit.py", "feature_extraction_genre_vit.py"} <= names
+    assert set(REMOTE_CODE_FILES) <= names
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["model_type"] == "genre_vit"
     assert config["auto_map"]["AutoModelForAudioClassification"] == "modeling_genre_vit.GenreViTForAudioClassification"

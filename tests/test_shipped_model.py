@@ -9,6 +9,7 @@ from conftest import GTZAN_DIR, requires_gtzan
 
 from genre_vit import GTZAN_GENRES, GenreClassifier
 from genre_vit.analysis import BUNDLED_MODEL_DIR
+from genre_vit.model_folder import REMOTE_CODE_FILES
 
 pytestmark = [
     pytest.mark.slow,
@@ -78,9 +79,7 @@ def test_the_fast_path_agrees_with_float32_on_real_clips(classifier):
     assert same_windows / windows >= 0.97
 
 
-@pytest.mark.parametrize(
-    "name", ["configuration_genre_vit.py", "modeling_genre_vit.py", "feature_extraction_genre_vit.py"]
-)
+@pytest.mark.parametrize("name", REMOTE_CODE_FILES)
 def test_shipped_remote_code_matches_the_package(name):
     """The folder's copies serve `trust_remote_code=True`; they must not drift from the package. After changing
     one of these modules, refresh them with `python -m genre_vit convert` (or copy the file) and re-run the tests."""

@@ -14,6 +14,7 @@ import soundfile
 from conftest import GTZAN_DIR, REPOSITORY
 
 from genre_vit import GTZAN_GENRES, GenreClassifier, GenreViTFeatureExtractor
+from genre_vit.model_folder import REMOTE_CODE_FILES
 from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
 from genre_vit.training.data import (
     assert_track_disjoint,
@@ -87,9 +88,7 @@ def test_model_folder(trained):
         "preprocessor_config.json",
         "README.md",
         "training_run.json",
-        "modeling_genre_vit.py",
-        "configuration_genre_vit.py",
-        "feature_extraction_genre_vit.py",
+        *REMOTE_CODE_FILES,
     } <= names
     weights = list(output.glob("*.safetensors"))
     assert weights and all(path.stat().st_size <= 15_000_000 for path in weights)

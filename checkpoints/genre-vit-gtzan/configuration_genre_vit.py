@@ -10,6 +10,8 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from .network import ACTIVATION_NAMES, patch_grid, sequence_length
+
 GTZAN_GENRES: tuple[str, ...] = (
     "blues",
     "classical",
@@ -50,7 +52,7 @@ class GenreViTConfig(PreTrainedConfig):
         intermediate_size (`int`, defaults to 2048):
             Hidden width of each block's feed-forward network.
         hidden_act (`str`, defaults to `"gelu"`):
-            Activation of the feed-forward network (a key of `transformers.activations.ACT2FN`).
+            Activation of the feed-forward network (one of `genre_vit.network.ACTIVATION_NAMES`).
         hidden_dropout_prob (`float`, defaults to 0.3):
             Dropout on the embeddings, inside the feed-forward network and after the attention projection.
         attention_probs_dropout_prob (`float`, defaults to 0.0):
@@ -121,7 +123,7 @@ class GenreViTConfig(PreTrainedConfig):
     @property
     def patch_grid(self) -> tuple[int, int]:
         """Patch tokens along (frequency, time): `(13, 9)` with the defaults."""
-        return (self.num_frequency_bins // self.patch_size, self.num_time_frames // self.patch_size)
+        return patch_grid(self)
 
     @property
     def num_patches(self) -> int:
@@ -132,7 +134,7 @@ class GenreViTConfig(PreTrainedConfig):
     @property
     def sequence_length(self) -> int:
         """Tokens the encoder sees, the class token included: 118 with the defaults."""
-        return self.num_patches + 1
+        return sequence_length(self)
 
     def validate_architecture(self):
         """Part of `@strict` validation: the shapes must fit together."""
@@ -150,6 +152,8 @@ class GenreViTConfig(PreTrainedConfig):
             )
         if self.loss_type not in ("focal", "cross_entropy"):
             raise ValueError(f"loss_type must be 'focal' or 'cross_entropy', got {self.loss_type!r}.")
+        if self.hidden_act not in ACTIVATION_NAMES:
+            raise ValueError(f"hidden_act must be one of {', '.join(ACTIVATION_NAMES)}, got {self.hidden_act!r}.")
         if self.window_chunk_size < 1:
             raise ValueError(f"window_chunk_size must be positive, got {self.window_chunk_size}.")
         rows, columns = self.patch_grid
@@ -184,5 +188,8 @@ class GenreViTConfig(PreTrainedConfig):
         settings.update(overrides)
         return cls(**settings)
 
+
+# save_pretrained writes this source file next to the weights, for `trust_remote_code=True` loading.
+GenreViTConfig.register_for_auto_class()
 
 __all__ = ["GTZAN_GENRES", "GenreViTConfig"]

@@ -17,192 +17,13 @@ which averages the same window probabilities.
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutput
 
 from .configuration_genre_vit import GenreViTConfig
-
-
-def focal_loss(logits: torch.Tensor, labels: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Mean focal loss `-(1 - p_t)^gamma * log(p_t)` (Lin et al., 2017); `gamma = 0` is cross-entropy.
-
-    Args:
-        logits: `(N, C)` unnormalised scores (log-probabilities are fine too).
-        labels: `(N,)` class ids.
-        gamma: focusing parameter, >= 0.
-    """
-    log_probabilities = F.log_softmax(logits.float(), dim=-1)
-    log_true = log_probabilities.gather(1, labels.long().unsqueeze(1)).squeeze(1)
-    return (-((1.0 - log_true.exp()) ** gamma) * log_true).mean()
-
-
-class GenreViTSpecAugment(nn.Module):
-    """SpecAugment masking (Park et al., 2019) of frequency rows and time columns; identity outside training.
-
-    Each example gets `spec_augment_num_frequency_masks` bands of rows and `spec_augment_num_time_masks` bands of
-    columns set to 0 (the minimum of the [0, 1]-normalised input). Widths are uniform in `[0, max width]`, positions
-    uniform over the image, drawn independently per example from torch's global generator (seeded by the trainer).
-    """
-
-    def __init__(self, config: GenreViTConfig):
-        super().__init__()
-        self.num_frequency_masks = config.spec_augment_num_frequency_masks
-        self.frequency_mask_width = min(config.spec_augment_frequency_mask_width, config.num_frequency_bins)
-        self.num_time_masks = config.spec_augment_num_time_masks
-        self.time_mask_width = min(config.spec_augment_time_mask_width, config.num_time_frames)
-
-    @staticmethod
-    def _band_mask(batch: int, size: int, num_masks: int, max_width: int, device: torch.device) -> torch.Tensor:
-        """`(batch, size)` boolean mask, True inside any of `num_masks` random bands."""
-        widths = torch.randint(0, max_width + 1, (batch, num_masks, 1), device=device)
-        starts = (torch.rand(batch, num_masks, 1, device=device) * (size - widths + 1)).long()
-        positions = torch.arange(size, device=device).view(1, 1, size)
-        return ((positions >= starts) & (positions < starts + widths)).any(dim=1)
-
-    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        """`(N, 1, F, W)` -> `(N, 1, F, W)`, masked in training mode only."""
-        if not self.training:
-            return input_values
-        batch, _, height, width = input_values.shape
-        masked = torch.zeros(batch, height, width, dtype=torch.bool, device=input_values.device)
-        if self.num_frequency_masks > 0 and self.frequency_mask_width > 0:
-            rows = self._band_mask(batch, height, self.num_frequency_masks, self.frequency_mask_width, masked.device)
-            masked |= rows.unsqueeze(2)
-        if self.num_time_masks > 0 and self.time_mask_width > 0:
-            columns = self._band_mask(batch, width, self.num_time_masks, self.time_mask_width, masked.device)
-            masked |= columns.unsqueeze(1)
-        return input_values.masked_fill(masked.unsqueeze(1), 0.0)
-
-
-class GenreViTEmbeddings(nn.Module):
-    """Patch embedding (a `patch_size`-strided convolution), class token and learnable position table.
-
-    `(N, 1, F, W)` -> `(N, S, D)`.
-    """
-
-    def __init__(self, config: GenreViTConfig):
-        super().__init__()
-        self.expected_size = (config.num_frequency_bins, config.num_time_frames)
-        self.patch_grid = config.patch_grid
-        self.patchout = (config.patchout_frequency_rows, config.patchout_time_columns)
-        self.patch_embeddings = nn.Conv2d(
-            1, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
-        )
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
-        self.position_embeddings = nn.Parameter(torch.zeros(1, config.sequence_length, config.hidden_size))
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def _patch_out(self, patches: torch.Tensor) -> torch.Tensor:
-        """Training only: drop `patchout` random rows and columns of the `(N, rows, columns, D)` grid, the same for
-        the whole batch, so the sequence gets shorter. `(N, rows, columns, D)` -> `(N, kept tokens, D)`."""
-        rows, columns = self.patch_grid
-        drop_rows, drop_columns = self.patchout
-        kept_rows = torch.randperm(rows, device=patches.device)[: rows - drop_rows].sort().values
-        kept_columns = torch.randperm(columns, device=patches.device)[: columns - drop_columns].sort().values
-        return patches[:, kept_rows][:, :, kept_columns].flatten(1, 2)
-
-    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        if input_values.ndim != 4 or input_values.shape[1] != 1 or tuple(input_values.shape[2:]) != self.expected_size:
-            raise ValueError(
-                f"GenreViT expects windows of shape (N, 1, {self.expected_size[0]}, {self.expected_size[1]}), "
-                f"got {tuple(input_values.shape)}. Use the model's GenreViTFeatureExtractor to make them."
-            )
-        # float32 features work whatever the parameters' dtype (e.g. a float16 checkpoint loaded as stored).
-        patches = self.patch_embeddings(input_values.to(self.patch_embeddings.weight.dtype)).flatten(2).transpose(1, 2)
-        patches = patches + self.position_embeddings[:, 1:]
-        if self.training and any(self.patchout):
-            patches = self._patch_out(patches.unflatten(1, self.patch_grid))
-        cls_tokens = (self.cls_token + self.position_embeddings[:, :1]).expand(patches.shape[0], -1, -1)
-        return self.dropout(torch.cat([cls_tokens, patches], dim=1))
-
-
-class GenreViTDropPath(nn.Module):
-    """Stochastic depth: drops a residual branch for whole examples, scaling the kept ones by `1 / keep`."""
-
-    def __init__(self, drop_probability: float):
-        super().__init__()
-        self.drop_probability = drop_probability
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.drop_probability == 0.0:
-            return hidden_states
-        keep = 1.0 - self.drop_probability
-        shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
-        mask = hidden_states.new_empty(shape).bernoulli_(keep)
-        return hidden_states * mask / keep
-
-
-class GenreViTAttention(nn.Module):
-    """Multi-head self-attention. `(N, S, D)` -> `(N, S, D)`, and the attention weights `(N, heads, S, S)` when asked.
-
-    `config._attn_implementation` chooses the kernel: `"sdpa"` (the default:
-    `torch.nn.functional.scaled_dot_product_attention`, which never forms the weights) or `"eager"` (softmax of
-    the scaled scores, written out). Asking for the weights computes them the eager way whatever the choice.
-    """
-
-    def __init__(self, config: GenreViTConfig):
-        super().__init__()
-        self.config = config
-        self.num_heads = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
-        self.attention_dropout = config.attention_probs_dropout_prob
-        self.projection = nn.Linear(config.hidden_size, config.hidden_size)
-        self.projection_dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch, tokens, width = hidden_states.shape
-        qkv = self.qkv(hidden_states).reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        query, key, value = qkv.unbind(0)
-        dropout = self.attention_dropout if self.training else 0.0
-        weights = None
-        if output_attentions or self.config._attn_implementation == "eager":
-            weights = (query @ key.transpose(-2, -1) * self.head_dim**-0.5).softmax(dim=-1)
-            attended = F.dropout(weights, p=dropout, training=self.training) @ value
-        else:
-            attended = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
-        attended = attended.transpose(1, 2).reshape(batch, tokens, width)
-        return self.projection_dropout(self.projection(attended)), weights if output_attentions else None
-
-
-class GenreViTFeedForward(nn.Module):
-    """`D -> intermediate_size -> D` with the configured activation and dropout after each layer."""
-
-    def __init__(self, config: GenreViTConfig):
-        super().__init__()
-        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.activation = ACT2FN[config.hidden_act]
-        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.dropout(self.activation(self.fc1(hidden_states)))
-        return self.dropout(self.fc2(hidden_states))
-
-
-class GenreViTLayer(nn.Module):
-    """Pre-LayerNorm encoder block: `x + DropPath(Attn(LN(x)))`, then `x + DropPath(FFN(LN(x)))`."""
-
-    def __init__(self, config: GenreViTConfig, drop_path_rate: float):
-        super().__init__()
-        self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.attention = GenreViTAttention(config)
-        self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.feed_forward = GenreViTFeedForward(config)
-        self.drop_path = GenreViTDropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
-
-    def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.layernorm_before(hidden_states), output_attentions)
-        hidden_states = hidden_states + self.drop_path(attended)
-        return hidden_states + self.drop_path(self.feed_forward(self.layernorm_after(hidden_states))), weights
+from .network import GenreViTEmbeddings, GenreViTEncoder, focal_loss, run_encoder
 
 
 class GenreViTPreTrainedModel(PreTrainedModel):
@@ -243,12 +64,11 @@ class GenreViTModel(GenreViTPreTrainedModel):
 
     def __init__(self, config: GenreViTConfig):
         super().__init__(config)
-        self.spec_augment = GenreViTSpecAugment(config)
-        self.embeddings = GenreViTEmbeddings(config)
-        depth = config.num_hidden_layers
-        rates = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
-        self.layers = nn.ModuleList([GenreViTLayer(config, rate) for rate in rates])
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        encoder = GenreViTEncoder(config)
+        # The parts belong to this model directly, not to an `encoder` attribute, so that the weights are named
+        # `embeddings.*`, `layers.N.*` here and `genre_vit.*` in GenreViTForAudioClassification, as in GenreViTNetwork.
+        self.spec_augment, self.embeddings = encoder.spec_augment, encoder.embeddings
+        self.layers, self.layernorm = encoder.layers, encoder.layernorm
         self.post_init()
 
     def forward(
@@ -274,16 +94,9 @@ class GenreViTModel(GenreViTPreTrainedModel):
         )
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        hidden_states = self.embeddings(self.spec_augment(input_values))
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
-        for layer in self.layers:
-            hidden_states, weights = layer(hidden_states, output_attentions)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-            if output_attentions:
-                all_attentions += (weights,)
-        last_hidden_state = self.layernorm(hidden_states)
+        last_hidden_state, all_hidden_states, all_attentions = run_encoder(
+            self, input_values, bool(output_hidden_states), bool(output_attentions)
+        )
         pooled = last_hidden_state[:, 0]
         if not return_dict:
             return tuple(v for v in (last_hidden_state, pooled, all_hidden_states, all_attentions) if v is not None)
@@ -332,6 +145,11 @@ class GenreViTForAudioClassification(GenreViTPreTrainedModel):
         `(N, C)` (as timm's `forward_head`)."""
         pooled = tokens[:, 0]
         return pooled if pre_logits else self.classifier(pooled)
+
+    def encode_with_attentions(self, input_values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Tokens `(N, S, D)` and every block's attention weights `(N, heads, S, S)`, as `GenreViTNetwork`'s."""
+        output = self.genre_vit(input_values, output_attentions=True, return_dict=True)
+        return output.last_hidden_state, output.attentions
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         gamma = self.config.focal_loss_gamma if self.config.loss_type == "focal" else 0.0
@@ -405,6 +223,10 @@ class GenreViTForAudioClassification(GenreViTPreTrainedModel):
         )
         return output if return_dict else output.to_tuple()
 
+
+# save_pretrained writes this source file next to the weights, for `trust_remote_code=True` loading.
+GenreViTModel.register_for_auto_class("AutoModel")
+GenreViTForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 
 __all__ = [
     "GenreViTForAudioClassification",

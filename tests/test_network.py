@@ -1,0 +1,138 @@
+"""The plain-PyTorch inference path: `GenreViTNetwork` and `LogMelWindowing` read a model folder without transformers
+and compute exactly what the Hugging Face classes compute."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPOSITORY
+
+from genre_vit.analysis import GenreClassifier, ModelNotFoundError
+from genre_vit.audio import SAMPLING_RATE
+from genre_vit.network import GenreViTNetwork, StoredConfig
+from genre_vit.spectrogram import LogMelWindowing, hann_window, mel_filter_bank
+
+
+def test_network_from_folder_gives_the_models_logits(tiny_model_dir, tiny_model, feature_extractor, song_30s):
+    network = GenreViTNetwork.from_folder(tiny_model_dir)
+    assert not network.training
+    assert sum(p.numel() for p in network.parameters()) == sum(p.numel() for p in tiny_model.parameters())
+    windows = torch.from_numpy(feature_extractor.extract_windows(song_30s, SAMPLING_RATE).input_values)
+    with torch.inference_mode():
+        np.testing.assert_array_equal(network(windows).numpy(), tiny_model(windows).logits.numpy())
+        tokens, attentions = network.encode_with_attentions(windows[:2])
+        expected_tokens, expected_attentions = tiny_model.encode_with_attentions(windows[:2])
+    torch.testing.assert_close(tokens, expected_tokens)
+    assert len(attentions) == tiny_model.config.num_hidden_layers
+    torch.testing.assert_close(attentions[-1], expected_attentions[-1])
+
+
+def test_stored_config_reads_labels_and_grid(tiny_model_dir, tiny_model):
+    config = StoredConfig.from_folder(tiny_model_dir)
+    assert dict(config.id2label) == tiny_model.config.id2label
+    assert config.num_labels == 10 and config.patch_grid == (13, 9)
+    with pytest.raises(AttributeError, match="no 'no_such_field'"):
+        config.no_such_field  # noqa: B018
+
+
+def test_windowing_from_folder_matches_the_feature_extractor(tiny_model_dir, feature_extractor, song_30s):
+    windowing = LogMelWindowing.from_folder(tiny_model_dir)
+    assert type(windowing) is LogMelWindowing
+    np.testing.assert_array_equal(
+        windowing.extract_windows(song_30s, SAMPLING_RATE).input_values,
+        feature_extractor.extract_windows(song_30s, SAMPLING_RATE).input_values,
+    )
+
+
+@pytest.mark.parametrize("mel_scale", ["slaney", "htk"])
+@pytest.mark.parametrize("norm", ["slaney", None])
+def test_mel_filters_and_window_equal_transformers(mel_scale, norm):
+    from transformers.audio_utils import mel_filter_bank as reference_filters
+    from transformers.audio_utils import window_function
+
+    ours = mel_filter_bank(1025, 128, 30.0, 11025.0, 22050, norm=norm, mel_scale=mel_scale)
+    reference = reference_filters(
+        num_frequency_bins=1025,
+        num_mel_filters=128,
+        min_frequency=30.0,
+        max_frequency=11025.0,
+        sampling_rate=22050,
+        norm=norm,
+        mel_scale=mel_scale,
+    )
+    np.testing.assert_allclose(ours, reference, rtol=1e-10, atol=1e-14)
+    for win_length in (2048, 1000):
+        np.testing.assert_array_equal(
+            hann_window(win_length, 2048), window_function(win_length, "hann", frame_length=2048, center=True)
+        )
+
+
+def _copy_model(source, target):
+    shutil.copytree(source, target)
+    return target
+
+
+def test_damaged_folders_get_clear_errors(tiny_model_dir, tmp_path):
+    wrong_type = _copy_model(tiny_model_dir, tmp_path / "wrong-type")
+    config = json.loads((wrong_type / "config.json").read_text())
+    (wrong_type / "config.json").write_text(json.dumps({**config, "model_type": "vit"}))
+    with pytest.raises(ModelNotFoundError, match="not a GenreViT model folder: .*'vit' model"):
+        GenreClassifier.from_pretrained(wrong_type)
+
+    wider = _copy_model(tiny_model_dir, tmp_path / "wider")
+    (wider / "config.json").write_text(json.dumps({**config, "hidden_size": 128}))
+    with pytest.raises(ModelNotFoundError, match="do not fit the config"):
+        GenreClassifier.from_pretrained(wider)
+
+    no_weights = _copy_model(tiny_model_dir, tmp_path / "no-weights")
+    (no_weights / "model.safetensors").unlink()
+    with pytest.raises(ModelNotFoundError, match="has no model.safetensors"):
+        GenreClassifier.from_pretrained(no_weights)
+
+    truncated = _copy_model(tiny_model_dir, tmp_path / "truncated")
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelNotFoundError, match="Cannot read the weights"):
+        GenreClassifier.from_pretrained(truncated)
+
+
+def test_analysis_and_the_command_line_do_not_import_transformers(tiny_model_dir, write_wav, song_30s):
+    """The inference path stays free of transformers, whose import is most of a cold start."""
+    path = write_wav(song_30s)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import genre_vit
+        assert "transformers" not in sys.modules, "import genre_vit imported transformers"
+        from genre_vit.cli import main
+        status = main(["analyze", {str(path)!r}, "--model", {str(tiny_model_dir)!r}, "--dtype", "float32"])
+        assert status == 0, status
+        loaded = sorted(name for name in sys.modules if name.split(".")[0] == "transformers")
+        print("TRANSFORMERS", len(loaded), loaded[:3])
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPOSITORY, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "TRANSFORMERS 0 []" in completed.stdout, completed.stdout
+
+
+def test_hugging_face_names_register_the_auto_classes():
+    script = textwrap.dedent(
+        """
+        import sys
+        import genre_vit
+        config_class = genre_vit.GenreViTConfig
+        from transformers import AutoConfig
+        assert isinstance(AutoConfig.for_model("genre_vit"), config_class)
+        print("OK")
+        """
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0 and "OK" in completed.stdout, completed.stderr
