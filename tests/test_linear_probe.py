@@ -11,7 +11,7 @@ from test_distillation import run_train
 
 from genre_vit import GenreClassifier
 from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
-from genre_vit.training.linear_probe import fit_linear_probe, fit_logistic_regression
+from genre_vit.training.linear_probe import cross_validation_accuracy, fit_linear_probe, fit_logistic_regression
 
 
 def blobs(seed: int, per_class: int = 40, classes: int = 4, dimension: int = 8, noise: float = 1.5):
@@ -34,23 +34,51 @@ def test_logistic_regression_matches_sklearn():
         np.testing.assert_allclose(ours, reference.predict_proba(features), atol=2e-3)
 
 
-def test_probe_folds_the_standardisation_into_the_weights_and_chooses_on_validation():
-    features, labels = blobs(1)
-    validation, validation_labels = blobs(1, per_class=10)
-    probe = fit_linear_probe(features, labels, validation, validation_labels, 4, strengths=(1e-4, 1.0))
-    assert set(probe.validation_accuracy_by_strength) == {1e-4, 1.0}
-    assert probe.strength == max(probe.validation_accuracy_by_strength, key=probe.validation_accuracy_by_strength.get)
+def track_blobs(seed: int, tracks_per_class: int = 6, windows_per_track: int = 8, **kwargs):
+    """Blobs whose windows come in tracks: `(features, labels, track ids)`."""
+    features, labels = blobs(seed, per_class=tracks_per_class * windows_per_track, **kwargs)
+    return features, labels, np.arange(len(labels)) // windows_per_track
+
+
+def test_probe_folds_the_standardisation_into_the_weights_and_chooses_by_grouped_cross_validation():
+    features, labels, tracks = track_blobs(1)
+    unseen, unseen_labels = blobs(1, per_class=10)
+    probe = fit_linear_probe(features, labels, tracks, 4, strengths=(1e-4, 1.0))
+    assert set(probe.cross_validation_accuracy_by_strength) == {1e-4, 1.0} and probe.folds == 5
+    scores = probe.cross_validation_accuracy_by_strength
+    assert probe.strength == max(scores, key=scores.get)
     # the probe works on raw embeddings: no standardisation layer is needed at inference
-    assert (probe.predict(validation).argmax(1) == validation_labels).mean() >= 0.9
+    assert (probe.predict(unseen).argmax(1) == unseen_labels).mean() >= 0.9
+    # the final fit uses every window given, with the chosen strength
     mean, std = features.mean(0), features.std(0) + 1e-6
-    weight, bias = fit_logistic_regression((features - mean) / std, labels, 4, probe.strength)  # training data only
-    np.testing.assert_allclose(probe.predict(validation), ((validation - mean) / std) @ weight.T + bias, atol=1e-3)
+    weight, bias = fit_logistic_regression((features - mean) / std, labels, 4, probe.strength)
+    np.testing.assert_allclose(probe.predict(unseen), ((unseen - mean) / std) @ weight.T + bias, atol=1e-3)
+
+
+def test_cross_validation_keeps_tracks_together():
+    """A probe that memorised tracks would score perfectly if a track's windows were split across folds: every
+    track here has its own random label-free offset that identifies it, and labels are random per track."""
+    rng = np.random.default_rng(3)
+    tracks = np.repeat(np.arange(40), 10)
+    labels = np.repeat(rng.permutation(np.arange(40) % 4), 10)
+    features = rng.normal(0, 5, (40, 16))[tracks] + rng.normal(0, 0.1, (400, 16))
+    accuracy, folds = cross_validation_accuracy(features, labels, tracks, 4, strengths=(100.0,))
+    assert folds == 5
+    assert accuracy[100.0] < 0.5  # near chance (0.25), never the ~1.0 of leaked tracks
+
+
+def test_fewer_folds_for_few_tracks_and_a_clear_error_for_one():
+    features, labels, tracks = track_blobs(4, tracks_per_class=3)
+    assert fit_linear_probe(features, labels, tracks, 4, strengths=(1.0,)).folds == 3
+    features, labels, tracks = track_blobs(4, tracks_per_class=1)
+    with pytest.raises(ValueError, match="at least 2 tracks of every genre"):
+        fit_linear_probe(features, labels, tracks, 4, strengths=(1.0,))
 
 
 def test_a_tie_keeps_the_stronger_regularisation():
-    features, labels = blobs(2, noise=0.1)
-    probe = fit_linear_probe(features, labels, features, labels, 4, strengths=(3.0, 1.0))
-    assert probe.validation_accuracy_by_strength[1.0] == probe.validation_accuracy_by_strength[3.0] == 1.0
+    features, labels, tracks = track_blobs(2, noise=0.1)
+    probe = fit_linear_probe(features, labels, tracks, 4, strengths=(3.0, 1.0))
+    assert probe.cross_validation_accuracy_by_strength[1.0] == probe.cross_validation_accuracy_by_strength[3.0] == 1.0
     assert probe.strength == 1.0
 
 
@@ -76,9 +104,11 @@ def test_classifier_only_training_keeps_the_encoder_and_learns_the_genres(tmp_pa
             torch.testing.assert_close(after[name], before[name], rtol=0, atol=0)
     run = json.loads((probed / "training_run.json").read_text())
     assert run["linear_probe"]["strength"] in (0.1, 1.0) and run["epochs_run"] == 0
-    assert set(run["linear_probe"]["validation_accuracy_by_strength"]) == {"0.1", "1"}
+    assert set(run["linear_probe"]["cross_validation_accuracy_by_strength"]) == {"0.1", "1"}
+    assert run["linear_probe"]["fitted_on"]["tracks"] == 40  # training and validation tracks: 4 of each genre
     card = (probed / "README.md").read_text()
     assert "linear probe" in card and f"Initialised from `{encoder}`" in card
+    assert "no window of a test track was trained on" in card and "cross-validation over the training" in card
     classifier = GenreClassifier.from_pretrained(probed, device="cpu", dtype="float32")
     correct = sum(
         classifier.analyze((synthetic_track(genre, 8.0, seed=500 + genre), 22050)).top_genre

@@ -62,7 +62,10 @@ def summarize_folds(fold_dirs: list[Path]) -> dict:
                 "fold": fold_dir.name,
                 "test_tracks": metrics["track"]["count"],
                 "test_windows": metrics["window"]["count"],
-                "validation_accuracy": run["validation_metrics"].get("eval_accuracy"),
+                # the checkpoint's validation accuracy, or the linear probe's cross-validated accuracy
+                "selection_accuracy": run["validation_metrics"].get(
+                    "eval_accuracy", run["validation_metrics"].get("probe_cross_validation_accuracy")
+                ),
                 "epochs_run": run["epochs_run"],
                 "train_seconds": run["train_seconds"],
                 **{f"{level}_{name}": metrics[level][name] for level, name in SUMMARY_METRICS},

@@ -6,15 +6,19 @@ already separates genres. `train.py --init-from MODEL --classifier-only` then:
 
 1. embeds every training and validation window once with the frozen encoder (`(windows, hidden_size)`, the
    pooled, final-LayerNorm'd embedding that the classifier reads);
-2. standardises the embeddings with the training windows' mean and standard deviation;
-3. fits the classifier as an L2-regularised multinomial logistic regression (full-batch L-BFGS, deterministic) on
-   the training windows, for each strength in `--probe-strengths` (sklearn's `C`: larger is less regularised), and
-   keeps the fit with the best validation window accuracy (ties: the stronger regularisation), so the validation
-   tracks choose the model and are never trained on, as in `train.py`'s other mode;
+2. chooses the L2 strength among `--probe-strengths` (sklearn's `C`: larger is less regularised) by a grouped,
+   stratified cross-validation over the training and validation tracks together (`PROBE_FOLDS` folds; a track's
+   windows are always on the same side; best mean window accuracy, ties to the stronger regularisation);
+3. fits the classifier with that strength on all of those windows: an L2-regularised multinomial logistic regression
+   (full-batch L-BFGS, deterministic) on embeddings standardised with their mean and standard deviation;
 4. folds the standardisation into the weights, so the shipped model is the seed architecture, `Linear(hidden, labels)`
    on the pooled embedding, with no extra layer.
 
-The test split is never embedded.
+Why cross-validation rather than the validation split alone, as `train.py`'s other mode does: with ~14 validation
+tracks, one track more or less right swings the choice; five folds over ~75 tracks choose steadily, and the final fit
+then learns from every labelled track. On the 94 GTZAN clips (5 outer folds, the shipped encoder) this took the
+track accuracy from 0.670 to 0.712 with the same encoder (runs recorded in the model card). The test split is never
+embedded.
 """
 
 import time
@@ -25,6 +29,12 @@ import torch
 
 DEFAULT_PROBE_STRENGTHS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 """Inverse L2 strengths tried (sklearn's `C`, per window)."""
+
+PROBE_FOLDS = 5
+"""Folds of the cross-validation that chooses the strength (fewer when there are fewer tracks per genre)."""
+
+PROBE_SEED = 0
+"""Seed of the fold assignment, so a run is reproducible."""
 
 
 @torch.inference_mode()
@@ -85,67 +95,101 @@ class LinearProbe:
     weight: np.ndarray
     bias: np.ndarray
     strength: float
-    validation_accuracy_by_strength: dict[float, float]
+    cross_validation_accuracy_by_strength: dict[float, float]
+    folds: int
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         return embeddings @ self.weight.T + self.bias
 
 
-def _fit_folded(embeddings, labels, num_labels, strength, mean, std):
+def fit_standardised_probe(
+    embeddings: np.ndarray, labels: np.ndarray, num_labels: int, strength: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Standardise with these embeddings' mean and standard deviation, fit the logistic regression, and fold the
+    standardisation into the returned `(weight (C, D), bias (C,))`."""
+    mean = embeddings.mean(axis=0)
+    std = embeddings.std(axis=0) + 1e-6
     weight, bias = fit_logistic_regression((embeddings - mean) / std, labels, num_labels, strength)
     return weight / std, bias - (weight / std) @ mean
 
 
+def cross_validation_accuracy(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    num_labels: int,
+    strengths,
+    folds: int = PROBE_FOLDS,
+    seed: int = PROBE_SEED,
+) -> tuple[dict[float, float], int]:
+    """Held-out window accuracy (pooled over folds) of each strength in a grouped, stratified `folds`-fold split of the windows
+    (`groups`: the track of each window), and the number of folds used: at most `folds`, at least 2, and no more
+    than the tracks of the smallest genre."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    tracks_per_label = [len(np.unique(groups[labels == label])) for label in np.unique(labels)]
+    folds = min(folds, min(tracks_per_label))
+    if folds < 2:
+        raise ValueError(
+            "The linear probe chooses its strength by cross-validation over tracks and needs at least 2 tracks of "
+            f"every genre among the training and validation tracks; the smallest genre has {min(tracks_per_label)}."
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    correct = {float(strength): 0 for strength in strengths}
+    for train_index, held_out_index in splitter.split(embeddings, labels, groups):
+        for strength in correct:
+            weight, bias = fit_standardised_probe(embeddings[train_index], labels[train_index], num_labels, strength)
+            predictions = (embeddings[held_out_index] @ weight.T + bias).argmax(axis=1)
+            correct[strength] += int((predictions == labels[held_out_index]).sum())
+    return {strength: count / len(labels) for strength, count in correct.items()}, folds
+
+
 def fit_linear_probe(
-    train_embeddings: np.ndarray,
-    train_labels: np.ndarray,
-    validation_embeddings: np.ndarray,
-    validation_labels: np.ndarray,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
     num_labels: int,
     strengths=DEFAULT_PROBE_STRENGTHS,
+    folds: int = PROBE_FOLDS,
+    seed: int = PROBE_SEED,
 ) -> LinearProbe:
-    """Fit on the training windows for each strength and keep the fit with the best validation window accuracy
-    (module docstring, steps 2-4)."""
+    """Choose the strength by grouped cross-validation, then fit on all the windows (module docstring, steps 2-4)."""
     if not strengths:
         raise ValueError("The linear probe needs at least one regularisation strength.")
-    mean = train_embeddings.mean(axis=0)
-    std = train_embeddings.std(axis=0) + 1e-6
-    accuracy, fits = {}, {}
-    for strength in sorted(strengths):  # ascending: a tie keeps the stronger regularisation
-        weight, bias = _fit_folded(train_embeddings, train_labels, num_labels, strength, mean, std)
-        predictions = (validation_embeddings @ weight.T + bias).argmax(axis=1)
-        accuracy[float(strength)] = float((predictions == validation_labels).mean())
-        fits[float(strength)] = (weight, bias)
-    chosen = max(accuracy, key=lambda s: (accuracy[s], -s))
-    weight, bias = fits[chosen]
-    return LinearProbe(weight=weight, bias=bias, strength=chosen, validation_accuracy_by_strength=accuracy)
+    accuracy, folds = cross_validation_accuracy(embeddings, labels, groups, num_labels, strengths, folds, seed)
+    chosen = max(sorted(accuracy), key=lambda s: accuracy[s])  # ascending: a tie keeps the stronger regularisation
+    weight, bias = fit_standardised_probe(embeddings, labels, num_labels, chosen)
+    return LinearProbe(
+        weight=weight, bias=bias, strength=chosen, cross_validation_accuracy_by_strength=accuracy, folds=folds
+    )
 
 
 def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, batch_size: int = 64) -> dict:
-    """Embed `windows["train"]` and `windows["validation"]` (datasets with `input_values`, `labels`), fit the probe,
-    write it into `model.classifier`, and return what happened (for the run record)."""
+    """Embed `windows["train"]` and `windows["validation"]` (datasets with `input_values`, `labels`, `track_id`), fit
+    the probe on both, write it into `model.classifier`, and return what happened (for the run record)."""
     started = time.perf_counter()
-    embeddings, labels = {}, {}
+    embeddings, labels, groups = [], [], []
     for name in ("train", "validation"):
-        data = windows[name].with_format("numpy", columns=["input_values", "labels"])
-        embeddings[name] = embed_windows(model, data["input_values"], batch_size)
-        labels[name] = np.asarray(data["labels"])
+        data = windows[name].with_format("numpy", columns=["input_values", "labels", "track_id"])
+        embeddings.append(embed_windows(model, data["input_values"], batch_size))
+        labels.append(np.asarray(data["labels"]))
+        groups.append(np.asarray(data["track_id"]))
     embed_seconds = time.perf_counter() - started
+    groups = np.concatenate(groups)
     probe = fit_linear_probe(
-        embeddings["train"],
-        labels["train"],
-        embeddings["validation"],
-        labels["validation"],
-        model.config.num_labels,
-        strengths,
+        np.concatenate(embeddings), np.concatenate(labels), groups, model.config.num_labels, strengths
     )
     with torch.no_grad():
         model.classifier.weight.copy_(torch.from_numpy(probe.weight))
         model.classifier.bias.copy_(torch.from_numpy(probe.bias))
     return {
         "strength": probe.strength,
-        "validation_accuracy_by_strength": {f"{s:g}": a for s, a in probe.validation_accuracy_by_strength.items()},
-        "validation_accuracy": probe.validation_accuracy_by_strength[probe.strength],
+        "selection": f"grouped stratified {probe.folds}-fold cross-validation over the training and validation tracks",
+        "cross_validation_accuracy_by_strength": {
+            f"{s:g}": a for s, a in probe.cross_validation_accuracy_by_strength.items()
+        },
+        "cross_validation_accuracy": probe.cross_validation_accuracy_by_strength[probe.strength],
+        "fitted_on": {"tracks": int(len(np.unique(groups))), "windows": int(len(groups))},
         "embed_seconds": embed_seconds,
         "fit_seconds": time.perf_counter() - started - embed_seconds,
     }
@@ -153,9 +197,12 @@ def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, ba
 
 __all__ = [
     "DEFAULT_PROBE_STRENGTHS",
+    "PROBE_FOLDS",
     "LinearProbe",
+    "cross_validation_accuracy",
     "embed_windows",
     "fit_linear_probe",
     "fit_logistic_regression",
+    "fit_standardised_probe",
     "run_linear_probe",
 ]

@@ -14,15 +14,29 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
     validation = run.get("validation_metrics", {})
     labels = ", ".join(config.id2label[i] for i in range(config.num_labels))
     parameters = run["parameters"]
+    probe = run.get("linear_probe")
+    if probe:
+        selection = "The probe's strength was chosen by cross-validation over the training and validation tracks"
+        split_note = "no window of a test track was trained on; the probe was fitted on the training and validation tracks."
+        selection_result = (
+            f"Held-out window accuracy of the chosen strength in the probe's cross-validation: "
+            f"{probe['cross_validation_accuracy']:.4f}"
+        )
+    else:
+        selection = "The checkpoint was chosen on validation accuracy"
+        split_note = "no window of a validation or test track was trained on."
+        selection_result = (
+            f"Validation window accuracy of the chosen checkpoint: {validation.get('eval_accuracy', float('nan')):.4f}"
+        )
     if splits["test"]["tracks"]:
         test_note = (
-            "The checkpoint was chosen on validation accuracy; the test split was not used in training or selection.\n"
+            f"{selection}; the test split was not used in training or selection.\n"
             "  Test numbers come from `evaluate.py` (`report.md` beside it, when present)."
         )
     else:
         test_note = (
-            "The checkpoint was chosen on validation accuracy. There is no test split: every track but the validation\n"
-            "  ones was trained on, so the honest estimate of accuracy on unseen tracks is the cross-validation below."
+            f"{selection}. There is no test split, so the honest estimate of accuracy on unseen tracks is the\n"
+            "  cross-validation below."
         )
     teacher = ""
     if run.get("teacher"):
@@ -38,17 +52,17 @@ MagnaTagATune.
     recipe = run["recipe"]
     init_from = run["arguments"]["model"].get("init_from")
     start = f"Initialised from `{init_from}`. " if init_from else ""
-    probe = run.get("linear_probe")
     if probe:
         training_time = (
             f"Classifier fitted in {run['train_seconds']:.0f} s on {run['device']} (encoder frozen; no epochs)."
         )
         recipe = (
             f"{start}Encoder frozen; the classifier is a linear probe of the pooled embedding: an L2-regularised "
-            f"logistic regression on standardised embeddings\n(strength C = {probe['strength']:g}, chosen on validation "
-            f"window accuracy among {', '.join(probe['validation_accuracy_by_strength'])}),\nfitted on the "
-            f"training windows, with the standardisation folded into `Linear({config.hidden_size}, "
-            f"{config.num_labels})`."
+            f"logistic regression on standardised embeddings\n(strength C = {probe['strength']:g}, chosen by "
+            f"{probe['selection']} among {', '.join(probe['cross_validation_accuracy_by_strength'])}:\nheld-out window "
+            f"accuracy {probe['cross_validation_accuracy']:.4f}), then fitted on all {probe['fitted_on']['windows']} "
+            f"windows of those {probe['fitted_on']['tracks']} tracks,\nwith the standardisation folded into "
+            f"`Linear({config.hidden_size}, {config.num_labels})`."
         )
     else:
         training_time = (
@@ -87,7 +101,7 @@ A Vision Transformer over 4-s log-Mel windows that classifies music genre, train
 ## Training data and split
 
 - Data: `{run["data"]}` ({run["tracks"]} readable tracks{", skipped: " + ", ".join(run["skipped_tracks"]) if run["skipped_tracks"] else ""}).
-- Split by track ({run["split_method"]}); no window of a validation or test track was trained on.
+- Split by track ({run["split_method"]}); {split_note}
 - Tracks (windows): train {splits["train"]["tracks"]} ({splits["train"]["windows"]}), validation
   {splits["validation"]["tracks"]} ({splits["validation"]["windows"]}), test {splits["test"]["tracks"]}.
   The track ids are in `{RUN_FILE}`.
@@ -95,7 +109,7 @@ A Vision Transformer over 4-s log-Mel windows that classifies music genre, train
 
 ## Results
 
-- Validation window accuracy of the chosen checkpoint: {validation.get("eval_accuracy", float("nan")):.4f}
+- {selection_result}
 - {training_time}
 
 ## Model
@@ -142,13 +156,14 @@ def cross_validation_markdown(summary: dict, heading_level: int = 2) -> str:
         )
     lines += [
         "",
-        "| fold | test tracks | test windows | validation acc. | epochs | window acc. | track acc. | window macro AUC |",
+        "| fold | test tracks | test windows | selection acc. (validation, or the probe's inner CV) | epochs "
+        "| window acc. | track acc. | window macro AUC |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for fold in summary["per_fold"]:
         auc = "–" if fold["window_macro_auc"] is None else f"{fold['window_macro_auc']:.3f}"
         lines.append(
-            f"| {fold['fold']} | {fold['test_tracks']} | {fold['test_windows']} | {fold['validation_accuracy']:.3f} "
+            f"| {fold['fold']} | {fold['test_tracks']} | {fold['test_windows']} | {fold['selection_accuracy']:.3f} "
             f"| {fold['epochs_run']:.0f} | {fold['window_accuracy']:.3f} | {fold['track_accuracy']:.3f} | {auc} |"
         )
     pooled_report = report_markdown(summary["pooled"], title="Pooled out-of-fold predictions")

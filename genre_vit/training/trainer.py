@@ -341,7 +341,8 @@ def _fit_classifier_only(options, model, feature_extractor, windows, track_split
         "best_checkpoint": None,
         "train_seconds": time.perf_counter() - started,
         "train_windows_per_second": None,
-        "validation_metrics": {"eval_accuracy": probe["validation_accuracy"]},
+        # The validation tracks are part of the probe's fit and its cross-validation: no separate validation score.
+        "validation_metrics": {"probe_cross_validation_accuracy": probe["cross_validation_accuracy"]},
         "linear_probe": probe,
         "log_history": [],
     }
@@ -368,12 +369,14 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
-    metric = run["validation_metrics"].get("eval_accuracy", run["validation_metrics"].get("eval_loss"))
-    name = "accuracy" if "eval_accuracy" in run["validation_metrics"] else "loss"
-    print(
-        f"validation {name} {metric:.4f} after {run['epochs_run']:.0f} epochs; model saved in "
-        f"{options.training.output_dir}"
-    )
+    metrics = run["validation_metrics"]
+    if "probe_cross_validation_accuracy" in metrics:
+        summary = f"linear probe: cross-validated window accuracy {metrics['probe_cross_validation_accuracy']:.4f}"
+    else:
+        name = "accuracy" if "eval_accuracy" in metrics else "loss"
+        metric = metrics.get("eval_accuracy", metrics.get("eval_loss"))
+        summary = f"validation {name} {metric:.4f} after {run['epochs_run']:.0f} epochs"
+    print(f"{summary}; model saved in {options.training.output_dir}")
     return 0
 
 
