@@ -187,6 +187,29 @@ def test_windows_keep_tracks_together_and_skip_corrupt_clips(dataset, tmp_path, 
     assert again["track_id"] == windows["track_id"] and cached[0].stat().st_mtime_ns == modified
 
 
+def test_shifted_windows_add_to_the_grid_without_changing_it(dataset, tmp_path):
+    """`offsets_seconds` (the probe's augmentation) keeps the window rule's windows, in order, and adds the windows of
+    the shifted grid, each the image that `windows_at` computes at its start; the cache keeps the two apart."""
+    from genre_vit.audio import load_audio
+
+    tracks = load_tracks(dataset)
+    one = tracks.filter(lambda row: row["track_id"] == "blues.00002")
+    extractor = GenreViTFeatureExtractor()
+    plain = make_windows(one, extractor, cache_dir=tmp_path / "cache")
+    shifted = make_windows(one, extractor, cache_dir=tmp_path / "cache", offsets_seconds=[1.0])
+    assert len(list((tmp_path / "cache").glob("windows-*.arrow"))) == 2
+    grid = np.asarray(plain["start_seconds"])
+    starts = np.asarray(shifted["start_seconds"])
+    np.testing.assert_array_equal(starts[: len(grid)], grid)  # 0, 2, ..., then the end-aligned window
+    extra = starts[len(grid) :]
+    np.testing.assert_allclose(extra, np.arange(len(extra)) * 2.0 + 1.0, atol=1e-5)  # 1, 3, 5, ... s
+    assert len(extra) == len(grid) - 1
+    np.testing.assert_array_equal(np.asarray(shifted["input_values"][: len(grid)]), np.asarray(plain["input_values"]))
+    waveform = load_audio(one[0]["audio_path"])
+    expected = extractor.windows_at(waveform, np.round(extra[:3] * 22050).astype(np.int64))
+    np.testing.assert_allclose(np.asarray(shifted["input_values"][len(grid) : len(grid) + 3]), expected, atol=1e-6)
+
+
 def test_split_files(dataset, tmp_path):
     lists = tmp_path / "splits"
     lists.mkdir()

@@ -332,9 +332,11 @@ def decode_track(audio_path: str | None, audio_bytes: bytes | None, sampling_rat
     return load_audio(audio_path, sampling_rate=sampling_rate)
 
 
-def _windows_fingerprint(tracks, feature_extractor: GenreViTFeatureExtractor) -> str:
+def _windows_fingerprint(tracks, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=()) -> str:
     digest = hashlib.sha256(_CACHE_VERSION.encode())
     digest.update(feature_extractor.to_json_string().encode())
+    if offsets_seconds:  # absent for the plain grid, so its existing caches stay valid
+        digest.update(json.dumps([float(offset) for offset in offsets_seconds]).encode())
     digest.update(json.dumps(label_names(tracks)).encode())
     for path, track, label in zip(tracks["audio_path"], tracks["track_id"], tracks["label"]):
         stat = os.stat(path) if path and os.path.exists(path) else None
@@ -347,24 +349,40 @@ def _windows_fingerprint(tracks, feature_extractor: GenreViTFeatureExtractor) ->
 class _WindowFeaturizer:
     """`Dataset.map` function: a batch of tracks -> their windows (a picklable object for `num_proc` > 1)."""
 
-    def __init__(self, feature_extractor: GenreViTFeatureExtractor):
+    def __init__(self, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=()):
         self.feature_extractor = feature_extractor
+        self.offsets_seconds = tuple(offsets_seconds)
+
+    def window_starts(self, num_samples: int) -> list[np.ndarray]:
+        """First samples of a track's windows, ascending in each group: the window rule's grid, then each offset's
+        shifted grid (clipped to the track, without repeating a start already taken)."""
+        extractor = self.feature_extractor
+        grid = extractor.window_start_samples(num_samples)
+        last_start = max(num_samples - extractor.window_samples, 0)
+        groups = [grid]
+        for offset in self.offsets_seconds:
+            shifted = np.unique(np.clip(grid + round(offset * extractor.sampling_rate), 0, last_start))
+            groups.append(np.setdiff1d(shifted, np.concatenate(groups)))
+        return [group for group in groups if group.size]
 
     def __call__(self, batch: dict) -> dict:
         rows = {"input_values": [], "labels": [], "track_id": [], "start_seconds": []}
+        extractor = self.feature_extractor
         for path, data, label, track in zip(
             batch["audio_path"], batch["audio_bytes"], batch["label"], batch["track_id"]
         ):
             try:
-                waveform = decode_track(path, data, self.feature_extractor.sampling_rate)
-                windows = self.feature_extractor.extract_windows(waveform, self.feature_extractor.sampling_rate)
+                waveform = decode_track(path, data, extractor.sampling_rate)
             except ValueError as error:
                 logger.warning(f"Skipping unreadable track {track}: {error}")
                 continue
-            rows["input_values"].extend(windows.input_values)
-            rows["labels"].extend([label] * len(windows.start_times))
-            rows["track_id"].extend([track] * len(windows.start_times))
-            rows["start_seconds"].extend(windows.start_times.astype(np.float32))
+            for starts in self.window_starts(waveform.shape[0]):
+                for block in range(0, len(starts), extractor.block_windows):
+                    block_starts = starts[block : block + extractor.block_windows]  # one STFT per block
+                    rows["input_values"].extend(extractor.windows_at(waveform, block_starts))
+                    rows["start_seconds"].extend((block_starts / extractor.sampling_rate).astype(np.float32))
+                rows["labels"].extend([label] * len(starts))
+                rows["track_id"].extend([track] * len(starts))
         return rows
 
 
@@ -373,9 +391,13 @@ def make_windows(
     feature_extractor: GenreViTFeatureExtractor,
     cache_dir: str | os.PathLike | None = None,
     num_proc: int | None = None,
+    offsets_seconds=(),
 ):
     """Featurise tracks into a dataset of windows: `input_values` (1, F, W) float32, `labels`, `track_id`,
     `start_seconds`.
+
+    The windows are those of the window rule (what inference cuts), plus, with `offsets_seconds`, those of the same
+    grid shifted by each offset: extra training windows (augmentation), never for evaluation.
 
     With `cache_dir`, the windows are stored in an Arrow file named after a fingerprint of the tracks (paths, sizes,
     modification times, labels) and of the feature extractor's settings, so a second run loads them instead of
@@ -397,10 +419,10 @@ def make_windows(
     cache_file_name = None
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        cache_file_name = str(Path(cache_dir) / f"windows-{_windows_fingerprint(tracks, feature_extractor)}.arrow")
+        cache_file_name = str(Path(cache_dir) / f"windows-{_windows_fingerprint(tracks, feature_extractor, offsets_seconds)}.arrow")
     num_proc = num_proc if num_proc and num_proc > 1 and len(tracks) >= 2 * num_proc else None
     windows = tracks.map(
-        _WindowFeaturizer(feature_extractor),
+        _WindowFeaturizer(feature_extractor, offsets_seconds),
         batched=True,
         batch_size=4,
         remove_columns=tracks.column_names,

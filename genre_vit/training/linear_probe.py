@@ -30,6 +30,10 @@ import torch
 DEFAULT_PROBE_STRENGTHS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 """Inverse L2 strengths tried (sklearn's `C`, per window)."""
 
+DEFAULT_PROBE_WINDOW_OFFSETS = (1.0,)
+"""Shifts (seconds) of the extra windows the probe learns from: the 2-s grid moved by 1 s puts a window start between
+every two of the grid's, which doubles the windows of each training track without new audio."""
+
 PROBE_FOLDS = 5
 """Folds of the cross-validation that chooses the strength (fewer when there are fewer tracks per genre)."""
 
@@ -197,6 +201,7 @@ def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, ba
 
 __all__ = [
     "DEFAULT_PROBE_STRENGTHS",
+    "DEFAULT_PROBE_WINDOW_OFFSETS",
     "PROBE_FOLDS",
     "LinearProbe",
     "cross_validation_accuracy",

@@ -53,6 +53,10 @@ MagnaTagATune.
     init_from = run["arguments"]["model"].get("init_from")
     start = f"Initialised from `{init_from}`. " if init_from else ""
     if probe:
+        offsets = probe.get("window_offsets_seconds") or []
+        shifted = (
+            f" (the window grid and the grid shifted by {', '.join(f'{o:g}' for o in offsets)} s)" if offsets else ""
+        )
         training_time = (
             f"Classifier fitted in {run['train_seconds']:.0f} s on {run['device']} (encoder frozen; no epochs)."
         )
@@ -61,7 +65,7 @@ MagnaTagATune.
             f"logistic regression on standardised embeddings\n(strength C = {probe['strength']:g}, chosen by "
             f"{probe['selection']} among {', '.join(probe['cross_validation_accuracy_by_strength'])}:\nheld-out window "
             f"accuracy {probe['cross_validation_accuracy']:.4f}), then fitted on all {probe['fitted_on']['windows']} "
-            f"windows of those {probe['fitted_on']['tracks']} tracks,\nwith the standardisation folded into "
+            f"windows of those {probe['fitted_on']['tracks']} tracks{shifted},\nwith the standardisation folded into "
             f"`Linear({config.hidden_size}, {config.num_labels})`."
         )
     else:

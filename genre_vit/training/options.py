@@ -15,7 +15,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from .data import DEFAULT_SPLIT_FRACTIONS
-from .linear_probe import DEFAULT_PROBE_STRENGTHS
+from .linear_probe import DEFAULT_PROBE_STRENGTHS, DEFAULT_PROBE_WINDOW_OFFSETS
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -99,7 +99,19 @@ class ModelArguments:
     )
     probe_strengths: list[float] = field(
         default_factory=lambda: list(DEFAULT_PROBE_STRENGTHS),
-        metadata={"help": "with --classifier-only: inverse L2 strengths tried, chosen on validation", "metavar": "C"},
+        metadata={
+            "help": "with --classifier-only: inverse L2 strengths tried, chosen by cross-validation over the tracks",
+            "metavar": "C",
+        },
+    )
+    probe_window_offsets: list[float] = field(
+        default_factory=lambda: list(DEFAULT_PROBE_WINDOW_OFFSETS),
+        metadata={
+            "help": "with --classifier-only: the probe also learns from windows cut on the window grid shifted by "
+            "these many seconds (augmentation; inference keeps the grid); none: pass no value",
+            "metavar": "SECONDS",
+            "nargs": "*",
+        },
     )
 
     def __post_init__(self):
@@ -109,6 +121,8 @@ class ModelArguments:
             raise ValueError("--classifier-only needs --init-from: a pre-trained model whose encoder is kept.")
         if not self.probe_strengths or any(strength <= 0 for strength in self.probe_strengths):
             raise ValueError(f"--probe-strengths must be positive numbers, got {self.probe_strengths}.")
+        if any(offset <= 0 for offset in self.probe_window_offsets):
+            raise ValueError(f"--probe-window-offsets must be positive seconds, got {self.probe_window_offsets}.")
 
 
 @dataclass

@@ -212,8 +212,12 @@ def run_training(options: TrainingOptions) -> dict:
         tracks = load_tracks_for(data)
         names = label_names(tracks)
         track_splits, split_method = split_tracks_for(tracks, options.split, training.seed)
+        # The probe fits on training and validation tracks alike, so both get its extra shifted windows.
+        offsets = model_options.probe_window_offsets if model_options.classifier_only else ()
         windows = {
-            name: make_windows(split, feature_extractor, cache_dir=cache_dir, num_proc=data.num_proc)
+            name: make_windows(
+                split, feature_extractor, cache_dir=cache_dir, num_proc=data.num_proc, offsets_seconds=offsets
+            )
             for name, split in track_splits.items()
             if name in ("train", "validation")
         }
@@ -331,6 +335,7 @@ def _fit_classifier_only(options, model, feature_extractor, windows, track_split
         model, windows, options.model.probe_strengths, batch_size=options.training.per_device_eval_batch_size
     )
     model.to("cpu")
+    probe["window_offsets_seconds"] = list(options.model.probe_window_offsets)
     run = record | _data_record(options, split_track_ids(track_splits), windows, split_method) | {
         "device": str(device),
         "world_size": 1,
