@@ -11,7 +11,7 @@ import numpy as np
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
-from .spectrogram import LogMelWindowing, SpectrogramWindows
+from .spectrogram import LogMelWindowing, SpectrogramWindows, parameter_names
 
 
 class GenreViTFeatureExtractor(LogMelWindowing, SequenceFeatureExtractor):
@@ -23,51 +23,12 @@ class GenreViTFeatureExtractor(LogMelWindowing, SequenceFeatureExtractor):
 
     model_input_names = ["input_values", "window_mask"]
 
-    def __init__(
-        self,
-        sampling_rate: int = 22050,
-        window_seconds: float = 4.0,
-        window_hop_seconds: float = 2.0,
-        n_fft: int = 2048,
-        win_length: int = 2048,
-        hop_length: int = 64,
-        n_mels: int = 128,
-        f_min: float = 0.0,
-        f_max: float = 11025.0,
-        mel_scale: str = "slaney",
-        mel_norm: str = "slaney",
-        power: float = 2.0,
-        db_amin: float = 1e-10,
-        db_top_db: float = 80.0,
-        num_frequency_bins: int = 216,
-        num_time_frames: int = 144,
-        block_windows: int = 32,
-        padding_value: float = 0.0,
-        **kwargs,
-    ):
+    def __init__(self, padding_value: float = 0.0, **kwargs):
+        windowing = {name: kwargs.pop(name) for name in parameter_names() if name in kwargs}
         kwargs.pop("feature_size", None)  # saved by to_dict, but always n_mels
+        LogMelWindowing.__init__(self, **windowing)
         SequenceFeatureExtractor.__init__(
-            self, feature_size=n_mels, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs
-        )
-        LogMelWindowing.__init__(
-            self,
-            sampling_rate=sampling_rate,
-            window_seconds=window_seconds,
-            window_hop_seconds=window_hop_seconds,
-            n_fft=n_fft,
-            win_length=win_length,
-            hop_length=hop_length,
-            n_mels=n_mels,
-            f_min=f_min,
-            f_max=f_max,
-            mel_scale=mel_scale,
-            mel_norm=mel_norm,
-            power=power,
-            db_amin=db_amin,
-            db_top_db=db_top_db,
-            num_frequency_bins=num_frequency_bins,
-            num_time_frames=num_time_frames,
-            block_windows=block_windows,
+            self, feature_size=self.n_mels, sampling_rate=self.sampling_rate, padding_value=padding_value, **kwargs
         )
 
     def __call__(

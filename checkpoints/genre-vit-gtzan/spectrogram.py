@@ -36,6 +36,7 @@ not import transformers. `GenreViTFeatureExtractor` (feature_extraction_genre_vi
 Hugging Face feature extractor (saved as `preprocessor_config.json`, batches for the model, the Auto classes).
 """
 
+import inspect
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,6 +125,11 @@ def hann_window(win_length: int, n_fft: int) -> np.ndarray:
     window = np.hanning(win_length + 1)[:-1]
     left = (n_fft - win_length) // 2
     return np.pad(window, (left, n_fft - win_length - left))
+
+
+def parameter_names() -> tuple[str, ...]:
+    """The parameters of `LogMelWindowing`: what a saved `preprocessor_config.json` holds besides bookkeeping."""
+    return tuple(inspect.signature(LogMelWindowing.__init__).parameters)[1:]
 
 
 @dataclass(frozen=True)
@@ -216,26 +222,6 @@ class LogMelWindowing:
             mel_scale=mel_scale,
         ).astype(np.float32)
 
-    PARAMETER_NAMES = (
-        "sampling_rate",
-        "window_seconds",
-        "window_hop_seconds",
-        "n_fft",
-        "win_length",
-        "hop_length",
-        "n_mels",
-        "f_min",
-        "f_max",
-        "mel_scale",
-        "mel_norm",
-        "power",
-        "db_amin",
-        "db_top_db",
-        "num_frequency_bins",
-        "num_time_frames",
-        "block_windows",
-    )
-    """The constructor's parameters: what a saved `preprocessor_config.json` holds besides bookkeeping."""
 
     @classmethod
     def from_folder(cls, folder) -> "LogMelWindowing":
@@ -248,7 +234,7 @@ class LogMelWindowing:
             values = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise OSError(f"Cannot read {path}: {error}") from error
-        return cls(**{name: values[name] for name in cls.PARAMETER_NAMES if name in values})
+        return cls(**{name: values[name] for name in parameter_names() if name in values})
 
     # ------------------------------------------------------------------ the window grid
     @property
@@ -445,4 +431,4 @@ class LogMelWindowing:
         )
 
 
-__all__ = ["LogMelWindowing", "SpectrogramWindows", "hann_window", "mel_filter_bank"]
+__all__ = ["LogMelWindowing", "SpectrogramWindows", "hann_window", "mel_filter_bank", "parameter_names"]
