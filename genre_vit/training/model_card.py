@@ -146,8 +146,9 @@ def cross_validation_markdown(summary: dict, heading_level: int = 2) -> str:
         f"{h} {summary['folds']}-fold cross-validation by track",
         "",
         (
-            "Mean ± sample standard deviation over the folds; each fold's model was chosen on its own validation "
-            "tracks and scored on its held-out fold."
+            "Mean ± sample standard deviation over the folds; each fold's model was chosen without its held-out "
+            "fold (on its validation tracks, or by the linear probe's cross-validation over its other tracks) and "
+            "scored on that fold."
         ),
         "",
         "| level | accuracy | macro F1 | macro AUC |",
