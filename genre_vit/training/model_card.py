@@ -95,7 +95,7 @@ tags:
 
 # GenreViT: {run["output_name"]}
 
-A Vision Transformer over 4-s log-Mel windows that classifies music genre, trained with GenreViT's `train.py`. Load it with `from_pretrained` after `import genre_vit`, or with
+A Vision Transformer over 4-s log-Mel windows that classifies music genre, trained with GenreViT's `train.py`. Load it with `from_pretrained` after `genre_vit.register_auto_classes()`, or with
 `trust_remote_code=True` without the package. Either way it needs `transformers>={MIN_TRANSFORMERS_VERSION}`.
 
 ## Labels
