@@ -49,7 +49,7 @@ def read_record(source: str, name: str) -> dict | None:
             from huggingface_hub import hf_hub_download
 
             path = Path(hf_hub_download(source, name))
-        return json.loads(path.read_text()) if path is not None and path.is_file() else None
+        return json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         return None
 

@@ -40,9 +40,12 @@ import inspect
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from .network import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -222,18 +225,10 @@ class LogMelWindowing:
             mel_scale=mel_scale,
         ).astype(np.float32)
 
-
     @classmethod
     def from_folder(cls, folder) -> "LogMelWindowing":
         """The windowing of a saved model folder's `preprocessor_config.json`, read without transformers."""
-        import json
-        from pathlib import Path
-
-        path = Path(folder) / PREPROCESSOR_CONFIG_FILE
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise OSError(f"Cannot read {path}: {error}") from error
+        values = read_json(Path(folder) / PREPROCESSOR_CONFIG_FILE)
         return cls(**{name: values[name] for name in parameter_names() if name in values})
 
     # ------------------------------------------------------------------ the window grid

@@ -274,6 +274,14 @@ def run_encoder(
     return encoder.layernorm(hidden_states), all_hidden_states, all_attentions
 
 
+def read_json(path: Path) -> dict:
+    """A model folder's JSON file; any failure to read or parse it is an `OSError` that names the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise OSError(f"Cannot read {path}: {error}") from error
+
+
 class StoredConfig:
     """A saved `config.json`, read without transformers: its values as read-only attributes, label ids as ints.
 
@@ -300,10 +308,7 @@ class StoredConfig:
     @classmethod
     def from_folder(cls, folder: str | Path) -> "StoredConfig":
         path = Path(folder) / CONFIG_FILE
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise OSError(f"Cannot read {path}: {error}") from error
+        values = read_json(path)
         if values.get("model_type") != "genre_vit":
             raise ValueError(f"{path} describes a {values.get('model_type')!r} model, not a genre_vit one.")
         return cls(values)
@@ -313,7 +318,7 @@ def _weight_files(folder: Path) -> list[Path]:
     """The safetensors files of a saved model: the shards named by the index, or the single file."""
     index = folder / SAFETENSORS_INDEX_FILE
     if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        weight_map = read_json(index)["weight_map"]
         return [folder / name for name in sorted(set(weight_map.values()))]
     if (folder / SAFETENSORS_FILE).is_file():
         return [folder / SAFETENSORS_FILE]
@@ -394,6 +399,7 @@ __all__ = [
     "activation",
     "focal_loss",
     "patch_grid",
+    "read_json",
     "run_encoder",
     "sequence_length",
 ]

@@ -419,7 +419,8 @@ def make_windows(
     cache_file_name = None
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        cache_file_name = str(Path(cache_dir) / f"windows-{_windows_fingerprint(tracks, feature_extractor, offsets_seconds)}.arrow")
+        fingerprint = _windows_fingerprint(tracks, feature_extractor, offsets_seconds)
+        cache_file_name = str(Path(cache_dir) / f"windows-{fingerprint}.arrow")
     num_proc = num_proc if num_proc and num_proc > 1 and len(tracks) >= 2 * num_proc else None
     windows = tracks.map(
         _WindowFeaturizer(feature_extractor, offsets_seconds),

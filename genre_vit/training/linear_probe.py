@@ -8,7 +8,7 @@ already separates genres. `train.py --init-from MODEL --classifier-only` then:
    pooled, final-LayerNorm'd embedding that the classifier reads);
 2. chooses the L2 strength among `--probe-strengths` (sklearn's `C`: larger is less regularised) by a grouped,
    stratified cross-validation over the training and validation tracks together (`PROBE_FOLDS` folds; a track's
-   windows are always on the same side; best mean window accuracy, ties to the stronger regularisation);
+   windows are always on the same side; best pooled held-out window accuracy, ties to the stronger regularisation);
 3. fits the classifier with that strength on all of those windows: an L2-regularised multinomial logistic regression
    (full-batch L-BFGS, deterministic) on embeddings standardised with their mean and standard deviation;
 4. folds the standardisation into the weights, so the shipped model is the seed architecture, `Linear(hidden, labels)`
@@ -126,9 +126,9 @@ def cross_validation_accuracy(
     folds: int = PROBE_FOLDS,
     seed: int = PROBE_SEED,
 ) -> tuple[dict[float, float], int]:
-    """Held-out window accuracy (pooled over folds) of each strength in a grouped, stratified `folds`-fold split of the windows
-    (`groups`: the track of each window), and the number of folds used: at most `folds`, at least 2, and no more
-    than the tracks of the smallest genre."""
+    """Held-out window accuracy (pooled over folds) of each strength in a grouped, stratified `folds`-fold split of
+    the windows (`groups`: the track of each window), and the number of folds used: at most `folds`, at least 2,
+    and no more than the tracks of the smallest genre."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     tracks_per_label = [len(np.unique(groups[labels == label])) for label in np.unique(labels)]
