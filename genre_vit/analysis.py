@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .audio import AudioTooShortError, DecodedAudio, SilentAudioError, prepare_waveform
-from .explain import WindowExplanation, explain_windows
+from .explain import WindowExplanation, attention_rollout
 from .network import GenreViTNetwork
 from .results import GenreAnalysis
 from .spectrogram import LogMelWindowing
@@ -209,14 +209,27 @@ class GenreClassifier:
     @torch.inference_mode()
     def window_probabilities(self, input_values: np.ndarray) -> np.ndarray:
         """Genre probabilities `(n, C)` of featurised windows `(n, 1, F, W)`, `batch_size` at a time."""
-        probabilities = []
-        for start in range(0, len(input_values), self.batch_size):
-            batch = torch.as_tensor(np.asarray(input_values[start : start + self.batch_size])).to(self.device)
-            with self._model_lock, self.autocast():
-                tokens = self.model.forward_features(batch)
-            logits = self.model.forward_head(tokens.to(self.model.classifier.weight.dtype))
-            probabilities.append(logits.float().softmax(-1).cpu().numpy())
-        return np.concatenate(probabilities)
+        return np.concatenate(
+            [
+                self._forward_windows(input_values[start : start + self.batch_size])[0]
+                for start in range(0, len(input_values), self.batch_size)
+            ]
+        )
+
+    def _forward_windows(
+        self, input_values: np.ndarray, output_attentions: bool = False
+    ) -> tuple[np.ndarray, tuple[torch.Tensor, ...] | None]:
+        """One forward pass over windows `(n, 1, F, W)`: genre probabilities `(n, C)`, and every block's attention
+        weights `(n, heads, S, S)` when asked (else None). The encoder runs in the compute dtype (`autocast`), the
+        head on its float32 output, for the analysis and the explanations alike."""
+        batch = torch.as_tensor(np.asarray(input_values)).to(self.device)
+        with self._model_lock, self.autocast():
+            if output_attentions:
+                tokens, attentions = self.model.encode_with_attentions(batch)
+            else:
+                tokens, attentions = self.model.forward_features(batch), None
+        logits = self.model.forward_head(tokens.to(self.model.classifier.weight.dtype))
+        return logits.float().softmax(-1).cpu().numpy(), attentions
 
     def autocast(self):
         """The context in which the encoder runs: `torch.autocast` to the compute dtype, or nothing for float32."""
@@ -243,7 +256,9 @@ class GenreClassifier:
         starts = self.feature_extractor.window_start_samples(waveform.size)
         start = int(starts[np.argmin(np.abs(starts - start_seconds * self.feature_extractor.sampling_rate))])
         image = self.feature_extractor.windows_at(waveform, np.array([start]))
-        relevance, probabilities = explain_windows(self.model, image, self.autocast())
+        with torch.inference_mode():
+            probabilities, attentions = self._forward_windows(image, output_attentions=True)
+        relevance = attention_rollout([weights.float().cpu() for weights in attentions], self.model.config.patch_grid)
         return WindowExplanation(
             start_seconds=start / self.feature_extractor.sampling_rate,
             image=image[0, 0],

@@ -10,7 +10,6 @@ Limits: rollout shows where the model looked, not how each region pushed towards
 (it is the same map whatever genre is asked about), and it ignores what the feed-forward layers do.
 """
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -86,19 +85,4 @@ class WindowExplanation:
         return full
 
 
-@torch.inference_mode()
-def explain_windows(model, input_values: np.ndarray, encoder_context=None) -> tuple[np.ndarray, np.ndarray]:
-    """Relevance maps `(N, rows, columns)` and genre probabilities `(N, C)` of featurised windows `(N, 1, F, W)`.
-
-    `encoder_context` (e.g. `GenreClassifier.autocast()`) wraps the encoder only, as in the analysis, so the
-    probabilities match the analysis's."""
-    parameter = next(model.parameters())
-    batch = torch.as_tensor(np.asarray(input_values)).to(parameter.device)
-    with encoder_context if encoder_context is not None else contextlib.nullcontext():
-        tokens, attentions = model.encode_with_attentions(batch)
-    logits = model.forward_head(tokens.to(model.classifier.weight.dtype))
-    relevance = attention_rollout([weights.float().cpu() for weights in attentions], model.config.patch_grid)
-    return relevance, logits.float().softmax(-1).cpu().numpy()
-
-
-__all__ = ["METHOD_SENTENCE", "WindowExplanation", "attention_rollout", "explain_windows"]
+__all__ = ["METHOD_SENTENCE", "WindowExplanation", "attention_rollout"]

@@ -7,6 +7,7 @@ import torch
 from conftest import SAMPLING_RATE
 
 from genre_vit import GenreViTFeatureExtractor
+from genre_vit.spectrogram import banded_filter_groups, mel_filter_bank
 from genre_vit.testing import synth_music
 
 MEL_PARAMETERS = dict(
@@ -172,3 +173,22 @@ def test_save_and_load(tmp_path, song_30s):
         loaded.extract_windows(song_30s, SAMPLING_RATE).input_values,
         extractor.extract_windows(song_30s, SAMPLING_RATE).input_values,
     )
+
+
+@pytest.mark.parametrize("n_fft, n_mels, bands_per_group", [(2048, 128, 16), (512, 128, 7), (2048, 40, 64)])
+def test_banded_filter_groups_give_the_dense_product(n_fft, n_mels, bands_per_group):
+    # (512, 128): a 512-point FFT has too few low bins for 128 bands, so some filters are all zero.
+    filters = torch.from_numpy(
+        mel_filter_bank(n_fft // 2 + 1, n_mels, 0.0, 11025.0, 22050, norm="slaney", mel_scale="slaney")
+    ).float()
+    groups = banded_filter_groups(filters, bands_per_group)
+    assert [group[0] for group in groups] == list(range(0, n_mels, bands_per_group))
+    assert groups[-1][1] == n_mels
+    power = torch.rand(300, filters.shape[0])
+    banded = torch.zeros(300, n_mels)
+    for first_band, last_band, first_row, last_row, group_filters in groups:
+        banded[:, first_band:last_band] = power[:, first_row:last_row] @ group_filters
+        outside = torch.ones(filters.shape[0], dtype=torch.bool)
+        outside[first_row:last_row] = False
+        assert not filters[outside, first_band:last_band].any()  # no non-zero weight left out
+    torch.testing.assert_close(banded, power @ filters, rtol=1e-5, atol=1e-6)
