@@ -65,6 +65,14 @@ def _set_title(ax: Axes, text: str) -> None:
     ax.set_title(renderable_text(text, ax.title.get_fontproperties()))
 
 
+def _fixed_margins(figure: Figure, left: float, right: float, top: float, bottom: float) -> dict[str, float]:
+    """Subplot margins given in inches, as the figure fractions `subplots_adjust` takes. Why fixed margins, sized
+    for the labels a figure draws: matplotlib's constrained layout finds them too, but by drawing the whole figure
+    once more, which was half of the time the app spent on each plot."""
+    width, height = figure.get_size_inches()
+    return {"left": left / width, "right": 1 - right / width, "top": 1 - top / height, "bottom": bottom / height}
+
+
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return ax if ax is not None else Figure(figsize=figsize, layout="constrained").subplots()
 
@@ -132,9 +140,12 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
     sections = result.sections() if sections is None else sections
     has_spectrogram = result.spectrogram is not None and result.spectrogram.size > 0
     # Sized for a phone as much as a desktop: a page shows it 380 to 700 px wide, so it is narrow with large text.
-    figure = figure if figure is not None else Figure(figsize=(4.8, 6.0 if has_spectrogram else 5.0), layout="constrained")
+    margins = None
+    if figure is None:
+        figure = Figure(figsize=(4.8, 6.0 if has_spectrogram else 5.0))
+        margins = _fixed_margins(figure, left=0.95, right=0.22, top=0.32, bottom=1.2) | {"hspace": 0.12}
     heights = [0.42, 0.22, 3.0] + ([1.3] if has_spectrogram else [])
-    axes = figure.subplots(len(heights), 1, sharex=True, height_ratios=heights)
+    axes = figure.subplots(len(heights), 1, sharex=True, height_ratios=heights, gridspec_kw=margins)
     section_axes, window_axes, area_axes = axes[:3]
     duration = max(result.duration_seconds, float(result.window_end_times.max()))
 
@@ -181,13 +192,15 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
     _time_axis(bottom_axes, duration)
     bottom_axes.tick_params(labelsize=TIMELINE_FONT_SIZE)
     bottom_axes.set_xlabel("time (m:ss)", fontsize=TIMELINE_FONT_SIZE)
-    title = "Genre over time" + (f" — {result.source}" if result.source else "")
+    # The figure is narrow (a phone's width): a long file name is cut to what fits beside the title.
+    source = result.source if len(result.source or "") <= 26 else result.source[:25] + "…"
+    title = "Genre over time" + (f" — {source}" if source else "")
     section_axes.set_title(
         renderable_text(title, section_axes.title.get_fontproperties()), fontsize=TIMELINE_FONT_SIZE + 1
     )
     handles, labels = area_axes.get_legend_handles_labels()
     figure.legend(
-        handles, labels, loc="outside lower center", ncols=4, fontsize=TIMELINE_FONT_SIZE, frameon=False,
+        handles, labels, loc="lower center" if margins else "outside lower center", ncols=4, fontsize=TIMELINE_FONT_SIZE, frameon=False,
         handlelength=1.0, columnspacing=0.8, handletextpad=0.4,
     )
     return figure
@@ -210,8 +223,11 @@ def plot_window_explanation(explanation, figure=None) -> Figure:
         explanation: a `genre_vit.explain.WindowExplanation`.
         figure: draw into this Figure or SubFigure instead of a new one.
     """
-    figure = figure if figure is not None else Figure(figsize=(4.8, 4.4), layout="constrained")
-    ax = figure.subplots()
+    margins = None
+    if figure is None:
+        figure = Figure(figsize=(4.8, 4.4))
+        margins = _fixed_margins(figure, left=0.4, right=0.45, top=0.6, bottom=0.55)
+    ax = figure.subplots(gridspec_kw=margins)
     start, seconds = explanation.start_seconds, explanation.window_seconds
     extent = (start, start + seconds, 0, explanation.image.shape[0])
     ax.imshow(explanation.image, origin="lower", aspect="auto", cmap="gray_r", extent=extent)
