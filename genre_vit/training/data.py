@@ -332,11 +332,32 @@ def decode_track(audio_path: str | None, audio_bytes: bytes | None, sampling_rat
     return load_audio(audio_path, sampling_rate=sampling_rate)
 
 
-def _windows_fingerprint(tracks, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=()) -> str:
+def spectral_tilt(
+    waveform: np.ndarray,
+    sampling_rate: int,
+    db_per_octave: float,
+    pivot_hz: float = 1000.0,
+    limit_db: float = 12.0,
+) -> np.ndarray:
+    """The waveform re-equalised by a spectral tilt: each frequency f (Hz) gains `db_per_octave * log2(f / pivot_hz)`
+    dB, limited to +-`limit_db` (frequencies below 20 Hz count as 20 Hz). Positive tilts brighten, negative ones
+    darken. `(samples,)` float32 -> `(samples,)` float32, same length; applied to the whole track at once (one FFT),
+    so windows cut from it see no block edges."""
+    spectrum = np.fft.rfft(waveform.astype(np.float64))
+    frequencies = np.maximum(np.fft.rfftfreq(waveform.shape[0], 1.0 / sampling_rate), 20.0)
+    gain_db = np.clip(db_per_octave * np.log2(frequencies / pivot_hz), -limit_db, limit_db)
+    return np.fft.irfft(spectrum * 10.0 ** (gain_db / 20.0), n=waveform.shape[0]).astype(np.float32)
+
+
+def _windows_fingerprint(
+    tracks, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=(), spectral_tilts=()
+) -> str:
     digest = hashlib.sha256(_CACHE_VERSION.encode())
     digest.update(feature_extractor.to_json_string().encode())
     if offsets_seconds:  # absent for the plain grid, so its existing caches stay valid
         digest.update(json.dumps([float(offset) for offset in offsets_seconds]).encode())
+    if spectral_tilts:  # likewise
+        digest.update(("tilts" + json.dumps([float(tilt) for tilt in spectral_tilts])).encode())
     digest.update(json.dumps(label_names(tracks)).encode())
     for path, track, label in zip(tracks["audio_path"], tracks["track_id"], tracks["label"]):
         stat = os.stat(path) if path and os.path.exists(path) else None
@@ -349,9 +370,10 @@ def _windows_fingerprint(tracks, feature_extractor: GenreViTFeatureExtractor, of
 class _WindowFeaturizer:
     """`Dataset.map` function: a batch of tracks -> their windows (a picklable object for `num_proc` > 1)."""
 
-    def __init__(self, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=()):
+    def __init__(self, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=(), spectral_tilts=()):
         self.feature_extractor = feature_extractor
         self.offsets_seconds = tuple(offsets_seconds)
+        self.spectral_tilts = tuple(spectral_tilts)
 
     def window_starts(self, num_samples: int) -> list[np.ndarray]:
         """First samples of a track's windows, ascending in each group: the window rule's grid, then each offset's
@@ -376,13 +398,18 @@ class _WindowFeaturizer:
             except ValueError as error:
                 logger.warning(f"Skipping unreadable track {track}: {error}")
                 continue
-            for starts in self.window_starts(waveform.shape[0]):
-                for block in range(0, len(starts), extractor.block_windows):
-                    block_starts = starts[block : block + extractor.block_windows]  # one STFT per block
-                    rows["input_values"].extend(extractor.windows_at(waveform, block_starts))
-                    rows["start_seconds"].extend((block_starts / extractor.sampling_rate).astype(np.float32))
-                rows["labels"].extend([label] * len(starts))
-                rows["track_id"].extend([track] * len(starts))
+            groups = self.window_starts(waveform.shape[0])
+            versions = [waveform] + [  # the track as it is first, so the grid's windows lead
+                spectral_tilt(waveform, extractor.sampling_rate, tilt) for tilt in self.spectral_tilts
+            ]
+            for version in versions:
+                for starts in groups:
+                    for block in range(0, len(starts), extractor.block_windows):
+                        block_starts = starts[block : block + extractor.block_windows]  # one STFT per block
+                        rows["input_values"].extend(extractor.windows_at(version, block_starts))
+                        rows["start_seconds"].extend((block_starts / extractor.sampling_rate).astype(np.float32))
+                    rows["labels"].extend([label] * len(starts))
+                    rows["track_id"].extend([track] * len(starts))
         return rows
 
 
@@ -392,12 +419,15 @@ def make_windows(
     cache_dir: str | os.PathLike | None = None,
     num_proc: int | None = None,
     offsets_seconds=(),
+    spectral_tilts=(),
 ):
     """Featurise tracks into a dataset of windows: `input_values` (1, F, W) float32, `labels`, `track_id`,
     `start_seconds`.
 
     The windows are those of the window rule (what inference cuts), plus, with `offsets_seconds`, those of the same
-    grid shifted by each offset: extra training windows (augmentation), never for evaluation.
+    grid shifted by each offset, and with `spectral_tilts` (dB per octave), all of those again cut from the track
+    re-equalised by each tilt (`spectral_tilt`): extra training windows (augmentation), never for evaluation. A
+    track's windows of the grid, as it is, come first.
 
     With `cache_dir`, the windows are stored in an Arrow file named after a fingerprint of the tracks (paths, sizes,
     modification times, labels) and of the feature extractor's settings, so a second run loads them instead of
@@ -419,11 +449,11 @@ def make_windows(
     cache_file_name = None
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        fingerprint = _windows_fingerprint(tracks, feature_extractor, offsets_seconds)
+        fingerprint = _windows_fingerprint(tracks, feature_extractor, offsets_seconds, spectral_tilts)
         cache_file_name = str(Path(cache_dir) / f"windows-{fingerprint}.arrow")
     num_proc = num_proc if num_proc and num_proc > 1 and len(tracks) >= 2 * num_proc else None
     windows = tracks.map(
-        _WindowFeaturizer(feature_extractor, offsets_seconds),
+        _WindowFeaturizer(feature_extractor, offsets_seconds, spectral_tilts),
         batched=True,
         batch_size=4,
         remove_columns=tracks.column_names,
@@ -456,4 +486,5 @@ __all__ = [
     "split_tracks_for",
     "split_tracks_for_fold",
     "split_tracks_from_files",
+    "spectral_tilt",
 ]

@@ -34,6 +34,10 @@ DEFAULT_PROBE_WINDOW_OFFSETS = (1.0,)
 """Shifts (seconds) of the extra windows the probe learns from: the 2-s grid moved by 1 s puts a window start between
 every two of the grid's, which doubles the windows of each training track without new audio."""
 
+DEFAULT_PROBE_SPECTRAL_TILTS = (-2.0, 2.0)
+"""Spectral tilts (dB per octave about 1 kHz) of the re-equalised copies of each track the probe also learns from:
+the same music recorded or mastered darker and brighter (`genre_vit.training.data.spectral_tilt`)."""
+
 PROBE_FOLDS = 5
 """Folds of the cross-validation that chooses the strength (fewer when there are fewer tracks per genre)."""
 
@@ -201,6 +205,7 @@ def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, ba
 
 __all__ = [
     "DEFAULT_PROBE_STRENGTHS",
+    "DEFAULT_PROBE_SPECTRAL_TILTS",
     "DEFAULT_PROBE_WINDOW_OFFSETS",
     "PROBE_FOLDS",
     "LinearProbe",

@@ -214,9 +214,15 @@ def run_training(options: TrainingOptions) -> dict:
         track_splits, split_method = split_tracks_for(tracks, options.split, training.seed)
         # The probe fits on training and validation tracks alike, so both get its extra shifted windows.
         offsets = model_options.probe_window_offsets if model_options.classifier_only else ()
+        tilts = model_options.probe_spectral_tilts if model_options.classifier_only else ()
         windows = {
             name: make_windows(
-                split, feature_extractor, cache_dir=cache_dir, num_proc=data.num_proc, offsets_seconds=offsets
+                split,
+                feature_extractor,
+                cache_dir=cache_dir,
+                num_proc=data.num_proc,
+                offsets_seconds=offsets,
+                spectral_tilts=tilts,
             )
             for name, split in track_splits.items()
             if name in ("train", "validation")
@@ -336,6 +342,7 @@ def _fit_classifier_only(options, model, feature_extractor, windows, track_split
     )
     model.to("cpu")
     probe["window_offsets_seconds"] = list(options.model.probe_window_offsets)
+    probe["spectral_tilts_db_per_octave"] = list(options.model.probe_spectral_tilts)
     run = record | _data_record(options, split_track_ids(track_splits), windows, split_method) | {
         "device": str(device),
         "world_size": 1,
