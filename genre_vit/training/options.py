@@ -118,7 +118,7 @@ class ModelArguments:
         metadata={
             "help": "with --classifier-only: the probe also learns from every track re-equalised by each of these "
             "spectral tilts, in dB per octave about 1 kHz (limited to +-12 dB): darker and brighter copies of the "
-            "same music (augmentation; inference keeps the audio as it is); none: pass no value",
+            "same music (augmentation; inference keeps the audio as it is), e.g. -2 2; default none",
             "metavar": "DB_PER_OCTAVE",
             "nargs": "*",
         },
