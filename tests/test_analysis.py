@@ -124,6 +124,25 @@ def test_analyze_full_song_loads_from_a_folder(tiny_model_dir, song_30s, result)
     np.testing.assert_allclose(fast.mean_probabilities, result.mean_probabilities, atol=0.01)
 
 
+def test_bfloat16_path_stores_the_encoder_linears_in_bfloat16_with_the_autocast_results(tiny_model_dir):
+    """The fast path keeps the encoder's Linear weights in bfloat16 (no cast per call) and the head in float32; its
+    answers are those of the float32 model under autocast, to the bit."""
+    from genre_vit.network import GenreViTNetwork
+
+    reference = GenreViTNetwork.from_folder(tiny_model_dir).eval()
+    windows = torch.rand(3, 1, 216, 144)
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            tokens = reference.forward_features(windows)
+        expected = reference.forward_head(tokens.float()).softmax(-1).numpy()
+    classifier = GenreClassifier.from_pretrained(tiny_model_dir, device="cpu", dtype="bfloat16")
+    linears = [m for m in classifier.model.genre_vit.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    assert classifier.model.classifier.weight.dtype == torch.float32
+    assert classifier.model.genre_vit.embeddings.patch_embeddings.weight.dtype == torch.float32
+    np.testing.assert_array_equal(classifier.window_probabilities(windows.numpy()), expected)
+
+
 def test_missing_model_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("GENRE_VIT_MODEL", raising=False)
     monkeypatch.setattr("genre_vit.analysis.BUNDLED_MODEL_DIR", tmp_path / "no-bundled-model")
