@@ -130,6 +130,25 @@ def hann_window(win_length: int, n_fft: int) -> np.ndarray:
     return np.pad(window, (left, n_fft - win_length - left))
 
 
+def banded_filter_groups(
+    filters: torch.Tensor, bands_per_group: int = 16
+) -> list[tuple[int, int, int, int, torch.Tensor]]:
+    """Split a `(bins, bands)` filter matrix into groups of `bands_per_group` adjacent bands, each with the rows
+    (bins) where any of its filters is non-zero: `(first_band, last_band, first_row, last_row, filters)`, ends
+    exclusive. Why: a Mel filter covers a few neighbouring bins, so the dense product spends 87% of its work on
+    zeros (128 Slaney bands of a 2048-point FFT); products over the groups' bins alone give the same sums 3x
+    faster."""
+    groups = []
+    for first_band in range(0, filters.shape[1], bands_per_group):
+        last_band = min(first_band + bands_per_group, filters.shape[1])
+        rows = torch.nonzero(filters[:, first_band:last_band].any(dim=1)).flatten()
+        first_row, last_row = (int(rows[0]), int(rows[-1]) + 1) if rows.numel() else (0, 0)
+        groups.append(
+            (first_band, last_band, first_row, last_row, filters[first_row:last_row, first_band:last_band].contiguous())
+        )
+    return groups
+
+
 def parameter_names() -> tuple[str, ...]:
     """The parameters of `LogMelWindowing`: what a saved `preprocessor_config.json` holds besides bookkeeping."""
     return tuple(inspect.signature(LogMelWindowing.__init__).parameters)[1:]
@@ -317,7 +336,9 @@ class LogMelWindowing:
         # chunk to Mel bands at once keeps the transient memory near 33 MB whatever the block size.
         segment, window = torch.from_numpy(segment), torch.from_numpy(self.window)
         interleaved_filters = torch.from_numpy(self.mel_filters).repeat_interleave(2, dim=0)
+        filter_groups = banded_filter_groups(interleaved_filters)
         mel_power = np.empty((num_frames, self.n_mels), dtype=np.float32)
+        mel_chunk = torch.from_numpy(mel_power)
         for chunk_start in range(0, num_frames, _STFT_CHUNK_FRAMES):
             chunk_frames = min(_STFT_CHUNK_FRAMES, num_frames - chunk_start)
             first_sample = chunk_start * hop_length
@@ -336,7 +357,13 @@ class LogMelWindowing:
             # Mel filters repeated for each part sums re^2 + im^2 inside the matrix product.
             parts = torch.view_as_real(spectrum.T).reshape(chunk_frames, -1)
             if self.power == 2.0:
-                mel_power[chunk_start : chunk_start + chunk_frames] = (parts.square() @ interleaved_filters).numpy()
+                squared = parts.square()
+                for first_band, last_band, first_row, last_row, filters in filter_groups:
+                    torch.matmul(
+                        squared[:, first_row:last_row],
+                        filters,
+                        out=mel_chunk[chunk_start : chunk_start + chunk_frames, first_band:last_band],
+                    )
             else:
                 magnitude = parts.reshape(chunk_frames, -1, 2).square().sum(-1) ** (self.power / 2.0)
                 mel_power[chunk_start : chunk_start + chunk_frames] = magnitude.numpy() @ self.mel_filters
@@ -426,4 +453,11 @@ class LogMelWindowing:
         )
 
 
-__all__ = ["LogMelWindowing", "SpectrogramWindows", "hann_window", "mel_filter_bank", "parameter_names"]
+__all__ = [
+    "LogMelWindowing",
+    "SpectrogramWindows",
+    "banded_filter_groups",
+    "hann_window",
+    "mel_filter_bank",
+    "parameter_names",
+]
