@@ -200,8 +200,8 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
     )
     handles, labels = area_axes.get_legend_handles_labels()
     figure.legend(
-        handles, labels, loc="lower center" if margins else "outside lower center", ncols=4, fontsize=TIMELINE_FONT_SIZE, frameon=False,
-        handlelength=1.0, columnspacing=0.8, handletextpad=0.4,
+        handles, labels, loc="lower center" if margins else "outside lower center", ncols=4,
+        fontsize=TIMELINE_FONT_SIZE, frameon=False, handlelength=1.0, columnspacing=0.8, handletextpad=0.4,
     )
     return figure
 

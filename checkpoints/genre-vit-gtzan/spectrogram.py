@@ -338,7 +338,7 @@ class LogMelWindowing:
         interleaved_filters = torch.from_numpy(self.mel_filters).repeat_interleave(2, dim=0)
         filter_groups = banded_filter_groups(interleaved_filters)
         mel_power = np.empty((num_frames, self.n_mels), dtype=np.float32)
-        mel_chunk = torch.from_numpy(mel_power)
+        mel_power_view = torch.from_numpy(mel_power)  # the products write into mel_power
         for chunk_start in range(0, num_frames, _STFT_CHUNK_FRAMES):
             chunk_frames = min(_STFT_CHUNK_FRAMES, num_frames - chunk_start)
             first_sample = chunk_start * hop_length
@@ -363,7 +363,7 @@ class LogMelWindowing:
                     torch.matmul(
                         parts[:, first_row:last_row].square(),
                         filters,
-                        out=mel_chunk[chunk_start : chunk_start + chunk_frames, first_band:last_band],
+                        out=mel_power_view[chunk_start : chunk_start + chunk_frames, first_band:last_band],
                     )
             else:
                 magnitude = parts.reshape(chunk_frames, -1, 2).square().sum(-1) ** (self.power / 2.0)

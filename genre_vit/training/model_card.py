@@ -54,12 +54,12 @@ MagnaTagATune.
     start = f"Initialised from `{init_from}`. " if init_from else ""
     if probe:
         offsets = probe.get("window_offsets_seconds") or []
-        shifted = (
+        extra_windows = (
             f" (the window grid and the grid shifted by {', '.join(f'{o:g}' for o in offsets)} s)" if offsets else ""
         )
         tilts = probe.get("spectral_tilts_db_per_octave") or []
         if tilts:
-            shifted += (
+            extra_windows += (
                 f", each track as it is and re-equalised by spectral tilts of "
                 f"{', '.join(f'{t:+g}' for t in tilts)} dB per octave about 1 kHz"
             )
@@ -71,7 +71,7 @@ MagnaTagATune.
             f"logistic regression on standardised embeddings\n(strength C = {probe['strength']:g}, chosen by "
             f"{probe['selection']} among {', '.join(probe['cross_validation_accuracy_by_strength'])}:\nheld-out window "
             f"accuracy {probe['cross_validation_accuracy']:.4f}), then fitted on all {probe['fitted_on']['windows']} "
-            f"windows of those {probe['fitted_on']['tracks']} tracks{shifted},\nwith the standardisation folded into "
+            f"windows of those {probe['fitted_on']['tracks']} tracks{extra_windows},\nwith the standardisation folded into "
             f"`Linear({config.hidden_size}, {config.num_labels})`."
         )
     else:

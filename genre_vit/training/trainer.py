@@ -212,7 +212,7 @@ def run_training(options: TrainingOptions) -> dict:
         tracks = load_tracks_for(data)
         names = label_names(tracks)
         track_splits, split_method = split_tracks_for(tracks, options.split, training.seed)
-        # The probe fits on training and validation tracks alike, so both get its extra shifted windows.
+        # The probe fits on training and validation tracks alike, so both get its extra (shifted, tilted) windows.
         offsets = model_options.probe_window_offsets if model_options.classifier_only else ()
         tilts = model_options.probe_spectral_tilts if model_options.classifier_only else ()
         windows = {
