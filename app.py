@@ -252,12 +252,15 @@ def check_upload(audio_path: str | None, limits: Limits) -> tuple:
 
 
 def result_outputs(
-    result: GenreAnalysis, classifier: GenreClassifier, waveform, audio_path: str, result_files: ResultFiles
+    result: GenreAnalysis, classifier: GenreClassifier, audio_path: str, result_files: ResultFiles
 ) -> tuple:
     """Everything the page shows for a finished analysis (the order of `result_components` in `build_demo`).
-    `waveform` is the decoded audio at the extractor's rate (for the explanation, without decoding again);
-    `audio_path` the file kept for explaining other windows later. The decoder's notes, and a note when the audio
-    was shorter than one window, follow the summary."""
+    `audio_path` is the file kept for explaining its windows later. The decoder's notes, and a note when the audio
+    was shorter than one window, follow the summary.
+
+    The explanation is not computed here: it is drawn when the "Why this genre?" panel is open (`explain_if_open`,
+    chained after the analysis, or the panel's opening). Computing and drawing it for every request took a quarter
+    of the server's time per upload, for a panel most visitors never open."""
     notes = list(result.notes)
     window_seconds = classifier.feature_extractor.window_seconds
     if result.num_windows == 1 and result.duration_seconds < window_seconds:
@@ -270,7 +273,6 @@ def result_outputs(
         summary += f" ({note})"
     json_path = result_files.save(result, result.source or "recording")
     chosen = float(result.window_start_times[result.most_confident_window])
-    explanation = classifier.explain((waveform, classifier.feature_extractor.sampling_rate), start_seconds=chosen)
     return (
         "",
         answer_html(result),
@@ -279,7 +281,7 @@ def result_outputs(
         sections_html(result),
         plot_genre_timeline(result),
         gr.update(choices=window_choices(result), value=chosen),
-        plot_window_explanation(explanation),
+        None,  # the previous song's explanation goes; `explain_if_open` draws this one's when the panel is open
         window_table_html(result),
         str(json_path),
         audio_path,
@@ -311,7 +313,7 @@ def analyze_audio(
         result = classifier.analyze_prepared(prepared, source, progress=report)
     except ValueError as error:  # every bad-input error of the library is a ValueError with a user message
         return rejected_outputs(str(error))
-    return result_outputs(result, classifier, prepared.waveform, audio_path, result_files)
+    return result_outputs(result, classifier, audio_path, result_files)
 
 
 def explain_window(start_seconds, audio, classifier: GenreClassifier | None, limits: Limits):
@@ -323,6 +325,14 @@ def explain_window(start_seconds, audio, classifier: GenreClassifier | None, lim
     except ValueError:  # the file was analysed a moment ago; if it is gone, there is nothing to explain
         return None
     return plot_window_explanation(explanation)
+
+
+def explain_if_open(panel_open: bool, start_seconds, audio, classifier: GenreClassifier | None, limits: Limits):
+    """After an analysis: the "why" plot of the chosen window when the panel is open; otherwise nothing is computed
+    (`gr.skip()`), and opening the panel draws it."""
+    if not panel_open:
+        return gr.skip()
+    return explain_window(start_seconds, audio, classifier, limits)
 
 
 def live_update(chunk, session: LiveAnalysis | None, classifier: GenreClassifier | None, limits: Limits) -> tuple:
@@ -378,7 +388,7 @@ def finish_live(
         recording,
         lambda temporary: soundfile.write(temporary, session.waveform(), sampling_rate, format="WAV", subtype="PCM_16"),
     )
-    return (*result_outputs(result, classifier, session.waveform(), str(recording), result_files), None)
+    return (*result_outputs(result, classifier, str(recording), result_files), None)
 
 
 def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | None = None) -> gr.Blocks:
@@ -420,7 +430,7 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
             with gr.Column(scale=1, min_width=340):
                 timeline = gr.Plot(label="Genre over time", elem_id="timeline", show_label=False)
             with gr.Column(scale=1, min_width=340):
-                with gr.Accordion("Why this genre?", open=True, elem_id="why-panel"):
+                with gr.Accordion("Why this genre?", open=False, elem_id="why-panel") as why_panel:
                     window_choice = gr.Dropdown(label="Window to explain", choices=[], elem_id="why-window")
                     why = gr.Plot(elem_id="why", show_label=False)
                     gr.Markdown(METHOD_SENTENCE)
@@ -428,6 +438,7 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
         download = gr.File(label="Full result (JSON)", elem_id="result-json")
         analysed_audio = gr.State()
         live_session = gr.State()
+        why_open = gr.State(False)
 
         result_components = [
             status, answer, summary, labels, sections, timeline, window_choice, why, table, download, analysed_audio,
@@ -437,13 +448,31 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
             return analyze_audio(path, classifier, limits, result_files, progress)
 
         audio.upload(lambda path: check_upload(path, limits), inputs=audio, outputs=[audio, status], queue=False)
-        analyze_button.click(analyze_upload, inputs=audio, outputs=result_components, api_name="analyze")
+        def then_explain_if_open(event):
+            event.then(
+                lambda panel_open, start, path: explain_if_open(panel_open, start, path, classifier, limits),
+                inputs=[why_open, window_choice, analysed_audio],
+                outputs=why,
+                show_progress="hidden",
+                api_visibility="private",
+            )
+
+        then_explain_if_open(
+            analyze_button.click(analyze_upload, inputs=audio, outputs=result_components, api_name="analyze")
+        )
         window_choice.input(
             lambda start, path: explain_window(start, path, classifier, limits),
             inputs=[window_choice, analysed_audio],
             outputs=why,
             api_name="explain",
         )
+        why_panel.expand(
+            lambda start, path: (True, explain_window(start, path, classifier, limits)),
+            inputs=[window_choice, analysed_audio],
+            outputs=[why_open, why],
+            api_visibility="private",
+        )
+        why_panel.collapse(lambda: False, outputs=why_open, queue=False, api_visibility="private")
         microphone.stream(
             lambda chunk, session: live_update(chunk, session, classifier, limits),
             inputs=[microphone, live_session],
@@ -454,11 +483,13 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
             show_progress="hidden",
             api_name="live",
         )
-        microphone.stop_recording(
-            lambda session: finish_live(session, classifier, limits, result_files),
-            inputs=live_session,
-            outputs=[*result_components, live_session],
-            api_name="finish_live",
+        then_explain_if_open(
+            microphone.stop_recording(
+                lambda session: finish_live(session, classifier, limits, result_files),
+                inputs=live_session,
+                outputs=[*result_components, live_session],
+                api_name="finish_live",
+            )
         )
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=64)
     return demo

@@ -6,11 +6,13 @@ Starts `python app.py` on a free localhost port: with `--baseline-checkout DIR`,
 this repository (e.g. `git worktree add /tmp/before 0ed57a6`, with its own bundled model: the "before"); then this
 app with `GENRE_VIT_DTYPE=float32` (the float32 path); then this app with its defaults (the fast path). Each time, `--clients` threads send `--rounds` rounds
 of simultaneous `--seconds`-s 44.1-kHz stereo WAV uploads through the API (`/analyze`, as the page does) and the
-benchmark reports requests per minute, median and worst latency, failures, and the server's resident memory
-after each round and at its peak (VmHWM).
+benchmark reports requests per minute, median and worst latency, failures, the server's resident memory after each
+round and at its peak (VmHWM), and the CPU seconds per request of the server and of the benchmark's own clients
+(which share the machine's cores with the server).
 """
 
 import argparse
+import os
 import socket
 import statistics
 import sys
@@ -40,6 +42,13 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def serve(model: str, settings: dict, songs: list[Path], rounds: int, repository: Path | None = None) -> dict:
     from gradio_client import Client, handle_file
 
@@ -61,7 +70,7 @@ def serve(model: str, settings: dict, songs: list[Path], rounds: int, repository
 
         request((clients[0], songs[0]))  # warm-up
         latencies, failures, memory = [], 0, []
-        started = time.perf_counter()
+        started, server_cpu, client_cpu = time.perf_counter(), cpu_seconds(process.pid), time.process_time()
         with ThreadPoolExecutor(max_workers=len(songs)) as pool:
             for _ in range(rounds):
                 for seconds, ok in pool.map(request, zip(clients, songs)):
@@ -69,6 +78,7 @@ def serve(model: str, settings: dict, songs: list[Path], rounds: int, repository
                     failures += not ok
                 memory.append(memory_mb(process.pid)[0])
         elapsed = time.perf_counter() - started
+        server_cpu, client_cpu = cpu_seconds(process.pid) - server_cpu, time.process_time() - client_cpu
         peak = memory_mb(process.pid)[1]
     finally:
         process.terminate()
@@ -81,6 +91,8 @@ def serve(model: str, settings: dict, songs: list[Path], rounds: int, repository
         "failures": failures,
         "memory_by_round": memory,
         "peak_memory": peak,
+        "server_cpu_per_request": server_cpu / len(latencies),
+        "client_cpu_per_request": client_cpu / len(latencies),
     }
 
 
@@ -110,7 +122,8 @@ def main() -> None:
         print(
             f"{name:>20}: {row['per_minute']:.1f} requests/min, median {row['median']:.1f} s, worst "
             f"{row['worst']:.1f} s, {row['failures']} failed of {row['requests']}; memory by round {memory} MB, "
-            f"peak {row['peak_memory']:.0f} MB"
+            f"peak {row['peak_memory']:.0f} MB; CPU per request: server {row['server_cpu_per_request']:.2f} s, "
+            f"clients {row['client_cpu_per_request']:.2f} s"
         )
     fast = rows["default (fast path)"]
     for name, row in rows.items():

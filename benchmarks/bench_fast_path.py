@@ -1,16 +1,24 @@
 """The fast path against the float32 path, in one run: speed on a 3-minute song, agreement on real music.
 
     python -m benchmarks.bench_fast_path [--model checkpoints/genre-vit-gtzan] [--data ../shared/data/gtzan]
+                                         [--baseline-checkout DIR]
 
 1. Speed: a 3-minute 44.1-kHz stereo MP3, end to end in process (decode, windows, model, timeline plot drawn), with
-   the default compute dtype ("auto": bfloat16 on a CPU with AVX512-BF16/AMX) and with float32, the baseline, both
-   measured here (best of `--repeats`).
+   the default compute dtype ("auto": bfloat16 on a CPU with AVX512-BF16/AMX) and with float32, both measured here
+   (best of `--repeats`). With `--baseline-checkout DIR` (an older checkout of this repository, e.g.
+   `git worktree add /tmp/before 0ed57a6`), the same end-to-end call of that checkout's code and bundled model is
+   timed in the same run, in its own process, as the baseline of the issue ("today's float32 path"); the float32
+   path of this checkout shares every feature and plot improvement, so its ratio isolates the compute dtype.
 2. Agreement on every clip of `--data` (the real GTZAN clips): the share of windows whose top genre is the same in
    both paths (goal >= 99%), the songs whose top genre is the same (goal: all), and the largest difference of a mean
    genre probability (goal <= 0.01).
 """
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +37,42 @@ def end_to_end(classifier: GenreClassifier, path: Path):
     result = classifier.analyze(path)
     plot_genre_timeline(result).canvas.draw()
     return result
+
+
+# Runs in the baseline checkout's own process (its package first on PYTHONPATH): the same end-to-end call as
+# `end_to_end`, through that checkout's API (GenreClassifier.analyze and plot_genre_timeline exist since 0ed57a6).
+_BASELINE_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from genre_vit import GenreClassifier
+from genre_vit.plotting import plot_genre_timeline
+classifier = GenreClassifier.from_pretrained(device="cpu")
+song, repeats = Path(sys.argv[1]), int(sys.argv[2])
+def end_to_end():
+    plot_genre_timeline(classifier.analyze(song)).canvas.draw()
+end_to_end()
+times = []
+for _ in range(repeats):
+    started = time.perf_counter()
+    end_to_end()
+    times.append(time.perf_counter() - started)
+print(json.dumps({"seconds": min(times), "dtype": str(next(classifier.model.parameters()).dtype)}))
+"""
+
+
+def baseline_checkout_time(checkout: Path, song: Path, repeats: int) -> dict:
+    """Best end-to-end seconds of `checkout`'s code and bundled model on `song`, timed in a process of its own."""
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(checkout))
+    environment.pop("GENRE_VIT_MODEL", None)
+    completed = subprocess.run(
+        [sys.executable, "-c", _BASELINE_SCRIPT, str(song), str(repeats)],
+        cwd=checkout,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def agreement(fast: GenreClassifier, reference: GenreClassifier, files: list[Path]) -> dict:
@@ -55,6 +99,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/gtzan"))
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--baseline-checkout", type=Path, help="an older checkout whose in-process path is the baseline"
+    )
     args = parser.parse_args()
     if args.model is None:
         parser.error("no model: pass --model")
@@ -68,10 +115,19 @@ def main() -> None:
         end_to_end(fast, song), end_to_end(reference, song)  # warm-up
         fast_seconds = best_time(lambda: end_to_end(fast, song), args.repeats)
         reference_seconds = best_time(lambda: end_to_end(reference, song), args.repeats)
+        before = (
+            baseline_checkout_time(args.baseline_checkout.resolve(), song, args.repeats)
+            if args.baseline_checkout
+            else None
+        )
     print(f"{args.seconds:.0f}-s MP3 end to end (decode, windows, model, timeline plot), best of {args.repeats}:")
-    print(f"  float32 path (baseline): {reference_seconds:.2f} s")
+    if before:
+        print(f"  before ({args.baseline_checkout.name}, {before['dtype']}): {before['seconds']:.2f} s")
+    print(f"  float32 path of this checkout: {reference_seconds:.2f} s")
     print(f"  fast path ({fast_dtype}):  {fast_seconds:.2f} s")
-    print(f"  speedup: {reference_seconds / fast_seconds:.2f}x (goal >= 3x)")
+    if before:
+        print(f"  speedup over before: {before['seconds'] / fast_seconds:.2f}x (goal >= 3x)")
+    print(f"  speedup over this checkout's float32 path: {reference_seconds / fast_seconds:.2f}x")
 
     data = Path(args.data)
     files = sorted(p for p in data.rglob("*") if p.suffix.lower() in AUDIO_FILE_SUFFIXES) if data.is_dir() else []

@@ -32,7 +32,7 @@ def upload_to_result(page, url: str, path: Path, length_label: str) -> float:
     started = time.perf_counter()
     page.locator("#analyze").click()
     page.wait_for_function(RESULT_SHOWN, timeout=300_000)
-    page.locator("#why img").wait_for(timeout=30_000)
+    page.locator("#timeline img").wait_for(timeout=30_000)
     return time.perf_counter() - started
 
 

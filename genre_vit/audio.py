@@ -220,6 +220,9 @@ def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | 
         if source_rate != sampling_rate:
             resampler = soxr.ResampleStream(source_rate, sampling_rate, 1, dtype="float32", quality="HQ")
         output = GrowingBuffer(int(announced * sampling_rate / source_rate) + 64)
+        # The channel mix as a product with equal weights: numpy's mean over the short, strided channel axis took
+        # 25x longer (half of the decoding time of a stereo WAV); for mono and stereo the sums are the same.
+        channel_weights = np.full(audio_file.channels, 1.0 / audio_file.channels, dtype=np.float32)
         decoded, damage = 0, None
         while True:
             try:
@@ -232,7 +235,7 @@ def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | 
                 break
             decoded += block.shape[0]
             _check_duration(decoded / source_rate, max_seconds, path.name)
-            mono = block.mean(axis=1, dtype=np.float32)
+            mono = block @ channel_weights
             output.append(resampler.resample_chunk(mono, last=False) if resampler else mono)
         if resampler is not None and decoded:
             output.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))

@@ -160,26 +160,28 @@ def test_plots_are_pure_figures(result, tmp_path):
     assert plt.get_fignums() == before  # no pyplot state touched
     for figure in (bars, timeline, report):
         assert isinstance(figure, Figure)
-    sections_axes, top_axes, area_axes, spectrogram_axes = timeline.axes
+    (timeline_axes,) = timeline.axes  # every band on one time axis
+    section_cells, window_cells, *areas = timeline_axes.collections
     assert [text.get_text() for text in timeline.legends[0].get_texts()] == list(GTZAN_GENRES)
-    assert len(area_axes.collections) == 10  # one stacked area per genre, in the genre colours
-    for index, area in enumerate(area_axes.collections):
+    assert len(areas) == 10  # one stacked area per genre, in the genre colours
+    for index, area in enumerate(areas):
         assert matplotlib.colors.to_hex(area.get_facecolor()[0]) == GENRE_COLORS[index].lower()
-    assert len(top_axes.patches) == result.num_windows  # one cell per window
-    assert [t.get_text() for t in sections_axes.texts] == [
-        f"{s.genre} {s.probability:.0%}" for s in result.sections()
-    ]
-    assert spectrogram_axes.images and spectrogram_axes.images[0].get_array().shape == result.spectrogram.shape
+    assert len(window_cells.get_paths()) == result.num_windows  # one cell per window
+    assert len(section_cells.get_paths()) == len(result.sections())
+    texts = [t.get_text() for t in timeline_axes.texts]
+    assert texts[: len(result.sections())] == [f"{s.genre} {s.probability:.0%}" for s in result.sections()]
+    assert {"sections", "top", "log-Mel"} <= set(texts)  # each band is named
+    assert timeline_axes.images and timeline_axes.images[0].get_array().shape == result.spectrogram.shape
     timeline.canvas.draw()
-    labels = [label.get_text() for label in spectrogram_axes.get_xticklabels() if label.get_text()]
+    labels = [label.get_text() for label in timeline_axes.get_xticklabels() if label.get_text()]
     assert labels and all(":" in label for label in labels)
     assert len(set(labels)) == len(labels)  # whole seconds, so no label repeats
     short = plot_genre_timeline(
         GenreAnalysis(result.genres, np.array([0.0]), np.array([3.0]), result.window_probabilities[:1], 3.0)
     )
     short.canvas.draw()
-    assert len(short.axes) == 3  # no spectrogram in this result: no empty panel
-    short_labels = [label.get_text() for label in short.axes[-1].get_xticklabels() if label.get_text()]
+    assert not short.axes[0].images and "log-Mel" not in [t.get_text() for t in short.axes[0].texts]  # no empty band
+    short_labels = [label.get_text() for label in short.axes[0].get_xticklabels() if label.get_text()]
     assert len(set(short_labels)) == len(short_labels) >= 2
     assert len(bars.axes[0].patches) == 10
     assert len(plot_genre_bars(result, top_k=3).axes[0].patches) == 3

@@ -60,7 +60,8 @@ def test_handler_outputs(classifier, write_wav, result_files):
         labels.index(f"</span>{genre}</td>") for genre in ranked
     )  # most likely first
     assert GENRE_COLORS[GTZAN_GENRES.index(ranked[0])] in labels
-    assert isinstance(out["timeline"], Figure) and isinstance(out["why"], Figure)
+    assert isinstance(out["timeline"], Figure)
+    assert out["why"] is None  # drawn only when the "why" panel is open (explain_if_open)
     assert out["table"].count("<tr>") == 1 + 5 and "<td>0:00</td><td>0:04</td>" in out["table"]
     assert out["table"].removesuffix("</tbody></table></div>").endswith("%</td></tr>") and "<td>0:12</td>" in out["table"]
     assert [line in out["sections"] for line in expected.section_lines()] == [True] * len(expected.sections())
@@ -219,3 +220,11 @@ def test_limits_from_environment(monkeypatch):
     assert app.Limits.from_environment() == app.Limits(max_upload_mb=20.0, max_minutes=3.0, concurrency=2)
     monkeypatch.setenv("GENRE_VIT_MAX_LIVE_MINUTES", "1.5")
     assert app.Limits.from_environment().max_live_minutes == 1.5
+
+
+def test_explanation_only_when_the_panel_is_open(classifier, write_wav):
+    path = write_wav(synth_music(12.0, seed=6), "song.wav")
+    assert app.explain_if_open(False, 4.0, str(path), classifier, LIMITS) == gr.skip()
+    figure = app.explain_if_open(True, 4.0, str(path), classifier, LIMITS)
+    assert isinstance(figure, Figure) and "0:04-0:08" in figure.axes[0].get_title()
+    assert app.explain_if_open(True, None, None, classifier, LIMITS) is None  # opened before any analysis

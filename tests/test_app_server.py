@@ -131,6 +131,10 @@ def error_badges(page) -> int:
     return page.locator(".error").count() + page.get_by_text("Error", exact=True).count()
 
 
+def open_why_panel(page):
+    page.locator("#why-panel").get_by_text("Why this genre?").click()
+
+
 def test_upload_in_a_real_browser(server, browser_factory, tmp_path, tiny_model_dir):
     url, _ = server
     song = tmp_path / "upload-song.wav"
@@ -151,6 +155,8 @@ def test_upload_in_a_real_browser(server, browser_factory, tmp_path, tiny_model_
     sections = page.locator("#sections li").all_inner_texts()
     assert sections and sections[0].startswith("0:00-") and sections[-1].split(" ")[0].endswith("-0:30")
     page.locator("#timeline img").wait_for(timeout=10_000)
+    assert page.locator("#why img").count() == 0  # the explanation waits until its panel is opened
+    open_why_panel(page)
     page.locator("#why img").wait_for(timeout=10_000)
     assert "0:" in page.locator("#why-window input").input_value()  # the window that is explained
     table_text = page.locator("#windows-table").inner_text()
@@ -174,6 +180,7 @@ def test_phone_viewport_420px(server, browser_factory, tmp_path):
     page.locator("#analyze").click()
     wait_for_result(page)
     page.locator("#timeline img").wait_for(timeout=10_000)
+    open_why_panel(page)
     page.locator("#why img").wait_for(timeout=10_000)
     width = page.evaluate("() => document.documentElement.clientWidth")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width  # nothing sticks out sideways
