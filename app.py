@@ -279,7 +279,7 @@ def result_outputs(
         summary,
         genre_bars_html(result),
         sections_html(result),
-        plot_genre_timeline(result),
+        plot_genre_timeline(result, legend=False),  # the genre table above it shows the colours
         gr.update(choices=window_choices(result), value=chosen),
         None,  # the previous song's explanation goes; `explain_if_open` draws this one's when the panel is open
         window_table_html(result),

@@ -136,7 +136,7 @@ _TOP_ROWS = (1.04, 1.11)
 _SPECTROGRAM_ROWS = (-0.52, -0.06)
 
 
-def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Figure:
+def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None, legend: bool = True) -> Figure:
     """The genre over time, top to bottom on one time axis (m:ss):
 
     - the sections (`result.sections()` unless given) as labelled bands;
@@ -151,6 +151,8 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
         result: the analysis to draw.
         sections: the sections to draw (`genre_vit.sections.Section`); default `result.sections()`.
         figure: draw into this Figure or SubFigure instead of a new one.
+        legend: draw the legend of the genre colours below. The app leaves it out: its genre table beside the plot
+            shows the same colours, and the legend was a third of the figure's drawing time.
     """
     from .sections import window_boundaries
 
@@ -159,8 +161,9 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
     # Sized for a phone as much as a desktop: a page shows it 380 to 700 px wide, so it is narrow with large text.
     margins = None
     if figure is None:
-        figure = Figure(figsize=(4.8, 6.0 if has_spectrogram else 5.0))
-        margins = _fixed_margins(figure, left=0.95, right=0.22, top=0.32, bottom=1.42)
+        legend_inches = 0.82 if legend else 0.0
+        figure = Figure(figsize=(4.8, (6.0 if has_spectrogram else 5.0) + legend_inches - 0.82))
+        margins = _fixed_margins(figure, left=0.95, right=0.22, top=0.32, bottom=0.6 + legend_inches)
     ax = figure.subplots(gridspec_kw=margins)
     duration = max(result.duration_seconds, float(result.window_end_times.max()))
 
@@ -217,6 +220,8 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None) -> Fi
     source = result.source if len(result.source or "") <= 26 else result.source[:25] + "…"
     title = "Genre over time" + (f" — {source}" if source else "")
     ax.set_title(renderable_text(title, ax.title.get_fontproperties()), fontsize=TIMELINE_FONT_SIZE + 1)
+    if not legend:
+        return figure
     handles, labels = ax.get_legend_handles_labels()
     figure.legend(
         handles, labels, loc="lower center" if margins else "outside lower center", ncols=4,

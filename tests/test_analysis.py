@@ -161,6 +161,7 @@ def test_plots_are_pure_figures(result, tmp_path):
     for figure in (bars, timeline, report):
         assert isinstance(figure, Figure)
     (timeline_axes,) = timeline.axes  # every band on one time axis
+    assert not plot_genre_timeline(result, legend=False).legends
     section_cells, window_cells, *areas = timeline_axes.collections
     assert [text.get_text() for text in timeline.legends[0].get_texts()] == list(GTZAN_GENRES)
     assert len(areas) == 10  # one stacked area per genre, in the genre colours
