@@ -31,6 +31,7 @@ from pathlib import Path
 import gradio as gr
 
 from genre_vit import GenreAnalysis
+from genre_vit.allocator import tune_malloc
 from genre_vit.analysis import MODEL_ENV_VAR, GenreClassifier, default_model_source
 from genre_vit.audio import format_duration, probe_duration
 from genre_vit.explain import METHOD_SENTENCE
@@ -495,22 +496,10 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
     return demo
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's per-thread malloc arenas. A server's worker threads each get an arena by default (8 per core),
-    and the freed memory of large short-lived arrays (windows, plots) stays behind in each of them, so the
-    process grows for as long as it serves; two arenas keep it flat. No-op where glibc's mallopt is missing."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
-
-
 def main() -> None:
-    limit_malloc_arenas()
+    # Two arenas: a server's worker threads each get an arena by default (8 per core), and the freed memory of large
+    # short-lived arrays (windows, plots) stays behind in each, so the process would grow for as long as it serves.
+    tune_malloc(arenas=2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     # A Space or a supervisor stops the app with SIGTERM: exit normally, so the result folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

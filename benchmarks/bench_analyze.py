@@ -68,6 +68,7 @@ def memory_hour(path: Path, batch_size: int, dtype: str) -> None:
     unlike getrusage's ru_maxrss, does not inherit the parent's peak across fork and exec)."""
     code = (
         "import sys, time;"
+        "from genre_vit.allocator import tune_malloc; tune_malloc();"  # as the command line and the app do
         "from benchmarks.common import default_model; from genre_vit import GenreClassifier;"
         "from genre_vit.analysis import resolve_dtype; import torch;"
         "model, fe = default_model(); model = model.to(resolve_dtype(sys.argv[3], torch.device('cpu')));"

@@ -28,6 +28,7 @@ import torch
 
 from benchmarks.common import best_time, write_song
 from genre_vit import GenreClassifier
+from genre_vit.allocator import tune_malloc
 from genre_vit.analysis import default_model_source
 from genre_vit.audio import AUDIO_FILE_SUFFIXES
 from genre_vit.plotting import plot_genre_timeline
@@ -105,6 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.model is None:
         parser.error("no model: pass --model")
+    tune_malloc()  # this process is set up as the command line and the app set up theirs
     fast = GenreClassifier.from_pretrained(args.model, device="cpu")
     reference = GenreClassifier.from_pretrained(args.model, device="cpu", dtype="float32")
     fast_dtype = fast.dtype

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .allocator import tune_malloc
 from .audio import AUDIO_FILE_SUFFIXES
 from .model_folder import MAX_SHARD_SIZE, RECORD_FILES
 
@@ -338,6 +339,7 @@ def _die_of_broken_pipe() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_malloc()  # the model's large activations reuse memory instead of faulting in new pages (genre_vit.allocator)
     try:
         status = args.handler(args)
         sys.stdout.flush()  # inside the try: a closed pipe must surface here, not at interpreter exit

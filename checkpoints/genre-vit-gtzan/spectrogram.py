@@ -370,19 +370,43 @@ class LogMelWindowing:
                 mel_power[chunk_start : chunk_start + chunk_frames] = magnitude.numpy() @ self.mel_filters
         return mel_power
 
-    def _window_images(self, mel_windows: np.ndarray) -> np.ndarray:
-        """`(windows, frames, n_mels)` Mel power -> `(windows, 1, F, W)` dB, min-max scaled and resized."""
-        amin = np.float32(self.db_amin)
-        decibels = 10.0 * np.log10(np.maximum(mel_windows, amin))
-        reference = 10.0 * np.log10(np.maximum(mel_windows.max(axis=(1, 2), keepdims=True), amin))
-        decibels = decibels - reference
-        decibels = np.maximum(decibels, decibels.max(axis=(1, 2), keepdims=True) - np.float32(self.db_top_db))
-        low = decibels.min(axis=(1, 2), keepdims=True)
-        span = decibels.max(axis=(1, 2), keepdims=True) - low
-        scaled = np.where(span > 0, (decibels - low) / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
+    def _window_images(self, mel_frames: np.ndarray, window_first_frames: np.ndarray) -> np.ndarray:
+        """`(frames, n_mels)` Mel power and the first frame of each window `(windows,)` -> `(windows, 1, F, W)`: each
+        window's dB (relative to its loudest bin, floored `top_db` below it), min-max scaled to [0, 1] and resized
+        bilinearly (no antialiasing, `align_corners=False`) from `(n_mels, frames_per_window)` to `(F, W)`.
+
+        What the resize reads is computed, and nothing more. Windows overlap (by half on the 2-s grid), so the dB of
+        each frame is taken once; a window's scaling needs only its loudest and quietest bin, found from each frame's
+        own; and the resize reads two neighbouring frames for each of the `W` image columns (288 of a window's 1,379
+        frames), so only those are scaled. The time axis is interpolated here with the positions that torch's
+        bilinear resize uses, then the Mel axis by `torch.nn.functional.interpolate` (which leaves the already sized
+        time axis as it is): the same images, up to float rounding, as scaling every frame and resizing both axes
+        at once, in a quarter of the time.
+        """
+        frames_per_window, columns = self.frames_per_window, self.num_time_frames
+        decibels = 10.0 * np.log10(np.maximum(mel_frames, np.float32(self.db_amin)))
+        # the loudest and quietest bin of each window, from those of each frame
+        loudest = np.lib.stride_tricks.sliding_window_view(decibels.max(axis=1), frames_per_window)[window_first_frames]
+        quietest = np.lib.stride_tricks.sliding_window_view(decibels.min(axis=1), frames_per_window)[window_first_frames]
+        top = loudest.max(axis=1)[:, None, None]
+        floor = np.maximum(quietest.min(axis=1)[:, None, None], top - np.float32(self.db_top_db))
+        span = top - floor
+        # torch's source positions for align_corners=False: scale * (column + 0.5) - 0.5, at least 0, in float32
+        scale = np.float32(frames_per_window) / np.float32(columns)
+        position = np.maximum(scale * (np.arange(columns, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5), 0)
+        left = position.astype(np.int64)
+        right = np.minimum(left + 1, frames_per_window - 1)
+        weight = (position - left.astype(np.float32))[None, :, None]
+
+        def scaled(frame_offsets: np.ndarray) -> np.ndarray:  # (windows, columns, n_mels) in [0, 1]
+            values = decibels[window_first_frames[:, None] + frame_offsets]
+            return np.where(span > 0, (np.maximum(values, floor) - floor) / np.where(span > 0, span, 1.0), 0.0)
+
+        left_values = scaled(left)
+        columns_values = (left_values + weight * (scaled(right) - left_values)).astype(np.float32)
         images = torch.nn.functional.interpolate(
-            torch.from_numpy(np.ascontiguousarray(scaled.transpose(0, 2, 1)))[:, None],
-            size=(self.num_frequency_bins, self.num_time_frames),
+            torch.from_numpy(np.ascontiguousarray(columns_values.transpose(0, 2, 1)))[:, None],
+            size=(self.num_frequency_bins, columns),
             mode="bilinear",
             align_corners=False,
             antialias=False,
@@ -419,8 +443,7 @@ class LogMelWindowing:
         first_frames = self._first_frames(np.asarray(start_samples, dtype=np.int64))
         span = int(first_frames[-1] - first_frames[0]) + self.frames_per_window
         mel_frames = self._mel_power_frames(waveform, int(first_frames[0]), span)
-        offsets = (first_frames - first_frames[0])[:, None] + np.arange(self.frames_per_window)
-        return self._window_images(mel_frames[offsets])
+        return self._window_images(mel_frames, first_frames - first_frames[0])
 
     def song_spectrogram(
         self, waveform: np.ndarray, frames_per_second: float = 10.0, bands: int = 64, top_db: float = 80.0
