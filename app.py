@@ -449,6 +449,7 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
             return analyze_audio(path, classifier, limits, result_files, progress)
 
         audio.upload(lambda path: check_upload(path, limits), inputs=audio, outputs=[audio, status], queue=False)
+
         def then_explain_if_open(event):
             event.then(
                 lambda panel_open, start, path: explain_if_open(panel_open, start, path, classifier, limits),

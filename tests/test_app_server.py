@@ -159,6 +159,14 @@ def test_upload_in_a_real_browser(server, browser_factory, tmp_path, tiny_model_
     open_why_panel(page)
     page.locator("#why img").wait_for(timeout=10_000)
     assert "0:" in page.locator("#why-window input").input_value()  # the window that is explained
+    # With the panel open, a new analysis clears the explanation and then draws its own.
+    page.evaluate(
+        """() => { window.whyCleared = false; const why = document.querySelector('#why');
+        new MutationObserver(() => { if (!why.querySelector('img')) window.whyCleared = true; })
+            .observe(why, {childList: true, subtree: true}); }"""
+    )
+    page.locator("#analyze").click()
+    page.wait_for_function("() => window.whyCleared && document.querySelector('#why img')", timeout=30_000)
     table_text = page.locator("#windows-table").inner_text()
     assert "0:00" in table_text and "0:30" in table_text
     assert "upload-song-genres" in page.locator("#result-json").inner_text()
