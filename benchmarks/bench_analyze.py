@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from benchmarks.common import best_time, default_model, write_song
 from genre_vit import GenreClassifier

@@ -14,7 +14,6 @@ Each command runs `--repeats` times, alternating, and the median wall time is re
 """
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import write_song
+from benchmarks.common import checkout_environment, write_song
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -40,8 +39,6 @@ def main() -> None:
     parser.add_argument("--baseline-checkout", type=Path)
     parser.add_argument("--musicnn", help="python of a virtual environment with musicnn")
     args = parser.parse_args()
-    environment = dict(os.environ, HF_HUB_OFFLINE="1")
-    environment.pop("GENRE_VIT_MODEL", None)
     with tempfile.TemporaryDirectory() as folder:
         song = write_song(Path(folder) / "song.mp3", args.seconds)
         commands = {
@@ -65,7 +62,7 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, (command, cwd) in commands.items():
                 # each checkout imports its own package: PYTHONPATH puts it first
-                env = dict(environment, PYTHONPATH=str(cwd)) if name != "musicnn" else environment
+                env = checkout_environment(cwd if name != "musicnn" else None)
                 times[name].append(wall_time(command, cwd, env))
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"{args.seconds:.0f}-s 44.1-kHz stereo MP3, whole process, median of {args.repeats} (alternating):")

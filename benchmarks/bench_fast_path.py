@@ -16,7 +16,6 @@
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from benchmarks.common import best_time, write_song
+from benchmarks.common import best_time, checkout_environment, write_song
 from genre_vit import GenreClassifier
 from genre_vit.allocator import tune_malloc
 from genre_vit.analysis import default_model_source
@@ -65,12 +64,10 @@ print(json.dumps({"seconds": min(times), "dtype": str(next(classifier.model.para
 
 def baseline_checkout_time(checkout: Path, song: Path, repeats: int) -> dict:
     """Best end-to-end seconds of `checkout`'s code and bundled model on `song`, timed in a process of its own."""
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(checkout))
-    environment.pop("GENRE_VIT_MODEL", None)
     completed = subprocess.run(
         [sys.executable, "-c", _BASELINE_SCRIPT, str(song), str(repeats)],
         cwd=checkout,
-        env=environment,
+        env=checkout_environment(checkout),
         capture_output=True,
         text=True,
         check=True,

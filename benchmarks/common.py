@@ -1,5 +1,6 @@
 """Helpers shared by the benchmarks: song files, a randomly initialised default model, timing."""
 
+import os
 import time
 from pathlib import Path
 
@@ -33,3 +34,13 @@ def best_time(function, repeats: int = 3) -> float:
         function()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def checkout_environment(checkout: Path | None = None) -> dict:
+    """The environment a benchmarked process runs in: offline, the default (bundled) model rather than
+    `$GENRE_VIT_MODEL`, and, given a checkout of this repository, that checkout's package first on the path."""
+    environment = dict(os.environ, HF_HUB_OFFLINE="1")
+    environment.pop("GENRE_VIT_MODEL", None)
+    if checkout is not None:
+        environment["PYTHONPATH"] = str(checkout)
+    return environment
