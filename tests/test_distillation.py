@@ -44,7 +44,7 @@ def test_targets_that_do_not_match_the_tracks_are_a_clear_error(tmp_path):
         targets.check_tracks(["rock.00000", "jazz.00001", "pop.00002"])
     with pytest.raises(ValueError, match="does not exist"):
         TeacherTargets.load(tmp_path / "missing.npz")
-    with pytest.raises(ValueError, match="Unknown teacher output"):
+    with pytest.raises(ValueError, match=r"not a teacher targets file with 'logits' .*holds .*max_pool"):
         TeacherTargets.load(tmp_path / "t.npz", "logits")
 
 
@@ -94,7 +94,7 @@ def test_train_with_teacher_targets_then_initialise_from_the_result(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     run = json.loads((distilled / "training_run.json").read_text())
-    assert run["teacher"] == {"targets": str(targets), "output": "max_pool", "dimension": 6}
+    assert run["teacher"] == [{"targets": str(targets), "output": "max_pool", "weight": 1.0, "dimension": 6}]
     best = [e for e in run["log_history"] if "eval_loss" in e]
     assert run["validation_metrics"]["eval_loss"] == pytest.approx(min(e["eval_loss"] for e in best[:-1]))
     shipped = load_file(distilled / "model.safetensors")

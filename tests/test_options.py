@@ -35,7 +35,7 @@ def test_short_names_map_onto_training_arguments_and_the_recipe_is_the_default(t
     training = options.training
     assert (training.learning_rate, training.num_train_epochs, training.per_device_train_batch_size) == (3e-4, 7, 16)
     assert training.dataloader_num_workers == 1 and options.model.patchout == [6, 4]
-    assert options.split.folds == 5 and options.split.fold == 2 and options.distillation.teacher_targets == "t.npz"
+    assert options.split.folds == 5 and options.split.fold == 2 and options.distillation.teacher_targets == ["t.npz"]
     defaults = TrainingOptions.from_command_line(["--data", "d", "--output-dir", str(tmp_path)]).training
     assert (defaults.learning_rate, defaults.weight_decay, defaults.per_device_train_batch_size) == (1e-4, 0.1, 64)
     assert defaults.num_train_epochs == 150 and defaults.patience == 10 and defaults.seed == 42

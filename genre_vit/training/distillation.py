@@ -19,8 +19,10 @@ import torch
 
 from ..modeling_genre_vit import GenreViTClassifierOutput
 
-TEACHER_OUTPUTS = ("max_pool", "mean_pool", "penultimate", "tag_probabilities")
-"""The outputs a targets file may hold per track; `max_pool` (musicnn's pooled features) is the default target."""
+TEACHER_OUTPUTS = ("max_pool", "mean_pool", "penultimate", "tag_probabilities", "handcrafted")
+"""The outputs the project's targets files hold per track: musicnn's (`scripts/musicnn_teacher.py`; `max_pool`, its
+pooled features, is the default target) and hand-made descriptors (`scripts/handcrafted_targets.py`). A file may hold
+others; any output it holds for every track can be read."""
 
 DEFAULT_PATCH_SECONDS = 3.0
 """Length of a teacher patch when the file does not say (musicnn's taggers were trained on 3-s inputs)."""
@@ -46,15 +48,17 @@ class TeacherTargets:
 
     @classmethod
     def load(cls, path: str | os.PathLike, output: str = "max_pool") -> "TeacherTargets":
-        if output not in TEACHER_OUTPUTS:
-            raise ValueError(f"Unknown teacher output {output!r}; choose one of {', '.join(TEACHER_OUTPUTS)}.")
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"Teacher targets file {path} does not exist (scripts/musicnn_teacher.py writes one).")
         with np.load(path, allow_pickle=False) as data:
             keys = [name[: -len("/start_seconds")] for name in data.files if name.endswith("/start_seconds")]
             if not keys or any(f"{key}/{output}" not in data.files for key in keys):
-                raise ValueError(f"{path} is not a teacher targets file with {output!r} for every track.")
+                held = sorted({name.rsplit("/", 1)[1] for name in data.files if "/" in name} - {"start_seconds"})
+                raise ValueError(
+                    f"{path} is not a teacher targets file with {output!r} for every track"
+                    + (f" (it holds {', '.join(held)})." if held else ".")
+                )
             patch_seconds = float(data["patch_seconds"]) if "patch_seconds" in data.files else DEFAULT_PATCH_SECONDS
             starts = {key: data[f"{key}/start_seconds"].astype(np.float64) for key in keys}
             values = {key: data[f"{key}/{output}"].astype(np.float32) for key in keys}
@@ -94,19 +98,25 @@ class TeacherTargets:
         return self.values[track_id].mean(axis=0)
 
 
-def add_teacher_targets(windows, teacher: TeacherTargets, window_seconds: float, mean=None, std=None):
-    """Add a `teacher_targets` column `(D,)` to a windows dataset (columns `track_id`, `start_seconds`), standardised
-    with `mean` and `std` (per dimension; computed from these windows when not given, i.e. on the training split).
+def add_teacher_targets(windows, teachers, window_seconds: float, mean=None, std=None):
+    """Add a `teacher_targets` column `(D,)` to a windows dataset (columns `track_id`, `start_seconds`): the targets of
+    each of `teachers` (a `TeacherTargets` or a sequence of them), concatenated in that order, each dimension
+    standardised with `mean` and `std` (computed from these windows when not given, i.e. on the training split).
 
     Returns `(windows, mean, std)`.
     """
+    teachers = [teachers] if isinstance(teachers, TeacherTargets) else list(teachers)
     track_ids = np.asarray(windows["track_id"])
     starts = np.asarray(windows["start_seconds"], dtype=np.float64)
-    teacher.check_tracks(list(dict.fromkeys(track_ids)))
-    targets = np.empty((len(track_ids), teacher.dimension), dtype=np.float32)
-    for track in dict.fromkeys(track_ids):
-        rows = np.flatnonzero(track_ids == track)
-        targets[rows] = teacher.window_targets(track, starts[rows], window_seconds)
+    parts = []
+    for teacher in teachers:
+        teacher.check_tracks(list(dict.fromkeys(track_ids)))
+        targets = np.empty((len(track_ids), teacher.dimension), dtype=np.float32)
+        for track in dict.fromkeys(track_ids):
+            rows = np.flatnonzero(track_ids == track)
+            targets[rows] = teacher.window_targets(track, starts[rows], window_seconds)
+        parts.append(targets)
+    targets = np.concatenate(parts, axis=1)
     if mean is None:
         mean, std = targets.mean(axis=0), targets.std(axis=0)
     targets = (targets - mean) / np.maximum(std, 1e-6)
@@ -115,17 +125,30 @@ def add_teacher_targets(windows, teacher: TeacherTargets, window_seconds: float,
 
 class GenreViTWithTeacherHead(torch.nn.Module):
     """Training-time wrapper: GenreViT plus an auxiliary linear head that regresses the pooled embedding onto the
-    teacher's (standardised) targets. Only `student` is saved as the model; the head is never shipped.
+    teachers' (standardised, concatenated) targets. Only `student` is saved as the model; the head is never shipped.
 
-    Loss: `classification_weight * genre loss + teacher_weight * mean squared error to the teacher targets`.
+    Loss: `classification_weight * genre loss + sum over teachers of weight * mean squared error to that teacher's
+    targets` (each teacher's error is a mean over its own dimensions, so a 753-value tagger and 88 hand-made
+    descriptors count by their weights, not by their sizes).
     """
 
-    def __init__(self, student, teacher_dimension: int, teacher_weight: float, classification_weight: float = 1.0):
+    def __init__(
+        self,
+        student,
+        teacher_dimensions: int | Sequence[int],
+        teacher_weights: float | Sequence[float],
+        classification_weight: float = 1.0,
+    ):
         super().__init__()
+        dimensions = [teacher_dimensions] if isinstance(teacher_dimensions, int) else list(teacher_dimensions)
+        weights = [teacher_weights] * len(dimensions) if isinstance(teacher_weights, float | int) else teacher_weights
+        if len(weights) != len(dimensions):
+            raise ValueError(f"{len(dimensions)} teachers but {len(weights)} teacher weights.")
         self.student = student
         self.config = student.config
-        self.teacher_head = torch.nn.Linear(student.config.hidden_size, teacher_dimension)
-        self.teacher_weight = teacher_weight
+        self.teacher_head = torch.nn.Linear(student.config.hidden_size, sum(dimensions))
+        self.teacher_slices = np.cumsum([0, *dimensions]).tolist()
+        self.teacher_weights = [float(w) for w in weights]
         self.classification_weight = classification_weight
 
     def forward(self, input_values, labels=None, teacher_targets=None):
@@ -136,7 +159,10 @@ class GenreViTWithTeacherHead(torch.nn.Module):
             loss = self.classification_weight * self.student._loss(logits, labels)
             if teacher_targets is not None:
                 predicted = self.teacher_head(embedding).float()
-                loss = loss + self.teacher_weight * torch.nn.functional.mse_loss(predicted, teacher_targets.float())
+                targets = teacher_targets.float()
+                for weight, first, end in zip(self.teacher_weights, self.teacher_slices, self.teacher_slices[1:]):
+                    error = torch.nn.functional.mse_loss(predicted[:, first:end], targets[:, first:end])
+                    loss = loss + weight * error
         return GenreViTClassifierOutput(loss=loss, logits=logits)
 
 

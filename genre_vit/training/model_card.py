@@ -40,14 +40,29 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
         )
     teacher = ""
     if run.get("teacher"):
+        teachers = run["teacher"] if isinstance(run["teacher"], list) else [run["teacher"]]  # one dict before 2026-11
+        targets = "; ".join(
+            f"`{t['output']}` ({t['dimension']} values, from `{Path(t['targets']).name}`"
+            + (f", loss weight {t['weight']:g})" if "weight" in t else ")")
+            for t in teachers
+        )
+        credits = []
+        if any(t["output"] != "handcrafted" for t in teachers):
+            credits.append(
+                "Distilled from musicnn (Pons & Serra, 2019; ISC licence; https://github.com/jordipons/musicnn). "
+                "musicnn's MSD taggers learned from the Million Song Dataset's audio previews with Last.fm tags, its "
+                "MTT taggers from MagnaTagATune."
+            )
+        if any(t["output"] == "handcrafted" for t in teachers):
+            credits.append(
+                "`handcrafted` targets are librosa descriptors of the audio (MFCC, spectral contrast, chroma, "
+                "zero-crossing rate, spectral centroid and onset strength statistics; `scripts/handcrafted_targets.py`)."
+            )
         teacher = f"""
 ## Teacher
 
-Distilled from musicnn (Pons & Serra, 2019; ISC licence; https://github.com/jordipons/musicnn): its
-`{run["teacher"]["output"]}` outputs ({run["teacher"]["dimension"]} values) on the training audio, read from
-`{Path(run["teacher"]["targets"]).name}`, were regression targets of an auxiliary head that is not part of this model.
-musicnn's MSD taggers learned from the Million Song Dataset's audio previews with Last.fm tags, its MTT taggers from
-MagnaTagATune.
+{" ".join(credits)} The teachers' outputs on the training audio, {targets}, were regression targets of an auxiliary
+head that is not part of this model.
 """
     recipe = run["recipe"]
     init_from = run["arguments"]["model"].get("init_from")

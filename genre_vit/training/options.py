@@ -141,17 +141,25 @@ class ModelArguments:
 class DistillationArguments:
     """A teacher's outputs as an auxiliary target (see genre_vit.training.distillation)."""
 
-    teacher_targets: str | None = field(
+    teacher_targets: list[str] | None = field(
         default=None,
         metadata={
-            "help": "teacher outputs per track (scripts/musicnn_teacher.py); adds an auxiliary head, never shipped, "
-            "that regresses the embedding onto them"
+            "help": "teacher outputs per track, one or more files (scripts/musicnn_teacher.py, "
+            "scripts/handcrafted_targets.py); adds an auxiliary head, never shipped, that regresses the embedding onto "
+            "them"
         },
     )
-    teacher_output: Literal["max_pool", "mean_pool", "penultimate", "tag_probabilities"] = field(
-        default="max_pool", metadata={"help": "which teacher output to regress onto"}
+    teacher_output: list[str] = field(
+        default_factory=lambda: ["max_pool"],
+        metadata={
+            "help": "which output of each targets file to regress onto (one name for all files, or one per file): "
+            "musicnn's max_pool, mean_pool, penultimate or tag_probabilities; handcrafted"
+        },
     )
-    teacher_weight: float = field(default=1.0, metadata={"help": "weight of the teacher loss"})
+    teacher_weight: list[float] = field(
+        default_factory=lambda: [1.0],
+        metadata={"help": "weight of each teacher's loss (one for all files, or one per file)"},
+    )
     classification_weight: float = field(
         default=1.0,
         metadata={
@@ -159,6 +167,21 @@ class DistillationArguments:
             "validation loss), e.g. on unlabelled music"
         },
     )
+
+    def __post_init__(self):
+        if isinstance(self.teacher_targets, str):  # one file given from Python rather than the command line
+            self.teacher_targets = [self.teacher_targets]
+        files = len(self.teacher_targets or [])
+        for name, values in (("--teacher-output", self.teacher_output), ("--teacher-weight", self.teacher_weight)):
+            if files and len(values) not in (1, files):
+                raise ValueError(f"{name} takes one value for all {files} teacher targets files or one per file.")
+
+    def teachers(self) -> list[tuple[str, str, float]]:
+        """`(targets file, output, loss weight)` of each teacher, in the order of `--teacher-targets`."""
+        files = self.teacher_targets or []
+        outputs = self.teacher_output * len(files) if len(self.teacher_output) == 1 else self.teacher_output
+        weights = self.teacher_weight * len(files) if len(self.teacher_weight) == 1 else self.teacher_weight
+        return list(zip(files, outputs, weights))
 
 
 @dataclass

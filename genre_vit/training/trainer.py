@@ -254,20 +254,22 @@ def run_training(options: TrainingOptions) -> dict:
     if distillation.teacher_targets:
         from .distillation import GenreViTWithTeacherHead, TeacherTargets, add_teacher_targets
 
-        teacher = TeacherTargets.load(distillation.teacher_targets, distillation.teacher_output)
-        windows["train"], mean, std = add_teacher_targets(windows["train"], teacher, feature_extractor.window_seconds)
+        teachers = [TeacherTargets.load(path, output) for path, output, _ in distillation.teachers()]
+        windows["train"], mean, std = add_teacher_targets(windows["train"], teachers, feature_extractor.window_seconds)
         windows["validation"], *_ = add_teacher_targets(
-            windows["validation"], teacher, feature_extractor.window_seconds, mean, std
+            windows["validation"], teachers, feature_extractor.window_seconds, mean, std
         )
         model = GenreViTWithTeacherHead(
-            student, teacher.dimension, distillation.teacher_weight, distillation.classification_weight
+            student,
+            [teacher.dimension for teacher in teachers],
+            [weight for *_, weight in distillation.teachers()],
+            distillation.classification_weight,
         )
         columns.append("teacher_targets")
-        record["teacher"] = {
-            "targets": distillation.teacher_targets,
-            "output": distillation.teacher_output,
-            "dimension": teacher.dimension,
-        }
+        record["teacher"] = [
+            {"targets": path, "output": output, "weight": weight, "dimension": teacher.dimension}
+            for (path, output, weight), teacher in zip(distillation.teachers(), teachers)
+        ]
     trainer = Trainer(
         model=model,
         args=arguments,
