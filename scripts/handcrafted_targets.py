@@ -6,7 +6,7 @@ computes on 3-s patches every second (the patch layout of `scripts/musicnn_teach
 - MFCC (20), spectral contrast (7 bands) and chroma (12): mean and standard deviation over the patch's frames;
 - zero-crossing rate, spectral centroid (in units of the sampling rate) and onset strength: mean and deviation;
 
-88 values per patch, stored as output `handcrafted` in the teacher-targets format that `train.py --teacher-targets`
+84 values per patch, stored as output `handcrafted` in the teacher-targets format that `train.py --teacher-targets`
 reads (`KEY/start_seconds`, `KEY/handcrafted`). They are what the hand-made-features baseline of the bundled model's
 ablation table classifies genres from (`scripts/baselines.py`, clip statistics of the same descriptors), and simple
 functions of the spectrogram that a student can learn; regressing the embedding onto them beside a tagger's features
@@ -49,7 +49,7 @@ def save_npz_atomic(path: Path, **arrays) -> None:
 
 
 def frame_descriptors(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """`(44, frames)` frame-level descriptors of a mono waveform, one frame every `HOP_LENGTH` samples: MFCC (20),
+    """`(42, frames)` frame-level descriptors of a mono waveform, one frame every `HOP_LENGTH` samples: MFCC (20),
     spectral contrast (7), chroma (12), zero-crossing rate, spectral centroid / sampling rate, onset strength (dB
     flux), i.e. the rows of `DESCRIPTORS` in that order."""
     import librosa
@@ -79,8 +79,8 @@ def patch_statistics(
     starts = np.arange(0.0, last_start + 1e-9, hop_seconds)
     statistics = np.empty((len(starts), 2 * frames.shape[0]), dtype=np.float32)
     for row, start in enumerate(starts):
-        first = int(round(start * frames_per_second))
-        last = max(first + 1, min(frames.shape[1], int(round((start + patch_seconds) * frames_per_second))))
+        first = round(start * frames_per_second)
+        last = max(first + 1, min(frames.shape[1], round((start + patch_seconds) * frames_per_second)))
         patch = frames[:, first:last]
         statistics[row] = np.concatenate([patch.mean(axis=1), patch.std(axis=1)])
     return starts.astype(np.float32), statistics
@@ -126,7 +126,11 @@ def main(argv=None) -> int:
             source=np.str_(row["audio_path"] or row["track_id"]),
         )
         if index % 20 == 0:
-            print(f"{index + 1}/{len(tracks)} {row['track_id']} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{index + 1}/{len(tracks)} {row['track_id']} ({time.perf_counter() - started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     merged = {"patch_seconds": np.float32(args.patch_seconds), "descriptors": np.array(DESCRIPTORS)}
     for key in keys:

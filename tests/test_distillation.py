@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from genre_vit import GenreViTConfig, GenreViTForAudioClassification
 from genre_vit.testing import write_synthetic_genre_dataset
-from genre_vit.training.distillation import TeacherTargets
+from genre_vit.training.data import load_tracks
+from genre_vit.training.distillation import GenreViTWithTeacherHead, TeacherTargets
 
 
 def write_targets(path, tracks: dict[str, float], dimension: int = 6, patch_seconds: float = 3.0):
@@ -46,6 +47,53 @@ def test_targets_that_do_not_match_the_tracks_are_a_clear_error(tmp_path):
         TeacherTargets.load(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match=r"not a teacher targets file with 'logits' .*holds .*max_pool"):
         TeacherTargets.load(tmp_path / "t.npz", "logits")
+
+
+def test_each_teacher_counts_by_its_weight_not_its_size():
+    student = GenreViTForAudioClassification(GenreViTConfig.tiny()).eval()
+    model = GenreViTWithTeacherHead(student, [6, 2], [1.0, 0.5], classification_weight=0.0)
+    windows, labels = torch.rand(3, 1, 216, 144), torch.tensor([0, 1, 2])
+    targets = torch.randn(3, 8)
+    with torch.no_grad():
+        embedding = student.forward_head(student.forward_features(windows), pre_logits=True)
+        predicted = model.teacher_head(embedding)
+        expected = torch.nn.functional.mse_loss(predicted[:, :6], targets[:, :6])
+        expected += 0.5 * torch.nn.functional.mse_loss(predicted[:, 6:], targets[:, 6:])
+        torch.testing.assert_close(model(windows, labels, targets).loss, expected)
+    with pytest.raises(ValueError, match="2 teachers but 1 teacher weights"):
+        GenreViTWithTeacherHead(student, [6, 2], [1.0])
+
+
+def test_handcrafted_targets_are_read_like_a_teachers(tmp_path):
+    data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=1, seconds=6.0)
+    output = tmp_path / "handcrafted.npz"
+    completed = subprocess.run(
+        [sys.executable, str(REPOSITORY / "scripts" / "handcrafted_targets.py"), "--output", output, data],
+        check=False,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    targets = TeacherTargets.load(output, "handcrafted")
+    track_ids = load_tracks(data)["track_id"]
+    targets.check_tracks(track_ids)  # keyed by the ids train.py gives the tracks
+    assert targets.dimension == 84 and targets.patch_seconds == 3.0
+    np.testing.assert_allclose(targets.patch_starts[track_ids[0]], [0.0, 1.0, 2.0, 3.0])  # 3-s patches every 1 s
+    first = targets.values[track_ids[0]]
+    assert np.isfinite(first).all() and (first[:, 42:] >= 0).all()  # means, then non-negative deviations
+    # a second run finds every track done (OUTPUT.parts) and writes the same file
+    again = tmp_path / "again.npz"
+    (tmp_path / "again.npz.parts").symlink_to(tmp_path / "handcrafted.npz.parts")
+    subprocess.run(
+        [sys.executable, str(REPOSITORY / "scripts" / "handcrafted_targets.py"), "--output", again, data],
+        check=True,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        capture_output=True,
+        timeout=300,
+    )
+    np.testing.assert_array_equal(TeacherTargets.load(again, "handcrafted").values[track_ids[0]], first)
 
 
 def test_patchout_shortens_training_sequences_only():
@@ -86,6 +134,13 @@ def test_train_with_teacher_targets_then_initialise_from_the_result(tmp_path):
         "2",
         "--teacher-targets",
         targets,
+        targets,
+        "--teacher-output",
+        "max_pool",
+        "tag_probabilities",
+        "--teacher-weight",
+        "1",
+        "0.5",
         "--patchout",
         "2",
         "2",
@@ -94,7 +149,10 @@ def test_train_with_teacher_targets_then_initialise_from_the_result(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     run = json.loads((distilled / "training_run.json").read_text())
-    assert run["teacher"] == [{"targets": str(targets), "output": "max_pool", "weight": 1.0, "dimension": 6}]
+    assert run["teacher"] == [
+        {"targets": str(targets), "output": "max_pool", "weight": 1.0, "dimension": 6},
+        {"targets": str(targets), "output": "tag_probabilities", "weight": 0.5, "dimension": 2},
+    ]
     best = [e for e in run["log_history"] if "eval_loss" in e]
     assert run["validation_metrics"]["eval_loss"] == pytest.approx(min(e["eval_loss"] for e in best[:-1]))
     shipped = load_file(distilled / "model.safetensors")

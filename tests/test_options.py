@@ -60,12 +60,32 @@ def test_the_trainer_gets_checkpoints_under_the_model_folder_and_the_chosen_metr
         (["--folds", "5", "--split-files", "lists"], "Choose one way to split"),
         (["--split-fractions", "0.5", "0.5"], "three numbers"),
         (["--patchout", "6"], "two numbers"),
+        (["--teacher-targets", "a.npz", "b.npz", "--teacher-weight", "1", "2", "3"], "one value for all 2"),
     ],
 )
 def test_contradictory_options_are_usage_errors(tmp_path, capsys, arguments, message):
     with pytest.raises(SystemExit) as exit_info:
         parse(TRAINING_OPTIONS, ["--data", "d", "--output-dir", str(tmp_path), *arguments], prog="train.py")
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_each_teacher_file_gets_its_output_and_weight():
+    def teachers(*arguments):
+        return TrainingOptions.from_command_line(
+            ["--data", "d", "--output-dir", "o", *arguments]
+        ).distillation.teachers()
+
+    assert teachers() == []
+    assert teachers("--teacher-targets", "t.npz") == [("t.npz", "max_pool", 1.0)]
+    assert teachers("--teacher-targets", "a.npz", "b.npz", "--teacher-output", "max_pool", "handcrafted") == [
+        ("a.npz", "max_pool", 1.0),
+        ("b.npz", "handcrafted", 1.0),
+    ]
+    assert teachers("--teacher-targets", "a.npz", "b.npz", "--teacher-weight", "1", "0.5")[1] == (
+        "b.npz",
+        "max_pool",
+        0.5,
+    )
 
 
 def test_evaluation_options():

@@ -128,7 +128,7 @@ class GenreViTWithTeacherHead(torch.nn.Module):
     teachers' (standardised, concatenated) targets. Only `student` is saved as the model; the head is never shipped.
 
     Loss: `classification_weight * genre loss + sum over teachers of weight * mean squared error to that teacher's
-    targets` (each teacher's error is a mean over its own dimensions, so a 753-value tagger and 88 hand-made
+    targets` (each teacher's error is a mean over its own dimensions, so a 753-value tagger and 84 hand-made
     descriptors count by their weights, not by their sizes).
     """
 
