@@ -21,9 +21,7 @@ end; every file is written atomically.
 """
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,16 +34,9 @@ DESCRIPTORS = ("mfcc", "spectral_contrast", "chroma", "zero_crossing_rate", "spe
 
 
 def save_npz_atomic(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(descriptor)
-    try:
-        np.savez(temporary, **arrays)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    from genre_vit.files import write_atomic
+
+    write_atomic(path, lambda temporary: np.savez(temporary, **arrays))
 
 
 def frame_descriptors(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
