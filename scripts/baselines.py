@@ -137,8 +137,8 @@ def main(argv=None) -> int:
 
     probe_rows = {"hand-made features + LR": "handmade", "teacher probe (musicnn features + LR)": "teacher"}
     # The same window probes with the track decided as GenreViT decides it: by the mean of its window probabilities.
-    windows_to_track = {f"{row} (track = mean of window probabilities)": kind for row, kind in probe_rows.items()}
-    rows = {"musicnn zero-shot": []} | {row: [] for row in probe_rows} | {row: [] for row in windows_to_track}
+    window_mean_rows = {row: f"{row} (track = mean of window probabilities)" for row in probe_rows}
+    rows = {"musicnn zero-shot": []} | {row: [] for row in probe_rows} | {row: [] for row in window_mean_rows.values()}
     for fold in range(args.folds):
         splits = split_tracks_for_fold(tracks, args.folds, fold, args.validation_fraction, args.seed)
         test_ids = list(splits["test"]["track_id"])
@@ -185,7 +185,7 @@ def main(argv=None) -> int:
             track_means = np.stack(
                 [window_probabilities[test_window_tracks == i].mean(0) for i in range(len(test_ids))]
             )
-            rows[f"{row} (track = mean of window probabilities)"].append(
+            rows[window_mean_rows[row]].append(
                 {
                     "fold": fold,
                     "window": rows[row][-1]["window"],

@@ -7,11 +7,11 @@ computes on 3-s patches every second (the patch layout of `scripts/musicnn_teach
 - zero-crossing rate, spectral centroid (in units of the sampling rate) and onset strength: mean and deviation;
 
 84 values per patch, stored as output `handcrafted` in the teacher-targets format that `train.py --teacher-targets`
-reads (`KEY/start_seconds`, `KEY/handcrafted`). They are what the hand-made-features baseline of the bundled model's
-ablation table classifies genres from (`scripts/baselines.py`, clip statistics of the same descriptors), and simple
-functions of the spectrogram that a student can learn; regressing the embedding onto them beside a tagger's features
-(`--teacher-targets msd.npz handcrafted.npz --teacher-output max_pool handcrafted`) keeps what they know in the
-encoder.
+reads (`KEY/start_seconds`, `KEY/handcrafted`). They are nearly what the hand-made-features baseline of the bundled
+model's ablation table classifies genres from (`scripts/baselines.py`: clip statistics of the same descriptors, with
+tempo instead of onset strength), and simple functions of the spectrogram that a student can learn; regressing the
+embedding onto them beside a tagger's features (`--teacher-targets msd.npz handcrafted.npz --teacher-output max_pool
+handcrafted`) keeps what they know in the encoder.
 
     python scripts/handcrafted_targets.py --output runs/teacher/handcrafted.npz ../shared/data/unlabelled-music
 
@@ -39,12 +39,14 @@ def save_npz_atomic(path: Path, **arrays) -> None:
     write_atomic(path, lambda temporary: np.savez(temporary, **arrays))
 
 
-def frame_descriptors(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """`(42, frames)` frame-level descriptors of a mono waveform, one frame every `HOP_LENGTH` samples: MFCC (20),
+def frame_descriptors(waveform: np.ndarray) -> np.ndarray:
+    """`(42, frames)` frame-level descriptors of a mono waveform at `SAMPLING_RATE` (what `patch_statistics` assumes),
+    one frame every `HOP_LENGTH` samples: MFCC (20),
     spectral contrast (7), chroma (12), zero-crossing rate, spectral centroid / sampling rate, onset strength (dB
     flux), i.e. the rows of `DESCRIPTORS` in that order."""
     import librosa
 
+    sampling_rate = SAMPLING_RATE
     magnitude = np.abs(librosa.stft(waveform, n_fft=N_FFT, hop_length=HOP_LENGTH, window="hann", center=True))
     power = magnitude**2
     mel = librosa.feature.melspectrogram(S=power, sr=sampling_rate, n_fft=N_FFT, n_mels=128, fmin=0.0, fmax=None)

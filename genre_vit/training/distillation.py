@@ -98,22 +98,21 @@ class TeacherTargets:
         return self.values[track_id].mean(axis=0)
 
 
-def add_teacher_targets(windows, teachers, window_seconds: float, mean=None, std=None):
+def add_teacher_targets(windows, teachers: Sequence[TeacherTargets], window_seconds: float, mean=None, std=None):
     """Add a `teacher_targets` column `(D,)` to a windows dataset (columns `track_id`, `start_seconds`): the targets of
-    each of `teachers` (a `TeacherTargets` or a sequence of them), concatenated in that order, each dimension
-    standardised with `mean` and `std` (computed from these windows when not given, i.e. on the training split).
+    each of `teachers`, concatenated in that order, each dimension standardised with `mean` and `std` (computed from
+    these windows when not given, i.e. on the training split).
 
     Returns `(windows, mean, std)`.
     """
-    teachers = [teachers] if isinstance(teachers, TeacherTargets) else list(teachers)
     track_ids = np.asarray(windows["track_id"])
     starts = np.asarray(windows["start_seconds"], dtype=np.float64)
+    rows_by_track = {track: np.flatnonzero(track_ids == track) for track in dict.fromkeys(track_ids)}
     parts = []
     for teacher in teachers:
-        teacher.check_tracks(list(dict.fromkeys(track_ids)))
+        teacher.check_tracks(list(rows_by_track))
         targets = np.empty((len(track_ids), teacher.dimension), dtype=np.float32)
-        for track in dict.fromkeys(track_ids):
-            rows = np.flatnonzero(track_ids == track)
+        for track, rows in rows_by_track.items():
             targets[rows] = teacher.window_targets(track, starts[rows], window_seconds)
         parts.append(targets)
     targets = np.concatenate(parts, axis=1)
@@ -135,20 +134,18 @@ class GenreViTWithTeacherHead(torch.nn.Module):
     def __init__(
         self,
         student,
-        teacher_dimensions: int | Sequence[int],
-        teacher_weights: float | Sequence[float],
+        teacher_dimensions: Sequence[int],
+        teacher_weights: Sequence[float],
         classification_weight: float = 1.0,
     ):
         super().__init__()
-        dimensions = [teacher_dimensions] if isinstance(teacher_dimensions, int) else list(teacher_dimensions)
-        weights = [teacher_weights] * len(dimensions) if isinstance(teacher_weights, float | int) else teacher_weights
-        if len(weights) != len(dimensions):
-            raise ValueError(f"{len(dimensions)} teachers but {len(weights)} teacher weights.")
+        if len(teacher_weights) != len(teacher_dimensions):
+            raise ValueError(f"{len(teacher_dimensions)} teachers but {len(teacher_weights)} teacher weights.")
         self.student = student
         self.config = student.config
-        self.teacher_head = torch.nn.Linear(student.config.hidden_size, sum(dimensions))
-        self.teacher_slices = np.cumsum([0, *dimensions]).tolist()
-        self.teacher_weights = [float(w) for w in weights]
+        self.teacher_head = torch.nn.Linear(student.config.hidden_size, sum(teacher_dimensions))
+        self.teacher_slices = np.cumsum([0, *teacher_dimensions]).tolist()
+        self.teacher_weights = [float(w) for w in teacher_weights]
         self.classification_weight = classification_weight
 
     def forward(self, input_values, labels=None, teacher_targets=None):

@@ -169,8 +169,6 @@ class DistillationArguments:
     )
 
     def __post_init__(self):
-        if isinstance(self.teacher_targets, str):  # one file given from Python rather than the command line
-            self.teacher_targets = [self.teacher_targets]
         files = len(self.teacher_targets or [])
         for name, values in (("--teacher-output", self.teacher_output), ("--teacher-weight", self.teacher_weight)):
             if files and len(values) not in (1, files):

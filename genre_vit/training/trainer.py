@@ -254,7 +254,8 @@ def run_training(options: TrainingOptions) -> dict:
     if distillation.teacher_targets:
         from .distillation import GenreViTWithTeacherHead, TeacherTargets, add_teacher_targets
 
-        teachers = [TeacherTargets.load(path, output) for path, output, _ in distillation.teachers()]
+        specifications = distillation.teachers()  # (targets file, output, loss weight) per teacher
+        teachers = [TeacherTargets.load(path, output) for path, output, _ in specifications]
         windows["train"], mean, std = add_teacher_targets(windows["train"], teachers, feature_extractor.window_seconds)
         windows["validation"], *_ = add_teacher_targets(
             windows["validation"], teachers, feature_extractor.window_seconds, mean, std
@@ -262,13 +263,13 @@ def run_training(options: TrainingOptions) -> dict:
         model = GenreViTWithTeacherHead(
             student,
             [teacher.dimension for teacher in teachers],
-            [weight for *_, weight in distillation.teachers()],
+            [weight for *_, weight in specifications],
             distillation.classification_weight,
         )
         columns.append("teacher_targets")
         record["teacher"] = [
             {"targets": path, "output": output, "weight": weight, "dimension": teacher.dimension}
-            for (path, output, weight), teacher in zip(distillation.teachers(), teachers)
+            for (path, output, weight), teacher in zip(specifications, teachers)
         ]
     trainer = Trainer(
         model=model,
