@@ -91,7 +91,10 @@ def main(argv=None) -> int:
 
     output = Path(args.output)
     parts = output.with_name(output.name + ".parts")
-    tracks = [row for folder in args.data for row in load_tracks(folder)]
+    try:
+        tracks = [row for folder in args.data for row in load_tracks(folder)]
+    except ValueError as error:  # not a folder of genre sub-folders: the library's message says what was expected
+        raise SystemExit(f"error: {error}") from None
     keys = [row["track_id"] for row in tracks]
     if len(set(keys)) != len(keys):
         raise SystemExit("Track ids repeat across the data folders; give each track a unique file name.")

@@ -95,6 +95,23 @@ def test_handcrafted_targets_are_read_like_a_teachers(tmp_path):
     )
     np.testing.assert_array_equal(TeacherTargets.load(again, "handcrafted").values[track_ids[0]], first)
 
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    completed = subprocess.run(
+        [sys.executable, str(REPOSITORY / "scripts" / "handcrafted_targets.py"), "--output", tmp_path / "x.npz", empty],
+        check=False,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    expected = (
+        f"error: {empty} does not look like a genre dataset: expected one sub-folder of audio files per genre "
+        "(directly, or under genres/ or genres_original/)."
+    )
+    assert completed.returncode == 1 and completed.stderr.strip().splitlines() == [expected]
+    assert not (tmp_path / "x.npz").exists() and not (tmp_path / "x.npz.parts").exists()
+
 
 def test_patchout_shortens_training_sequences_only():
     config = GenreViTConfig.tiny(patchout_frequency_rows=6, patchout_time_columns=4)
