@@ -6,7 +6,7 @@ Run `python app.py` (a Hugging Face Space runs the same file). Settings, all opt
 - `GENRE_VIT_MAX_UPLOAD_MB` (50) and `GENRE_VIT_MAX_MINUTES` (15): the largest upload and the longest audio accepted.
 - `GENRE_VIT_MAX_LIVE_MINUTES` (5): the longest live microphone session.
 - `GENRE_VIT_CONCURRENCY` (2): requests handled at once (their model passes take turns); the rest wait in the queue.
-- `GENRE_VIT_DTYPE` (auto): the compute dtype, `auto` (bfloat16 where the hardware runs it natively) or `float32`.
+- `GENRE_VIT_DTYPE` (auto): the compute dtype, `auto` (bfloat16 on a CPU that runs it natively, float32 on a GPU) or `float32`.
 - `GRADIO_SERVER_NAME`, `GRADIO_SERVER_PORT`: where to listen (Gradio's own variables).
 
 The page only calls the library: `GenreClassifier.analyze` / `explain`, `LiveAnalysis` for the microphone, and the

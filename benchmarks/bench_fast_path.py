@@ -1,7 +1,7 @@
 """The fast path against the float32 path, in one run: speed on a 3-minute song, agreement on real music.
 
     python -m benchmarks.bench_fast_path [--model checkpoints/genre-vit-gtzan] [--data ../shared/data/gtzan]
-                                         [--baseline-checkout DIR]
+                                         [--baseline-checkout DIR] [--device cpu|cuda]
 
 1. Speed: a 3-minute 44.1-kHz stereo MP3, end to end in process (decode, windows, model, timeline plot drawn), with
    the default compute dtype ("auto": bfloat16 on a CPU with AVX512-BF16/AMX) and with float32, both measured here
@@ -12,6 +12,11 @@
 2. Agreement on every clip of `--data` (the real GTZAN clips): the share of windows whose top genre is the same in
    both paths (goal >= 99%), the songs whose top genre is the same (goal: all), and the largest difference of a mean
    genre probability (goal <= 0.01).
+3. Where the time goes on the fast path: decoding, the windows' features, the model, and the rest (song spectrogram,
+   timeline plot), each timed alone.
+
+With `--device cuda` both paths run their model on the GPU, the fast one in bfloat16 (which "auto" no longer picks
+there: see `genre_vit.analysis.resolve_dtype`); decoding and features stay on the CPU, as in the library.
 """
 
 import argparse
@@ -26,7 +31,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from benchmarks.common import best_time, checkout_environment, write_song
+from benchmarks.common import best_time, checkout_environment, wall_times, write_song
 from genre_vit import GenreClassifier
 from genre_vit.allocator import tune_malloc
 from genre_vit.analysis import default_model_source
@@ -60,6 +65,36 @@ for _ in range(repeats):
     times.append(time.perf_counter() - started)
 print(json.dumps({"seconds": min(times), "dtype": str(next(classifier.model.parameters()).dtype)}))
 """
+
+
+def stage_times(classifier: GenreClassifier, path: Path, end_to_end_seconds: float) -> dict:
+    """Seconds of each stage of `end_to_end` on `path`, timed alone (best of 3 each); "rest" is what
+    `end_to_end_seconds` leaves (the song's spectrogram, the plot, the glue)."""
+    extractor = classifier.feature_extractor
+    prepared = classifier.prepare(path)[0]
+
+    def windows():
+        return [
+            block.input_values
+            for block in extractor.iter_windows(
+                prepared.waveform, extractor.sampling_rate, block_windows=classifier.batch_size, validate=False
+            )
+        ]
+
+    blocks = windows()
+    stages = {
+        "decode": best_time(lambda: classifier.prepare(path)),
+        "features": best_time(windows),
+        "model": best_time(lambda: [classifier.window_probabilities(block) for block in blocks]),
+    }
+    stages["rest"] = end_to_end_seconds - sum(stages.values())
+    return stages
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    return f"CPU, {torch.get_num_threads()} threads"
 
 
 def baseline_checkout_time(checkout: Path, song: Path, repeats: int) -> dict:
@@ -100,22 +135,30 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--baseline-checkout", type=Path, help="an older checkout whose in-process path is the baseline"
+        "--baseline-checkout", type=Path, help="an older checkout whose in-process path is the baseline (on the CPU)"
     )
+    parser.add_argument("--device", default="cpu", help="where both paths run their model: cpu or cuda")
     args = parser.parse_args()
     if args.model is None:
         parser.error("no model: pass --model")
     tune_malloc()  # this process is set up as the command line and the app set up theirs
-    fast = GenreClassifier.from_pretrained(args.model, device="cpu")
-    reference = GenreClassifier.from_pretrained(args.model, device="cpu", dtype="float32")
+    # on a GPU "auto" is float32 (the reference itself): the candidate there is bfloat16
+    candidate_dtype = "bfloat16" if torch.device(args.device).type == "cuda" else "auto"
+    fast = GenreClassifier.from_pretrained(args.model, device=args.device, dtype=candidate_dtype)
+    reference = GenreClassifier.from_pretrained(args.model, device=args.device, dtype="float32")
     fast_dtype = fast.dtype
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fast path computes in {fast_dtype}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; model on {describe_device(fast.device)}; "
+        f"fast path computes in {fast_dtype}"
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         song = write_song(Path(folder) / "song.mp3", args.seconds)
         end_to_end(fast, song), end_to_end(reference, song)  # warm-up
-        fast_seconds = best_time(lambda: end_to_end(fast, song), args.repeats)
-        reference_seconds = best_time(lambda: end_to_end(reference, song), args.repeats)
+        fast_times = wall_times(lambda: end_to_end(fast, song), args.repeats)
+        reference_times = wall_times(lambda: end_to_end(reference, song), args.repeats)
+        fast_seconds, reference_seconds = min(fast_times), min(reference_times)
+        stages = stage_times(fast, song, fast_seconds)
         before = (
             baseline_checkout_time(args.baseline_checkout.resolve(), song, args.repeats)
             if args.baseline_checkout
@@ -124,11 +167,12 @@ def main() -> None:
     print(f"{args.seconds:.0f}-s MP3 end to end (decode, windows, model, timeline plot), best of {args.repeats}:")
     if before:
         print(f"  before ({args.baseline_checkout.name}, {before['dtype']}): {before['seconds']:.2f} s")
-    print(f"  float32 path of this checkout: {reference_seconds:.2f} s")
-    print(f"  fast path ({fast_dtype}):  {fast_seconds:.2f} s")
+    print(f"  float32 path of this checkout: {reference_seconds:.2f} s (median {np.median(reference_times):.2f} s)")
+    print(f"  fast path ({fast_dtype}):  {fast_seconds:.2f} s (median {np.median(fast_times):.2f} s)")
     if before:
         print(f"  speedup over before: {before['seconds'] / fast_seconds:.2f}x (goal >= 3x)")
     print(f"  speedup over this checkout's float32 path: {reference_seconds / fast_seconds:.2f}x")
+    print("  fast path by stage: " + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in stages.items()))
 
     data = Path(args.data)
     files = sorted(p for p in data.rglob("*") if p.suffix.lower() in AUDIO_FILE_SUFFIXES) if data.is_dir() else []

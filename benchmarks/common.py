@@ -26,14 +26,19 @@ def default_model(seed: int = 0) -> tuple[GenreViTForAudioClassification, GenreV
     return GenreViTForAudioClassification(GenreViTConfig()).eval(), GenreViTFeatureExtractor()
 
 
-def best_time(function, repeats: int = 3) -> float:
-    """Best wall time in seconds of `repeats` calls (the least disturbed by other load)."""
+def wall_times(function, repeats: int = 3) -> list[float]:
+    """Wall times in seconds of `repeats` calls."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def best_time(function, repeats: int = 3) -> float:
+    """Best wall time in seconds of `repeats` calls (the least disturbed by other load)."""
+    return min(wall_times(function, repeats))
 
 
 def checkout_environment(checkout: Path | None = None) -> dict:
@@ -41,6 +46,6 @@ def checkout_environment(checkout: Path | None = None) -> dict:
     `$GENRE_VIT_MODEL`, and, given a checkout of this repository, that checkout's package first on the path."""
     environment = dict(os.environ, HF_HUB_OFFLINE="1")
     environment.pop("GENRE_VIT_MODEL", None)
-    if checkout is not None:
-        environment["PYTHONPATH"] = str(checkout)
+    if checkout is not None:  # first, and what was on the path stays after it (packages installed with --target)
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))
     return environment

@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype",
         default="auto",
         choices=["auto", "float32", "bfloat16", "float16"],
-        help="compute dtype (auto: bfloat16 where the CPU or GPU runs it natively, else float32; float32 for the "
+        help="compute dtype (auto: bfloat16 on a CPU that runs it natively, else float32; float32 for the "
         "exact reference path)",
     )
     analyze.add_argument(

@@ -10,7 +10,13 @@ from conftest import SAMPLING_RATE
 from matplotlib.figure import Figure
 
 from genre_vit import GTZAN_GENRES, GenreAnalysis, GenreClassifier, analyze_full_song
-from genre_vit.analysis import AudioTooShortError, ModelNotFoundError, SilentAudioError
+from genre_vit.analysis import (
+    AudioTooShortError,
+    ModelNotFoundError,
+    SilentAudioError,
+    native_bfloat16,
+    resolve_dtype,
+)
 from genre_vit.audio import AudioDecodeError, AudioTooLongError
 from genre_vit.files import save_figure_atomic, write_text_atomic
 from genre_vit.plotting import (
@@ -141,6 +147,17 @@ def test_bfloat16_path_stores_the_encoder_linears_in_bfloat16_with_the_autocast_
     assert classifier.model.classifier.weight.dtype == torch.float32
     assert classifier.model.genre_vit.embeddings.patch_embeddings.weight.dtype == torch.float32
     np.testing.assert_array_equal(classifier.window_probabilities(windows.numpy()), expected)
+
+
+def test_auto_dtype_is_bfloat16_only_on_a_cpu_that_runs_it_natively():
+    """On a GPU the model is a small share of an analysis, so "auto" keeps float32 there (README, GPU table)."""
+    cpu = torch.device("cpu")
+    assert resolve_dtype("auto", cpu) == (torch.bfloat16 if native_bfloat16(cpu) else torch.float32)
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.float32  # decided without touching a GPU
+    assert resolve_dtype("float32", cpu) == torch.float32
+    assert resolve_dtype("bfloat16", torch.device("cuda")) == torch.bfloat16
+    with pytest.raises(ValueError, match="Unknown dtype"):
+        resolve_dtype("int8", cpu)
 
 
 def test_missing_model_is_a_clear_error(monkeypatch, tmp_path):
