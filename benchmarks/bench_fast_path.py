@@ -34,7 +34,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from benchmarks.common import best_time, checkout_environment, wall_times, write_song
 from genre_vit import GenreClassifier
 from genre_vit.allocator import tune_malloc
-from genre_vit.analysis import default_model_source
+from genre_vit.analysis import default_model_source, resolve_device
 from genre_vit.audio import AUDIO_FILE_SUFFIXES
 from genre_vit.plotting import plot_genre_timeline
 
@@ -137,15 +137,16 @@ def main() -> None:
     parser.add_argument(
         "--baseline-checkout", type=Path, help="an older checkout whose in-process path is the baseline (on the CPU)"
     )
-    parser.add_argument("--device", default="cpu", help="where both paths run their model: cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="where both paths run their model: cpu, cuda or auto")
     args = parser.parse_args()
     if args.model is None:
         parser.error("no model: pass --model")
     tune_malloc()  # this process is set up as the command line and the app set up theirs
+    device = resolve_device(args.device)
     # on a GPU "auto" is float32 (the reference itself): the candidate there is bfloat16
-    candidate_dtype = "bfloat16" if torch.device(args.device).type == "cuda" else "auto"
-    fast = GenreClassifier.from_pretrained(args.model, device=args.device, dtype=candidate_dtype)
-    reference = GenreClassifier.from_pretrained(args.model, device=args.device, dtype="float32")
+    candidate_dtype = "bfloat16" if device.type == "cuda" else "auto"
+    fast = GenreClassifier.from_pretrained(args.model, device=device, dtype=candidate_dtype)
+    reference = GenreClassifier.from_pretrained(args.model, device=device, dtype="float32")
     fast_dtype = fast.dtype
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; model on {describe_device(fast.device)}; "
