@@ -54,3 +54,10 @@ def main(output_dir: str, batch_size: int, accumulation_steps: int) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    # About one CI run in four, a gloo process aborted while the interpreter tore down torch's native state after
+    # the step was done and printed ("terminate called without an active exception"), failing the run. Destroying
+    # the process group first made runs hang instead. The result is out and nothing is left to write, so leave
+    # without that teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
