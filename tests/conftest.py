@@ -1,6 +1,7 @@
 """Shared fixtures: synthesized audio, a tiny randomly initialised GenreViT checkpoint, the real GTZAN clips."""
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,14 @@ from genre_vit.testing import synth_music
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 GTZAN_DIR = Path(os.environ.get("GENRE_VIT_GTZAN_DIR", REPOSITORY.parent / "shared" / "data" / "gtzan"))
+
+
+def free_port() -> int:
+    """A localhost TCP port that is free now: for a test server, or for torchrun's rendezvous, so that runs never
+    meet on a fixed port such as torchrun's default 29500."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
-from conftest import REPOSITORY
+from conftest import REPOSITORY, free_port
 
 from genre_vit.testing import fake_microphone_flags, open_live_microphone_page, synth_music
 
@@ -40,12 +39,6 @@ CHROMIUM_FLAGS = [
 
 
 MAX_UPLOAD_MB, MAX_MINUTES = 2, 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

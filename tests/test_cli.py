@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPOSITORY
+from conftest import REPOSITORY, free_port
 
 from genre_vit.analysis import BUNDLED_MODEL_DIR
 from genre_vit.testing import synth_music
@@ -265,14 +265,6 @@ def test_cli_runs_from_any_folder_once_installed(tmp_path, tiny_model_dir, write
     assert command, "the genre-vit console script is not installed"
     script = subprocess.run([command, "--help"], cwd=tmp_path, env=environment, capture_output=True, text=True)
     assert script.returncode == 0 and "analyze" in script.stdout
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_two_processes_under_torchrun_merge_into_the_single_process_output(tmp_path, tiny_model_dir, write_wav):

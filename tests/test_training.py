@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import GTZAN_DIR, REPOSITORY
+from conftest import GTZAN_DIR, REPOSITORY, free_port
 
 from genre_vit import GTZAN_GENRES, GenreClassifier, GenreViTFeatureExtractor
 from genre_vit.model_folder import REMOTE_CODE_FILES
@@ -303,6 +303,8 @@ def test_distributed_training_with_two_cpu_processes(tmp_path):
         "torch.distributed.run",
         "--nproc_per_node",
         "2",
+        "--master_port",
+        free_port(),
         REPOSITORY / "train.py",
         "--data",
         data,
@@ -345,7 +347,9 @@ def test_trainer_loss_scaling(tmp_path):
 
     whole = logged(batch=16, accumulation=1)
     accumulated = logged(batch=8, accumulation=2)
-    distributed = logged("-m", "torch.distributed.run", "--nproc_per_node", "2", batch=8, accumulation=1)
+    distributed = logged(
+        "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(), batch=8, accumulation=1
+    )
     for other in (accumulated, distributed):
         assert other["loss"] == pytest.approx(whole["loss"], rel=1e-3)
         assert other["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-3)
