@@ -46,17 +46,16 @@ def frame_descriptors(waveform: np.ndarray) -> np.ndarray:
     flux), i.e. the rows of `DESCRIPTORS` in that order."""
     import librosa
 
-    sampling_rate = SAMPLING_RATE
     magnitude = np.abs(librosa.stft(waveform, n_fft=N_FFT, hop_length=HOP_LENGTH, window="hann", center=True))
     power = magnitude**2
-    mel = librosa.feature.melspectrogram(S=power, sr=sampling_rate, n_fft=N_FFT, n_mels=128, fmin=0.0, fmax=None)
+    mel = librosa.feature.melspectrogram(S=power, sr=SAMPLING_RATE, n_fft=N_FFT, n_mels=128, fmin=0.0, fmax=None)
     log_mel = librosa.power_to_db(mel, ref=1.0, top_db=80.0)
     mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=20)
-    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sampling_rate, n_fft=N_FFT, hop_length=HOP_LENGTH)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sampling_rate, n_fft=N_FFT, hop_length=HOP_LENGTH)
+    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=SAMPLING_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH)
+    chroma = librosa.feature.chroma_stft(S=power, sr=SAMPLING_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH)
     zcr = librosa.feature.zero_crossing_rate(waveform, frame_length=N_FFT, hop_length=HOP_LENGTH, center=True)
-    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sampling_rate, n_fft=N_FFT) / sampling_rate
-    onset = librosa.onset.onset_strength(S=log_mel, sr=sampling_rate)[None]
+    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=SAMPLING_RATE, n_fft=N_FFT) / SAMPLING_RATE
+    onset = librosa.onset.onset_strength(S=log_mel, sr=SAMPLING_RATE)[None]
     frames = min(x.shape[1] for x in (mfcc, contrast, chroma, zcr, centroid, onset))
     return np.concatenate([x[:, :frames] for x in (mfcc, contrast, chroma, zcr, centroid, onset)]).astype(np.float32)
 
