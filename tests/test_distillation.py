@@ -1,8 +1,11 @@
 """Distillation from teacher targets, initialisation from a model folder and patchout, with synthetic teacher
 targets (no TensorFlow): the product side of training with a teacher."""
 
+import functools
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,20 +16,25 @@ from conftest import REPOSITORY
 from safetensors.torch import load_file
 
 from genre_vit import GenreViTConfig, GenreViTForAudioClassification
-from genre_vit.testing import write_synthetic_genre_dataset
+from genre_vit.spectrogram import LogMelWindowing
+from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
 from genre_vit.training.data import load_tracks
 from genre_vit.training.distillation import GenreViTWithTeacherHead, TeacherTargets
 
 
-def write_targets(path, tracks: dict[str, float], dimension: int = 6, patch_seconds: float = 3.0):
+def write_targets(
+    path, tracks: dict[str, float], dimension: int = 6, patch_seconds: float = 3.0, sources: dict | None = None
+):
     """A targets file like scripts/musicnn_teacher.py writes: patches every second; patch `i` of a track holds the
-    value `i` in every dimension (so window means are easy to predict)."""
+    value `i` in every dimension (so window means are easy to predict); `sources` gives each track's audio file."""
     arrays = {"tags": np.array(["a", "b"]), "patch_seconds": np.float32(patch_seconds)}
     for track, seconds in tracks.items():
         starts = np.arange(0, seconds - patch_seconds + 1e-9, 1.0, dtype=np.float32)
         values = np.repeat(np.arange(len(starts), dtype=np.float16)[:, None], dimension, axis=1)
         arrays |= {f"{track}/start_seconds": starts, f"{track}/max_pool": values}
         arrays |= {f"{track}/tag_probabilities": values[:, :2], f"{track}/duration_seconds": np.float32(seconds)}
+        if sources:
+            arrays[f"{track}/source"] = np.array(str(sources[track]))
     np.savez(path, **arrays)
     return path
 
@@ -191,3 +199,146 @@ def test_train_with_teacher_targets_then_initialise_from_the_result(tmp_path):
     mismatched = write_targets(tmp_path / "other.npz", {"blues.00000": 8.0})
     completed = run_train(*common, "--output-dir", tmp_path / "bad", "--epochs", "1", "--teacher-targets", mismatched)
     assert completed.returncode == 2 and "do not match the tracks" in completed.stderr
+
+
+def load_gpu_distillation_script():
+    spec = importlib.util.spec_from_file_location("distil_on_gpu", REPOSITORY / "scripts" / "distil_on_gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_distillation_features_and_targets_are_the_librarys(tmp_path):
+    """scripts/distil_on_gpu.py computes windows and teacher targets its own (batched, on-device) way: they must be
+    the library's, for crops anywhere in a track, next to its edges too."""
+    script = load_gpu_distillation_script()
+    windowing = LogMelWindowing()
+    waveforms = [synthetic_track(3, 9.0, seed=1), synthetic_track(6, 7.5, seed=2)]
+    pad = windowing.n_fft // 2
+    offsets = np.cumsum([0] + [len(w) + 2 * pad for w in waveforms])[:-1]
+    buffer = torch.zeros(int(offsets[-1] + len(waveforms[-1]) + 2 * pad))
+    for offset, waveform in zip(offsets, waveforms):
+        buffer[offset + pad : offset + pad + len(waveform)] = torch.from_numpy(waveform)
+    features = script.GpuLogMel(windowing, "cpu")
+    for offset, waveform in zip(offsets, waveforms):
+        starts = np.array([0, 64 * 301, (len(waveform) - windowing.window_samples) // 64 * 64])
+        expected = windowing.windows_at(waveform, starts)
+        images = features(buffer, torch.from_numpy(offset + starts)).numpy()
+        assert images.shape == expected.shape == (3, 1, 216, 144)
+        assert np.abs(images - expected).mean() < 1e-4 and np.abs(images - expected).max() < 0.02
+
+    teacher = TeacherTargets.load(write_random_targets(tmp_path / "targets.npz"), "max_pool")
+    tracks = list(teacher.values)
+    targets = script.WindowTargets(
+        {
+            "centres": [teacher.patch_starts[t] + 1.5 for t in tracks],
+            "values": np.concatenate(list(teacher.values.values())),
+        },
+        4.0,
+        "cpu",
+    )
+    for index, track in enumerate(tracks):
+        seconds = np.array([0.0, 0.37, 2.0, 5.5, 6.0])
+        expected = teacher.window_targets(track, seconds, 4.0)
+        got = targets(torch.full((len(seconds),), index), torch.from_numpy(seconds)).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def write_random_targets(path):
+    """Two tracks' random patch targets (3-s patches every second)."""
+    rng = np.random.default_rng(0)
+    arrays = {"patch_seconds": np.float32(3.0)}
+    for track, seconds in {"a": 10.0, "b": 7.0}.items():
+        starts = np.arange(0, seconds - 3.0 + 1e-9, 1.0, dtype=np.float32)
+        arrays |= {f"{track}/start_seconds": starts, f"{track}/max_pool": rng.normal(size=(len(starts), 5))}
+    np.savez(path, **arrays)
+    return path
+
+
+def ffmpeg_has_libopus() -> bool:
+    if shutil.which("ffmpeg") is None:
+        return False
+    encoders = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True, check=False)
+    return "libopus" in encoders.stdout
+
+
+@pytest.mark.skipif(not ffmpeg_has_libopus(), reason="prepare encodes with ffmpeg's libopus")
+def test_gpu_distillation_prepares_parts_then_trains_an_encoder(tmp_path):
+    data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=1, seconds=8.0)
+    paths = {path.stem: path for path in sorted((data / "genres").rglob("*.wav"))}
+    targets = write_targets(tmp_path / "targets.npz", {track: 8.0 for track in paths}, sources=paths)
+    script = [sys.executable, str(REPOSITORY / "scripts" / "distil_on_gpu.py")]
+    prepared = tmp_path / "prepared"
+    run = functools.partial(
+        subprocess.run,
+        check=False,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    completed = run(
+        [*script, "prepare", "--teacher-targets", targets, targets, "--teacher-output", "max_pool", "tag_probabilities"]
+        + ["--output", prepared, "--part-megabytes", "0.06"]
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    parts = sorted((prepared / "audio").iterdir())
+    assert len(parts) > 1 and [p.name for p in parts] == [f"part{i + 1}" for i in range(len(parts))]
+    encoded = sorted(path.stem for part in parts for path in part.glob("*.opus"))
+    assert encoded == sorted(paths)  # every track once, none left half-written
+    assert all(
+        sum(f.stat().st_size for f in part.iterdir()) <= 60_000 or len(list(part.iterdir())) == 1 for part in parts
+    )
+    with np.load(prepared / "targets.npz") as packed:
+        assert list(packed["teachers"]) == ["max_pool", "tag_probabilities"]
+        decoded = packed["max_pool/codes"] * packed["max_pool/step"] + packed["max_pool/lo"]
+        original = np.concatenate([TeacherTargets.load(targets).values[k] for k in packed["keys"]])
+        assert np.abs(decoded - original).max() <= packed["max_pool/step"].max() / 2 + 1e-6
+
+    encoder = tmp_path / "encoder"
+    completed = run(
+        [*script, "train", "--audio", *parts, "--targets", prepared / "targets.npz", "--config", "tiny"]
+        + [
+            "--output",
+            encoder,
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+            "--time-budget",
+            "2",
+            "--calibration-steps",
+            "2",
+        ]
+        + ["--warmup-steps", "2", "--workers", "1", "--validation-fraction", "0.2", "--teacher-weights", "1", "0.5"]
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "decoded 10 of 10 tracks" in completed.stdout and "8 training tracks" in completed.stdout
+    summary = json.loads((encoder / "distillation.json").read_text())
+    assert summary["steps"] > 10 and np.isfinite(summary["validation_loss"])
+    model = GenreViTForAudioClassification.from_pretrained(encoder, dtype=torch.float32)
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in GenreViTForAudioClassification(GenreViTConfig.tiny()).parameters()
+    )
+    assert model.config.patchout_frequency_rows == model.config.patchout_time_columns == 0  # training only
+
+    completed = run(
+        [
+            *script,
+            "train",
+            "--audio",
+            *parts,
+            "--targets",
+            prepared / "targets.npz",
+            "--config",
+            "tiny",
+            "--output",
+            tmp_path / "x",
+            "--device",
+            "cpu",
+            "--teacher-weights",
+            "1",
+        ]
+    )
+    assert completed.returncode == 1
+    assert "holds 2 teachers (max_pool, tag_probabilities) but 1 --teacher-weights were given" in completed.stderr
