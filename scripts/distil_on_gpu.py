@@ -39,19 +39,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SAMPLING_RATE = 22050
-
 
 def decode(path: str) -> np.ndarray:
-    """`(samples,)` float32 mono waveform of `path` at 22,050 Hz."""
+    """`(samples,)` float32 mono waveform of `path` at 22,050 Hz: the library's channel mix and soxr HQ resampling
+    of the whole file at once (`genre_vit.audio`, whose streaming decoder the GPU machine would also run)."""
     import soundfile
-    import soxr
+
+    from genre_vit.audio import resample, to_mono
 
     waveform, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    waveform = waveform.mean(axis=1)
-    if rate != SAMPLING_RATE:
-        waveform = soxr.resample(waveform, rate, SAMPLING_RATE, quality="HQ").astype(np.float32)
-    return waveform
+    return resample(to_mono(waveform, channel_axis=1), rate)
 
 
 def load_targets(path: Path, keys: list[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -110,7 +107,7 @@ class GpuLogMel:
         self.windowing = windowing
         self.window = torch.tensor(windowing.window, device=device)
         self.filters = torch.tensor(windowing.mel_filters, device=device)  # (bins, n_mels)
-        self.pad = windowing.n_fft // 2
+        self.pad = windowing.n_fft // 2  # zeros before and after every track in the buffer
         self.span = (windowing.frames_per_window - 1) * windowing.hop_length + windowing.n_fft
         self.offsets = torch.arange(self.span, device=device)
 
@@ -151,6 +148,7 @@ def prepare(args) -> None:
     import subprocess
 
     from genre_vit.files import write_atomic
+    from genre_vit.training.distillation import TeacherTargets
 
     if len(args.teacher_output) != len(args.teacher_targets):
         raise SystemExit("Give one --teacher-output per --teacher-targets file.")
@@ -158,23 +156,26 @@ def prepare(args) -> None:
         raise SystemExit("prepare needs ffmpeg with libopus on the PATH.")
     arrays, keys, sources = {}, None, {}
     for path, output in zip(args.teacher_targets, args.teacher_output):
+        try:
+            teacher = TeacherTargets.load(path, output)
+        except ValueError as error:
+            raise SystemExit(str(error)) from error
+        if keys is not None and sorted(teacher.values) != keys:
+            raise SystemExit(f"{path} holds other tracks than {args.teacher_targets[0]}.")
+        keys = sorted(teacher.values)
         with np.load(path) as data:
-            file_keys = sorted(k[: -len("/start_seconds")] for k in data.files if k.endswith("/start_seconds"))
-            if keys is not None and file_keys != keys:
-                raise SystemExit(f"{path} holds other tracks than {args.teacher_targets[0]}.")
-            keys = file_keys
             sources |= {k: str(data[f"{k}/source"]) for k in keys if f"{k}/source" in data.files}
-            values = np.concatenate([data[f"{k}/{output}"].astype(np.float32) for k in keys])
-            low, high = values.min(axis=0), values.max(axis=0)
-            step = np.maximum((high - low) / 255.0, 1e-12).astype(np.float32)
-            arrays |= {
-                f"{output}/starts": np.concatenate([data[f"{k}/start_seconds"].astype(np.float32) for k in keys]),
-                f"{output}/offsets": np.cumsum([0] + [len(data[f"{k}/start_seconds"]) for k in keys]),
-                f"{output}/codes": np.clip(np.rint((values - low) / step), 0, 255).astype(np.uint8),
-                f"{output}/lo": low.astype(np.float32),
-                f"{output}/step": step,
-                f"{output}/patch_seconds": np.float32(data["patch_seconds"]) if "patch_seconds" in data.files else 3.0,
-            }
+        values = np.concatenate([teacher.values[k] for k in keys])
+        low, high = values.min(axis=0), values.max(axis=0)
+        step = np.maximum((high - low) / 255.0, 1e-12).astype(np.float32)
+        arrays |= {
+            f"{output}/starts": np.concatenate([teacher.patch_starts[k] for k in keys]).astype(np.float32),
+            f"{output}/offsets": np.cumsum([0] + [len(teacher.patch_starts[k]) for k in keys]),
+            f"{output}/codes": np.clip(np.rint((values - low) / step), 0, 255).astype(np.uint8),
+            f"{output}/lo": low.astype(np.float32),
+            f"{output}/step": step,
+            f"{output}/patch_seconds": np.float32(teacher.patch_seconds),
+        }
     missing = [k for k in keys if k not in sources or not Path(sources[k]).is_file()]
     if missing:
         raise SystemExit(
@@ -220,7 +221,8 @@ def prepare(args) -> None:
         elif done.parent.name != f"part{part}":
             part, part_bytes = int(done.parent.name[len("part") :]), 0
         part_bytes += done.stat().st_size
-    (args.output / "audio" / "staging").rmdir() if (args.output / "audio" / "staging").is_dir() else None
+    if (args.output / "audio" / "staging").is_dir():
+        (args.output / "audio" / "staging").rmdir()
     print(f"{len(keys)} tracks in {part} audio parts and targets.npz under {args.output}")
 
 
@@ -254,7 +256,7 @@ def train(args) -> None:
         waveforms = list(pool.map(decode, [str(paths[k]) for k in keys], chunksize=4))
     usable = [i for i, w in enumerate(waveforms) if len(w) >= window_samples]
     keys, waveforms = [keys[i] for i in usable], [waveforms[i] for i in usable]
-    hours = sum(len(w) for w in waveforms) / SAMPLING_RATE / 3600
+    hours = sum(len(w) for w in waveforms) / windowing.sampling_rate / 3600
     log(f"decoded {len(keys)} of {len(file_keys)} tracks, {hours:.2f} h")
 
     teachers = load_targets(args.targets, keys)
@@ -268,14 +270,14 @@ def train(args) -> None:
     validation = np.zeros(len(keys), dtype=bool)
     validation[order[: max(1, round(args.validation_fraction * len(keys)))]] = True
 
-    pad = windowing.n_fft // 2
+    features = GpuLogMel(windowing, device)
+    pad = features.pad
     lengths = np.array([len(w) for w in waveforms])
     offsets = np.cumsum([0] + [len(w) + 2 * pad for w in waveforms])[:-1]
     buffer = torch.zeros(int(offsets[-1] + lengths[-1] + 2 * pad), device=device)
     for offset, waveform in zip(offsets, waveforms):
         buffer[offset + pad : offset + pad + len(waveform)] = torch.from_numpy(waveform).to(device)
     del waveforms
-    features = GpuLogMel(windowing, device)
     targets = {name: WindowTargets(teachers[name], windowing.window_seconds, device) for name in names}
     offsets_t, lengths_t = torch.tensor(offsets, device=device), torch.tensor(lengths, device=device)
 
@@ -286,7 +288,7 @@ def train(args) -> None:
         return torch.tensor(tracks, device=device), torch.tensor(starts, device=device)
 
     def window_targets(tracks, starts):
-        seconds = starts.double() / SAMPLING_RATE
+        seconds = starts.double() / windowing.sampling_rate
         return torch.cat([targets[name](tracks, seconds) for name in names], dim=1)
 
     train_ids, validation_ids = np.flatnonzero(~validation), np.flatnonzero(validation)
