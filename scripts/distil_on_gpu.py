@@ -211,7 +211,11 @@ def prepare(args) -> None:
                 "24k",
                 str(temporary),
             ]
-            subprocess.run(command, check=True)
+            encoded = subprocess.run(command, check=False, capture_output=True, text=True)
+            if encoded.returncode != 0:
+                temporary.unlink(missing_ok=True)
+                reason = (encoded.stderr.strip().splitlines() or ["no message"])[-1]
+                raise SystemExit(f"ffmpeg could not encode {sources[key]} ({key}): {reason}")
             temporary.replace(staged)
             if part_bytes and part_bytes + staged.stat().st_size > limit:
                 part, part_bytes = part + 1, 0

@@ -342,3 +342,13 @@ def test_gpu_distillation_prepares_parts_then_trains_an_encoder(tmp_path):
     )
     assert completed.returncode == 1
     assert "holds 2 teachers (max_pool, tag_probabilities) but 1 --teacher-weights were given" in completed.stderr
+
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("not audio")
+    broken = write_targets(tmp_path / "broken.npz", {"rock.00000": 8.0}, sources={"rock.00000": not_audio})
+    completed = run(
+        [*script, "prepare", "--teacher-targets", broken, "--teacher-output", "max_pool", "--output", tmp_path / "b"]
+    )
+    assert completed.returncode == 1 and completed.stderr.strip().startswith(f"ffmpeg could not encode {not_audio}")
+    assert len(completed.stderr.strip().splitlines()) == 1
+    assert not list((tmp_path / "b").rglob("*.opus"))  # nothing half-written
