@@ -306,11 +306,23 @@ class GenreClassifier:
         return self.analyze_prepared(prepared, source, min_seconds, progress)
 
     def prepare(
-        self, audio, sampling_rate: int | None = None, max_seconds: float | None = None
+        self,
+        audio,
+        sampling_rate: int | None = None,
+        max_seconds: float | None = None,
+        decode_threads: int | None = None,
     ) -> tuple[DecodedAudio, str | None]:
         """`genre_vit.audio.prepare_waveform` at the extractor's rate: what `analyze_prepared` takes, decoded once
-        (e.g. by a server that also explains a window of the same audio)."""
-        return prepare_waveform(audio, sampling_rate, max_seconds, target_rate=self.feature_extractor.sampling_rate)
+        (e.g. by a server that also explains a window of the same audio). A file is decoded by `decode_threads`
+        threads, by default as many as torch computes with (`torch.get_num_threads()`): until the audio is decoded
+        those cores have nothing else to do."""
+        return prepare_waveform(
+            audio,
+            sampling_rate,
+            max_seconds,
+            target_rate=self.feature_extractor.sampling_rate,
+            decode_threads=decode_threads or torch.get_num_threads(),
+        )
 
     def analyze_prepared(
         self,
@@ -349,8 +361,8 @@ class GenreClassifier:
     def analyze_many(
         self, paths, max_seconds: float | None = None, decode_workers: int = 2, min_seconds: float = 1.0
     ) -> Iterator[tuple[Path, "GenreAnalysis | ValueError"]]:
-        """Analyse many files, decoding the next ones in `decode_workers` threads while the model runs on the
-        current one (decoders release the GIL; ffmpeg runs in its own process). Yields `(path, result)` in the
+        """Analyse many files, decoding the next ones in `decode_workers` threads (one per file) while the model runs
+        on the current one (decoders release the GIL; ffmpeg runs in its own process). Yields `(path, result)` in the
         order of `paths`, where `result` is the `GenreAnalysis` or the bad-input error (a ValueError) of that
         file; at most `decode_workers + 1` decoded files are held at once.
         """
@@ -361,13 +373,13 @@ class GenreClassifier:
         upcoming = (Path(path) for path in paths)
         with ThreadPoolExecutor(max_workers=max(1, decode_workers), thread_name_prefix="decode") as pool:
             pending = deque(
-                (path, pool.submit(self.prepare, path, None, max_seconds))
+                (path, pool.submit(self.prepare, path, None, max_seconds, 1))
                 for path in islice(upcoming, decode_workers + 1)
             )
             while pending:
                 path, decoded = pending.popleft()
                 for following in islice(upcoming, 1):  # keep decode_workers + 1 files in flight
-                    pending.append((following, pool.submit(self.prepare, following, None, max_seconds)))
+                    pending.append((following, pool.submit(self.prepare, following, None, max_seconds, 1)))
                 try:
                     yield path, self.analyze_prepared(*decoded.result(), min_seconds)
                 except ValueError as error:  # the library's bad-input errors
