@@ -49,7 +49,10 @@ from .network import read_json
 
 logger = logging.getLogger(__name__)
 
-_STFT_CHUNK_FRAMES = 4096
+_STFT_CHUNK_FRAMES = 1024
+"""STFT frames transformed and reduced to Mel bands at a time: their spectrum (8 MB) is still in the cache when it is
+squared and projected. A 3-minute song's window features took 164-169 ms in chunks of 512-1,024 frames, against 238 ms
+in chunks of 4,096 (33 MB) and 212 ms in chunks of 128, with the same images to the bit."""
 
 PREPROCESSOR_CONFIG_FILE = "preprocessor_config.json"
 
@@ -333,7 +336,7 @@ class LogMelWindowing:
         if source_stop > source_start:
             segment[source_start - start : source_stop - start] = waveform[source_start:source_stop]
         # The complex STFT of a whole block is large (8 bytes x 1025 bins per frame); chunking it and reducing each
-        # chunk to Mel bands at once keeps the transient memory near 33 MB whatever the block size.
+        # chunk to Mel bands at once keeps the transient memory small whatever the block size, and in the cache.
         segment, window = torch.from_numpy(segment), torch.from_numpy(self.window)
         interleaved_filters = torch.from_numpy(self.mel_filters).repeat_interleave(2, dim=0)
         filter_groups = banded_filter_groups(interleaved_filters)
