@@ -359,19 +359,33 @@ class GenreClassifier:
         )
 
     def analyze_many(
-        self, paths, max_seconds: float | None = None, decode_workers: int = 2, min_seconds: float = 1.0
+        self, paths, max_seconds: float | None = None, decode_workers: int = 0, min_seconds: float = 1.0
     ) -> Iterator[tuple[Path, "GenreAnalysis | ValueError"]]:
-        """Analyse many files, decoding the next ones in `decode_workers` threads (one per file) while the model runs
-        on the current one (decoders release the GIL; ffmpeg runs in its own process). Yields `(path, result)` in the
-        order of `paths`, where `result` is the `GenreAnalysis` or the bad-input error (a ValueError) of that
-        file; at most `decode_workers + 1` decoded files are held at once.
+        """Analyse many files. Yields `(path, result)` in the order of `paths`, where `result` is the
+        `GenreAnalysis` or the bad-input error (a ValueError) of that file.
+
+        With `decode_workers` 0 (the default) each file is decoded when its turn comes, by as many threads as torch
+        computes with (`prepare`). With `decode_workers` N > 0, the next files are decoded in N threads, one per
+        file, while the model runs on the current one (decoders release the GIL; ffmpeg runs in its own process),
+        and at most N + 1 decoded files are held at once. Where the model runs on the same cores, the default is
+        the faster (benchmarks/bench_library.py: 2 CPU cores, and an H100 whose 16 cores do the decoding and the
+        features): decoding beside the model only makes the two compete for the cores.
         """
+        upcoming = (Path(path) for path in paths)
+        if decode_workers <= 0:
+            for path in upcoming:
+                try:
+                    result = self.analyze(path, min_seconds=min_seconds, max_seconds=max_seconds)
+                except ValueError as error:  # the library's bad-input errors
+                    result = error
+                yield path, result
+            return
+
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
         from itertools import islice
 
-        upcoming = (Path(path) for path in paths)
-        with ThreadPoolExecutor(max_workers=max(1, decode_workers), thread_name_prefix="decode") as pool:
+        with ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode") as pool:
             pending = deque(
                 (path, pool.submit(self.prepare, path, None, max_seconds, 1))
                 for path in islice(upcoming, decode_workers + 1)
@@ -381,9 +395,10 @@ class GenreClassifier:
                 for following in islice(upcoming, 1):  # keep decode_workers + 1 files in flight
                     pending.append((following, pool.submit(self.prepare, following, None, max_seconds, 1)))
                 try:
-                    yield path, self.analyze_prepared(*decoded.result(), min_seconds)
+                    result = self.analyze_prepared(*decoded.result(), min_seconds)
                 except ValueError as error:  # the library's bad-input errors
-                    yield path, error
+                    result = error
+                yield path, result
 
 
 def analyze_full_song(

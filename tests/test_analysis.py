@@ -252,3 +252,26 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         save_figure_atomic(Unwritable(), tmp_path / "plot.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
     assert target.read_text() == "old"
+
+
+def test_analyze_many_gives_each_file_its_result_or_error_in_order_in_both_modes(classifier, tmp_path):
+    """Decoded when its turn comes (the default) or by prefetching threads: the same results, in the order given,
+    a bad file's error in its place."""
+    import soundfile
+
+    paths = []
+    for index, seconds in enumerate((6.0, 9.0, 5.0)):
+        path = tmp_path / f"song{index}.flac"
+        soundfile.write(path, synth_music(seconds, seed=index), SAMPLING_RATE)
+        paths.append(path)
+    broken = tmp_path / "broken.mp3"
+    broken.write_text("not audio")
+    paths.insert(1, broken)
+    expected = [classifier.analyze(path) for path in paths if path != broken]
+    for decode_workers in (0, 2):
+        outcomes = list(classifier.analyze_many(paths, decode_workers=decode_workers))
+        assert [path for path, _ in outcomes] == paths
+        assert isinstance(outcomes[1][1], AudioDecodeError)
+        results = [result for _, result in outcomes if not isinstance(result, ValueError)]
+        for result, reference in zip(results, expected, strict=True):
+            np.testing.assert_array_equal(result.window_probabilities, reference.window_probabilities)
