@@ -372,6 +372,7 @@ def _segment_blocks(path: Path, channel_weights: np.ndarray, announced: int, thr
         complete = last or sum(block.shape[0] for block in blocks) == _SEGMENT_FRAMES
         return run_in_frames, blocks, damage, complete
 
+    check = _SEGMENT_OVERLAP_FRAMES // 2  # the end of each run-in that must equal what came before
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode-segment")
     done, tail = 0, np.zeros(0, np.float32)
     try:
@@ -379,7 +380,6 @@ def _segment_blocks(path: Path, channel_weights: np.ndarray, announced: int, thr
         following = len(pending)
         while pending:
             run_in_frames, blocks, damage, complete = pending.popleft().result()
-            check = _SEGMENT_OVERLAP_FRAMES // 2
             if done and not np.array_equal(run_in_frames[-check:], tail[-check:]):
                 break  # this seek did not land exactly: decode the rest in one pass below
             if following < len(starts) and damage is None and complete:
@@ -391,7 +391,7 @@ def _segment_blocks(path: Path, channel_weights: np.ndarray, announced: int, thr
                 raise _DecodingStopped(damage)
             if not complete:  # the file ends before its header said: what follows is past the end
                 return
-            tail = np.concatenate([tail, *blocks])[-_SEGMENT_OVERLAP_FRAMES:]
+            tail = _last_frames([tail, *blocks], check)
         else:
             return
     finally:
@@ -408,6 +408,17 @@ def _segment_blocks(path: Path, channel_weights: np.ndarray, announced: int, thr
                 raise _DecodingStopped(damage or "the file ended early when decoded again")
             done -= sum(block.shape[0] for block in skipped)
         yield from _sequential_blocks(audio_file, channel_weights)
+
+
+def _last_frames(blocks: list[np.ndarray], count: int) -> np.ndarray:
+    """The last `count` frames of the concatenated `blocks`, copying only the blocks that hold them."""
+    needed, held = [], 0
+    for block in reversed(blocks):
+        needed.append(block)
+        held += block.shape[0]
+        if held >= count:
+            break
+    return np.concatenate(needed[::-1])[-count:]
 
 
 class GrowingBuffer:
