@@ -233,6 +233,7 @@ def prepare(args) -> None:
 def train(args) -> None:
     """Distil the teachers into a GenreViT encoder from `prepare`d inputs (see the module docstring)."""
     from genre_vit.configuration_genre_vit import GenreViTConfig
+    from genre_vit.files import write_text_atomic
     from genre_vit.modeling_genre_vit import GenreViTForAudioClassification
     from genre_vit.spectrogram import LogMelWindowing
     from genre_vit.training.distillation import GenreViTWithTeacherHead
@@ -405,8 +406,8 @@ def train(args) -> None:
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
     }
-    (args.output / "distillation.json").write_text(json.dumps(summary, indent=2, default=str))
-    (args.output / "distillation.log").write_text("\n".join(log_lines) + "\n")
+    write_text_atomic(args.output / "distillation.json", json.dumps(summary, indent=2, default=str))
+    write_text_atomic(args.output / "distillation.log", "\n".join(log_lines) + "\n")
     log(f"saved to {args.output}")
 
 
