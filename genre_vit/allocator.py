@@ -9,8 +9,11 @@ up to `trim_threshold_mb` of freed heap before trimming, lets each pass reuse th
 2-core development CPU (bfloat16 fast path, 89 windows of a 3-minute song): the model took 0.60 s instead of
 0.75-0.83 s on 2 threads, 1.18 s instead of 1.39 s on one.
 
-The price is memory held after a peak (at most `trim_threshold_mb` more than is in use): the 1-hour file's peak
-was unchanged (1.09 GB), while the demo server under load peaked 50-80 MB higher and levelled off at 1.18 GB
+The price is memory held after a peak. glibc gives freed heap back only from the heap's top, beyond
+`trim_threshold_mb`; a freed block below a live one stays held until reused, and 64-byte-aligned blocks (torch's)
+do not fit exactly into the hole of a freed block of the same size: 48-MB tensors made and freed in a loop left 295
+MB of free heap after the sixth, and no more after that (20-MB tensors: 41 MB after the second). The 1-hour file's
+peak was unchanged (1.09 GB), while the demo server under load peaked 50-80 MB higher and levelled off at 1.18 GB
 instead of 1.08 GB on songs of 30 to 79 s (README, Performance). `arenas` caps glibc's per-thread arenas, for a
 server whose worker threads would otherwise each keep their own freed memory.
 """
