@@ -380,7 +380,7 @@ def _segment_blocks(path: Path, channel_weights: np.ndarray, announced: int, thr
         following = len(pending)
         while pending:
             run_in_frames, blocks, damage, complete = pending.popleft().result()
-            if done and not np.array_equal(run_in_frames[-check:], tail[-check:]):
+            if done and not np.array_equal(run_in_frames[-check:], tail):
                 break  # this seek did not land exactly: decode the rest in one pass below
             if following < len(starts) and damage is None and complete:
                 pending.append(pool.submit(decode_segment, following))
