@@ -13,9 +13,9 @@ The price is memory held after a peak. glibc gives freed heap back only from the
 `trim_threshold_mb`; a freed block below a live one stays held until reused, and 64-byte-aligned blocks (torch's)
 do not fit exactly into the hole of a freed block of the same size: 48-MB tensors made and freed in a loop held 98
 to 295 MB of free heap, levelling off by the sixth and not growing after it (20-MB tensors: 41 to 123 MB; 5 runs
-each). The 1-hour file's peak was unchanged (1.09 GB), while the demo server under load peaked 50-80 MB higher and levelled off at 1.18 GB
-instead of 1.08 GB on songs of 30 to 79 s (README, Performance). `arenas` caps glibc's per-thread arenas, for a
-server whose worker threads would otherwise each keep their own freed memory.
+each). The 1-hour file's peak was unchanged (1.09 GB), while the demo server under load peaked 50-80 MB higher and
+levelled off at 1.18 GB instead of 1.08 GB on songs of 30 to 79 s (README, Performance). `arenas` caps glibc's
+per-thread arenas, for a server whose worker threads would otherwise each keep their own freed memory.
 """
 
 import ctypes
