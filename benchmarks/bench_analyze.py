@@ -72,7 +72,7 @@ def memory_hour(path: Path, batch_size: int, dtype: str) -> None:
         "from benchmarks.common import default_model; from genre_vit import GenreClassifier;"
         "from genre_vit.analysis import resolve_dtype; import torch;"
         "model, fe = default_model(); model = model.to(resolve_dtype(sys.argv[3], torch.device('cpu')));"
-        "c = GenreClassifier(model, fe, batch_size=int(sys.argv[2]), device='cpu');"
+        "c = GenreClassifier(model, fe, batch_size=int(sys.argv[2]), device='cpu', dtype='float32');"
         "t = time.perf_counter(); r = c.analyze(sys.argv[1]); t = time.perf_counter() - t;"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
         "print(r.num_windows, f'{t:.1f}', hwm)"
@@ -110,7 +110,7 @@ def main() -> None:
         return
 
     model, feature_extractor = default_model()
-    classifier = GenreClassifier(model, feature_extractor, batch_size=args.batch_size, device="cpu")
+    classifier = GenreClassifier(model, feature_extractor, batch_size=args.batch_size, device="cpu", dtype="float32")
     with tempfile.TemporaryDirectory() as folder:
         path = write_song(Path(folder) / f"song.{args.format}", args.seconds)
         ours(path, classifier)  # warm-up

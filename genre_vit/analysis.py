@@ -127,13 +127,14 @@ class GenreClassifier:
         feature_extractor: the model's `LogMelWindowing` or `GenreViTFeatureExtractor`.
         batch_size: windows per forward pass; also the block of audio featurised at a time, which bounds memory.
         device: where the model runs; the model is moved there.
-        dtype: the compute dtype of the encoder. With bfloat16 (or float16) the encoder's matrix products run in it
-            under `torch.autocast`, while its residual stream, LayerNorms and softmaxes, and the classifier, stay in
-            float32: on real music this keeps 99.6% of window answers and mean probabilities within 0.006 of the
-            float32 path (benchmarks/bench_fast_path.py), where running everything in bfloat16 moves them by 0.014.
-            The encoder's Linear layers are then stored in that dtype (the model is changed in place): autocast
-            would cast the same weights to it on every call, which cost a 15-window call about a quarter of its time; the
-            results are the same to the bit.
+        dtype: the compute dtype of the encoder: "auto" (`resolve_dtype`: bfloat16 where the hardware runs it
+            natively, else float32), a torch dtype or its name. With bfloat16 (or float16) the encoder's matrix
+            products run in it under `torch.autocast`, while its residual stream, LayerNorms and softmaxes, and the
+            classifier, stay in float32: on real music this keeps 99.6% of window answers and mean probabilities
+            within 0.006 of the float32 path (benchmarks/bench_fast_path.py), where running everything in bfloat16
+            moves them by 0.014. The caller's weights are never converted; `from_pretrained`, which owns its model,
+            also stores the encoder's Linear weights in that dtype, which saves autocast a cast per call (about a
+            quarter of a 15-window call) with the same results to the bit.
     """
 
     def __init__(
@@ -142,17 +143,13 @@ class GenreClassifier:
         feature_extractor: LogMelWindowing,
         batch_size: int = 32,
         device: str | torch.device | None = None,
-        dtype: torch.dtype | str = torch.float32,
+        dtype: torch.dtype | str = "auto",
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model.eval().to(self.device)
-        if self.dtype != torch.float32:
-            for module in self.model.modules():
-                if isinstance(module, torch.nn.Linear) and module is not self.model.classifier:
-                    module.to(self.dtype)
         self.feature_extractor = feature_extractor
         self.batch_size = batch_size
         self.genres = tuple(model.config.id2label[index] for index in range(model.config.num_labels))
@@ -206,6 +203,10 @@ class GenreClassifier:
                 f"No model folder exists at {source}, and no model {source!r} could be loaded from the Hugging Face "
                 f"Hub either ({reason})."
             ) from error
+        if dtype != torch.float32:
+            for module in model.genre_vit.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.to(dtype)
         return cls(model, feature_extractor, batch_size=batch_size, device=device, dtype=dtype)
 
     def _check_content(self, waveform: np.ndarray, min_seconds: float) -> None:

@@ -6,14 +6,11 @@ soxr "HQ" resampling), but streamed in blocks, so a one-hour file never holds mo
 are decoded through the system's `ffmpeg` when it is installed.
 """
 
-import contextlib
 import logging
 import os
 import re
 import shutil
 import subprocess
-import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -93,13 +90,18 @@ class DecodedAudio:
 
 
 def to_mono(waveform: np.ndarray, channel_axis: int = 0) -> np.ndarray:
-    """Average the channels of `waveform` (librosa's mono mix). A 1-D waveform is returned as float32."""
+    """Average the channels of a `(channels, samples)` (`channel_axis=0`) or `(samples, channels)` (`channel_axis=1`)
+    waveform: librosa's mono mix, and the one used for files, arrays and live streams. A 1-D waveform is returned
+    as float32."""
     waveform = np.asarray(waveform, dtype=np.float32)
     if waveform.ndim == 1:
         return waveform
     if waveform.ndim != 2:
-        raise ValueError(f"Expected a 1-D or 2-D (channels x samples) waveform, got shape {waveform.shape}.")
-    return waveform.mean(axis=channel_axis, dtype=np.float32)
+        raise ValueError(f"Expected a 1-D or 2-D waveform, got shape {waveform.shape}.")
+    # A product with equal weights: numpy's mean over the short, strided channel axis took 25x longer (half of the
+    # decoding time of a stereo WAV); for mono and stereo the sums are the same.
+    weights = np.full(waveform.shape[channel_axis], 1.0 / waveform.shape[channel_axis], dtype=np.float32)
+    return weights @ waveform if channel_axis == 0 else waveform @ weights
 
 
 def resample(waveform: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
@@ -136,7 +138,7 @@ def _looks_like_libsndfile_audio(path: Path) -> bool:
     """Whether the file starts like a container libsndfile reads (or an MPEG audio frame).
 
     Anything else goes straight to ffmpeg: handing libsndfile a text file renamed .mp3 makes its MPEG decoder
-    print resync notes on the process's stderr, which would pollute the CLI's one-line errors.
+    print resync notes on the process's stderr.
     """
     with path.open("rb") as file:
         header = file.read(4)
@@ -147,64 +149,6 @@ def _looks_like_libsndfile_audio(path: Path) -> bool:
 _TRUNCATION_TOLERANCE_SECONDS = 0.1
 """Decoded audio may fall this far short of the header's length (MP3 encoder delay and padding) before the file is
 reported as cut short."""
-
-
-class _NativeStderrToDebugLog:
-    """Send what native code (libsndfile's MP3 decoder, libmpg123) prints on file descriptor 2 to the debug log.
-
-    libmpg123 prints warnings such as "Xing stream size off by more than 1%" and "part2_3_length ... too large"
-    straight to the process's stderr, where they would break the command line's one-line messages; what matters
-    (a file cut short) becomes the decoder's own note instead. The redirection is process-wide, so it is held only
-    around the libsndfile calls themselves: the first caller to enter redirects, the last to leave restores, so that
-    threads decoding parts of one file at once (`decode_audio(threads=...)`) do not wait for each other.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved_descriptor: int | None = None
-        self._sink = None
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._lock:
-            if self._users == 0:
-                self._redirect()
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                captured = self._restore() if self._users == 0 else ""
-            for line in captured.splitlines():
-                if line.strip():
-                    logger.debug("decoder: %s", line)
-
-    def _redirect(self) -> None:
-        try:
-            sys.stderr.flush()
-            self._saved_descriptor = os.dup(2)
-        except (OSError, ValueError):  # no file descriptor 2 to redirect
-            self._saved_descriptor = None
-            return
-        self._sink = tempfile.TemporaryFile()  # noqa: SIM115 (open until the last user restores fd 2)
-        os.dup2(self._sink.fileno(), 2)
-
-    def _restore(self) -> str:
-        if self._saved_descriptor is None:
-            return ""
-        try:
-            os.dup2(self._saved_descriptor, 2)
-        finally:
-            os.close(self._saved_descriptor)
-            self._saved_descriptor = None
-        with self._sink as sink:
-            sink.seek(0)
-            return sink.read().decode(errors="replace")
-
-
-_native_stderr_to_debug_log = _NativeStderrToDebugLog()
 
 
 _CHUNK_SIZE_MISMATCH = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -242,8 +186,7 @@ def _decode_with_soundfile(
     if not _looks_like_libsndfile_audio(path):
         return None
     try:
-        with _native_stderr_to_debug_log():
-            audio_file = soundfile.SoundFile(str(path))
+        audio_file = soundfile.SoundFile(str(path))
     except (soundfile.LibsndfileError, RuntimeError, TypeError):
         return None
     with audio_file:
@@ -255,13 +198,10 @@ def _decode_with_soundfile(
         if source_rate != sampling_rate:
             resampler = soxr.ResampleStream(source_rate, sampling_rate, 1, dtype="float32", quality="HQ")
         output = GrowingBuffer(int(announced * sampling_rate / source_rate) + 64)
-        # The channel mix as a product with equal weights: numpy's mean over the short, strided channel axis took
-        # 25x longer (half of the decoding time of a stereo WAV); for mono and stereo the sums are the same.
-        channel_weights = np.full(audio_file.channels, 1.0 / audio_file.channels, dtype=np.float32)
         if threads > 1 and audio_file.seekable() and announced > _SEGMENT_FRAMES:
-            blocks = _segment_blocks(path, channel_weights, announced, threads)
+            blocks = _segment_blocks(path, announced, threads)
         else:
-            blocks = _sequential_blocks(audio_file, channel_weights)
+            blocks = _sequential_blocks(audio_file)
         decoded, damage = 0, None
         try:
             for mono in blocks:
@@ -292,7 +232,7 @@ class _DecodingStopped(Exception):
     """libsndfile stopped on damage; the message is its error."""
 
 
-def _read_mono(audio_file, channel_weights: np.ndarray, frames: int | None) -> tuple[list[np.ndarray], str | None]:
+def _read_mono(audio_file, frames: int | None) -> tuple[list[np.ndarray], str | None]:
     """Mono blocks of the next `frames` source frames of an open `soundfile.SoundFile` (None: up to the end), and
     the decoder's error message where it stopped on damage (the blocks before it are kept)."""
     import soundfile
@@ -301,22 +241,21 @@ def _read_mono(audio_file, channel_weights: np.ndarray, frames: int | None) -> t
     while frames is None or read < frames:
         wanted = _BLOCK_FRAMES if frames is None else min(_BLOCK_FRAMES, frames - read)
         try:
-            with _native_stderr_to_debug_log():
-                block = audio_file.read(wanted, dtype="float32", always_2d=True)
+            block = audio_file.read(wanted, dtype="float32", always_2d=True)
         except soundfile.LibsndfileError as error:
             return blocks, str(error)
         if block.shape[0] == 0:
             break
-        blocks.append(block @ channel_weights)
+        blocks.append(to_mono(block, channel_axis=1))
         read += block.shape[0]
     return blocks, None
 
 
-def _sequential_blocks(audio_file, channel_weights: np.ndarray) -> Iterator[np.ndarray]:
+def _sequential_blocks(audio_file) -> Iterator[np.ndarray]:
     """`(frames,)` mono float32 blocks of the whole file, in order, decoded here; raises `_DecodingStopped` where
     decoding stops on damage, after the blocks before it."""
     while True:
-        blocks, damage = _read_mono(audio_file, channel_weights, _BLOCK_FRAMES)
+        blocks, damage = _read_mono(audio_file, _BLOCK_FRAMES)
         yield from blocks
         if damage is not None:
             raise _DecodingStopped(damage)
@@ -324,7 +263,7 @@ def _sequential_blocks(audio_file, channel_weights: np.ndarray) -> Iterator[np.n
             return
 
 
-def _segment_blocks(path: Path, channel_weights: np.ndarray, announced: int, threads: int) -> Iterator[np.ndarray]:
+def _segment_blocks(path: Path, announced: int, threads: int) -> Iterator[np.ndarray]:
     """As `_sequential_blocks`, with the file cut into segments of `_SEGMENT_FRAMES` source frames that `threads`
     threads decode at once, each seeking its own handle; the last segment reads on to the end of the file whatever
     the header announced. Why: one MP3 decoder runs on one core (0.13 s of a 3-minute song) while the other idles
@@ -351,24 +290,22 @@ def _segment_blocks(path: Path, channel_weights: np.ndarray, announced: int, thr
         whether it holds all its frames."""
         handle = getattr(handles, "file", None)
         if handle is None:
-            with _native_stderr_to_debug_log():
-                handle = handles.file = soundfile.SoundFile(str(path))
+            handle = handles.file = soundfile.SoundFile(str(path))
             opened.append(handle)
         run_in = min(_SEGMENT_OVERLAP_FRAMES, starts[index])
         # The first segment is the first job, so its handle is fresh: not seeking keeps its samples the one pass's
         # even where a damaged MP3's header makes libmpg123's seek to 0 fuzzy.
         if index > 0:
             try:
-                with _native_stderr_to_debug_log():
-                    handle.seek(starts[index] - run_in)
+                handle.seek(starts[index] - run_in)
             except soundfile.LibsndfileError as error:
                 return np.zeros(0, np.float32), [], str(error), False
-        run_in_blocks, damage = _read_mono(handle, channel_weights, run_in)
+        run_in_blocks, damage = _read_mono(handle, run_in)
         run_in_frames = np.concatenate(run_in_blocks) if run_in_blocks else np.zeros(0, np.float32)
         if damage is not None or run_in_frames.shape[0] < run_in:
             return run_in_frames, [], damage, False
         last = index == len(starts) - 1
-        blocks, damage = _read_mono(handle, channel_weights, None if last else _SEGMENT_FRAMES)
+        blocks, damage = _read_mono(handle, None if last else _SEGMENT_FRAMES)
         complete = last or sum(block.shape[0] for block in blocks) == _SEGMENT_FRAMES
         return run_in_frames, blocks, damage, complete
 
@@ -399,15 +336,13 @@ def _segment_blocks(path: Path, channel_weights: np.ndarray, announced: int, thr
         for handle in opened:
             handle.close()
     logger.debug("%s: a seek did not land exactly; decoding on from %d frames in one pass.", path.name, done)
-    with _native_stderr_to_debug_log():
-        audio_file = soundfile.SoundFile(str(path))
-    with audio_file:
+    with soundfile.SoundFile(str(path)) as audio_file:
         while done:  # decode and drop what was already given
-            skipped, damage = _read_mono(audio_file, channel_weights, min(done, _BLOCK_FRAMES))
+            skipped, damage = _read_mono(audio_file, min(done, _BLOCK_FRAMES))
             if damage is not None or not skipped:
                 raise _DecodingStopped(damage or "the file ended early when decoded again")
             done -= sum(block.shape[0] for block in skipped)
-        yield from _sequential_blocks(audio_file, channel_weights)
+        yield from _sequential_blocks(audio_file)
 
 
 def _last_frames(blocks: list[np.ndarray], count: int) -> np.ndarray:
@@ -513,7 +448,7 @@ def probe_duration(path: str | os.PathLike, max_seconds: float | None = None) ->
     seconds = None
     if _looks_like_libsndfile_audio(path):
         try:
-            with _native_stderr_to_debug_log(), soundfile.SoundFile(str(path)) as audio_file:
+            with soundfile.SoundFile(str(path)) as audio_file:
                 frames = _announced_frames(audio_file)
                 seconds = frames / audio_file.samplerate if frames else None
         except (soundfile.LibsndfileError, RuntimeError, TypeError):

@@ -4,20 +4,22 @@ It only calls the library (`GenreClassifier`, the plot functions, the atomic wri
 """
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .allocator import tune_malloc
 from .audio import AUDIO_FILE_SUFFIXES
 from .model_folder import MAX_SHARD_SIZE, RECORD_FILES
 
-PROGRAM = "genre_vit"
+PROGRAM = "genre-vit"
+"""The installed command's name, which its messages start with (also under `python -m genre_vit`)."""
 
 
 class CommandError(Exception):
@@ -337,10 +339,43 @@ def _die_of_broken_pipe() -> None:
     sys.exit(1)  # no SIGPIPE on this platform
 
 
+@contextlib.contextmanager
+def _native_stderr_discarded() -> Iterator[None]:
+    """Native decoders (libmpg123 inside libsndfile) print warnings such as "Xing stream size off by more than 1%"
+    straight to file descriptor 2, which would break the command's one-line messages; what matters (a file cut
+    short) is already the decoder's own note. So, for the command's run, descriptor 2 points at the null device
+    while Python's `sys.stderr` keeps the terminal through a duplicate of it."""
+    try:
+        sys.stderr.flush()
+        terminal = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no descriptor 2 to keep
+        yield
+        return
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(
+        terminal, "w", buffering=1, encoding=getattr(python_stderr, "encoding", None) or "utf-8", errors="replace"
+    )
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)
+        sys.stderr.close()
+        sys.stderr = python_stderr
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     tune_malloc()  # the model's large activations reuse memory instead of faulting in new pages (genre_vit.allocator)
+    with _native_stderr_discarded():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status = args.handler(args)
         sys.stdout.flush()  # inside the try: a closed pipe must surface here, not at interpreter exit

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from .analysis import SPECTROGRAM_FRAMES_PER_SECOND, GenreClassifier
-from .audio import AudioTooLongError, GrowingBuffer, format_duration
+from .audio import AudioTooLongError, GrowingBuffer, format_duration, to_mono
 from .results import GenreAnalysis
 
 
@@ -25,7 +25,7 @@ def pcm_to_float(samples: np.ndarray) -> np.ndarray:
     if np.issubdtype(samples.dtype, np.integer):
         samples = samples.astype(np.float32) / float(-np.iinfo(samples.dtype).min)
     samples = samples.astype(np.float32, copy=False)
-    return samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples
+    return to_mono(samples, channel_axis=1)
 
 
 class LiveAnalysis:

@@ -4,7 +4,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ def mean_window_probabilities(window_probabilities: np.ndarray) -> np.ndarray:
     return np.asarray(window_probabilities).mean(axis=0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GenreAnalysis:
     """The result of analysing one song.
 
@@ -59,6 +59,22 @@ class GenreAnalysis:
 
     def __post_init__(self):
         object.__setattr__(self, "mean_probabilities", mean_window_probabilities(self.window_probabilities))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every compared field is: arrays element by element, the rest with `==`. (The dataclass's own
+        `__eq__` compares tuples of fields, which raises on arrays.) Not hashable, since the arrays are mutable."""
+        if not isinstance(other, GenreAnalysis):
+            return NotImplemented
+        for item in fields(self):
+            if not item.compare:
+                continue
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            if isinstance(mine, np.ndarray) or isinstance(theirs, np.ndarray):
+                if not np.array_equal(mine, theirs):
+                    return False
+            elif mine != theirs:
+                return False
+        return True
 
     @property
     def num_windows(self) -> int:
@@ -188,9 +204,6 @@ class GenreAnalysis:
 
     def save_json(self, path: str | os.PathLike) -> Path:
         return write_text_atomic(path, self.to_json())
-
-    def save_csv(self, path: str | os.PathLike) -> Path:
-        return write_text_atomic(path, self.to_csv())
 
 
 __all__ = ["CLEAR_LEAD_MIN_MARGIN", "CLEAR_LEAD_MIN_PROBABILITY", "GenreAnalysis", "mean_window_probabilities"]

@@ -9,7 +9,14 @@ import torch
 from conftest import SAMPLING_RATE
 from matplotlib.figure import Figure
 
-from genre_vit import GTZAN_GENRES, GenreAnalysis, GenreClassifier, analyze_full_song
+from genre_vit import (
+    GTZAN_GENRES,
+    GenreAnalysis,
+    GenreClassifier,
+    GenreViTConfig,
+    GenreViTForAudioClassification,
+    analyze_full_song,
+)
 from genre_vit.analysis import (
     AudioTooShortError,
     ModelNotFoundError,
@@ -31,7 +38,7 @@ from genre_vit.testing import synth_music
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model, feature_extractor):
-    return GenreClassifier(tiny_model, feature_extractor, batch_size=4, device="cpu")
+    return GenreClassifier(tiny_model, feature_extractor, batch_size=4, device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +154,27 @@ def test_bfloat16_path_stores_the_encoder_linears_in_bfloat16_with_the_autocast_
     assert classifier.model.classifier.weight.dtype == torch.float32
     assert classifier.model.genre_vit.embeddings.patch_embeddings.weight.dtype == torch.float32
     np.testing.assert_array_equal(classifier.window_probabilities(windows.numpy()), expected)
+
+
+def test_a_callers_model_is_not_converted(feature_extractor, song_30s):
+    """`analyze_full_song(model=...)` with a reduced-precision dtype computes under autocast and leaves the
+    caller's weights as they were."""
+    torch.manual_seed(0)
+    model = GenreViTForAudioClassification(GenreViTConfig.tiny()).eval()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    analyze_full_song((song_30s, SAMPLING_RATE), model=model, feature_extractor=feature_extractor, dtype="bfloat16")
+    after = model.state_dict()
+    assert all(after[name].dtype == torch.float32 and torch.equal(after[name], before[name]) for name in before)
+
+
+def test_every_entry_point_has_the_same_default_dtype():
+    import inspect
+
+    defaults = {
+        function.__qualname__: inspect.signature(function).parameters["dtype"].default
+        for function in (GenreClassifier.__init__, GenreClassifier.from_pretrained, analyze_full_song)
+    }
+    assert set(defaults.values()) == {"auto"}, defaults
 
 
 def test_auto_dtype_is_bfloat16_only_on_a_cpu_that_runs_it_natively():

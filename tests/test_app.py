@@ -18,7 +18,7 @@ from genre_vit.testing import synth_music
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model, feature_extractor):
-    return GenreClassifier(tiny_model, feature_extractor, device="cpu")
+    return GenreClassifier(tiny_model, feature_extractor, device="cpu", dtype="float32")
 
 
 LIMITS = app.Limits(max_upload_mb=5.0, max_minutes=0.5, concurrency=2)

@@ -58,6 +58,19 @@ def test_ffmpeg_formats(tmp_path, suffix, codec):
     assert np.abs(waveform).max() > 0.05
 
 
+def test_one_channel_mix_for_files_arrays_and_streams(tmp_path):
+    """A stereo file, the same samples as an array and as a live stream are mixed to mono the same way, to the bit."""
+    from genre_vit.live import pcm_to_float
+
+    stereo = stereo_44k(2.0).astype(np.float32)
+    path = tmp_path / "stereo.wav"
+    soundfile.write(path, stereo, 44100, subtype="FLOAT")
+    decoded = decode_audio(path, sampling_rate=44100).waveform
+    np.testing.assert_array_equal(to_mono(stereo, channel_axis=1), decoded)
+    np.testing.assert_array_equal(to_mono(stereo.T, channel_axis=0), decoded)
+    np.testing.assert_array_equal(pcm_to_float(stereo), decoded)
+
+
 def test_to_mono_averages_channels():
     stereo = np.stack([np.ones(10), np.zeros(10)])
     np.testing.assert_allclose(to_mono(stereo), 0.5)
@@ -191,16 +204,36 @@ def test_a_file_whose_audio_is_all_cut_off_is_an_error(tmp_path):
 
 
 @requires_ffmpeg
-def test_decoder_noise_stays_off_the_terminal(tmp_path, capfd):
-    """libmpg123 prints "Warning: Xing stream size off by more than 1%..." on the process's stderr for a truncated
-    MP3; the product turns it into its own note and prints nothing itself."""
+def test_decoding_leaves_the_processs_stderr_alone(tmp_path, capfd):
+    """While files decode in one thread, every line another thread logs reaches stderr, once and in order: the
+    library never redirects the process's file descriptors (a server's log must not lose other requests' lines)."""
+    import logging
+    import threading
+
     truncated = truncate(encode_mp3(tmp_path, synth_music(30.0, seed=8)), 1 / 3, "truncated.mp3")
-    capfd.readouterr()
-    decoded = decode_audio(truncated)
-    decode_audio(truncated, threads=2)
-    captured = capfd.readouterr()
-    assert captured.err == "" and captured.out == ""
-    assert decoded.notes
+    logger = logging.getLogger("genre_vit.tests.other_thread")
+    process_stderr = open(2, "w", closefd=False)  # what sys.stderr is outside pytest's capture: descriptor 2
+    handler = logging.StreamHandler(process_stderr)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    stop = threading.Event()
+
+    def decode_until_stopped():
+        while not stop.is_set():
+            decode_audio(truncated, threads=2)
+
+    decoder = threading.Thread(target=decode_until_stopped)
+    decoder.start()
+    try:
+        for number in range(300):
+            logger.info("request %d served", number)
+    finally:
+        stop.set()
+        decoder.join()
+        logger.removeHandler(handler)
+        process_stderr.flush()
+    logged = [line for line in capfd.readouterr().err.splitlines() if line.startswith("request ")]
+    assert logged == [f"request {number} served" for number in range(300)]
 
 
 def encode_vbr_mp3(tmp_path, seconds: float, seed: int) -> "Path":

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +93,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, tiny_model_dir, make_input,
     completed = run_cli("analyze", make_input(tmp_path), "--model", tiny_model_dir, "--json", tmp_path / "out.json")
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("genre_vit: error:") and message in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("genre-vit: error:") and message in lines[0]
     assert not (tmp_path / "out.json").exists()
 
 
@@ -147,7 +148,22 @@ def test_truncated_file_is_analysed_with_one_warning_line(tmp_path, tiny_model_d
     assert completed.returncode == 0, completed.stderr
     assert "4 windows over 0:10" in completed.stdout
     warnings = completed.stderr.strip().splitlines()
-    assert len(warnings) == 1 and warnings[0].startswith("genre_vit: warning: cut.wav is cut short")
+    assert len(warnings) == 1 and warnings[0].startswith("genre-vit: warning: cut.wav is cut short")
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed")
+def test_decoder_noise_stays_off_the_terminal(tmp_path, tiny_model_dir, write_wav):
+    """libmpg123 prints "Xing stream size off by more than 1%" on the process's stderr for a truncated MP3; the
+    command line shows only its own one-line warning."""
+    wav = write_wav(synth_music(30.0, seed=8), "source.wav")
+    mp3 = tmp_path / "full.mp3"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-b:a", "128k", str(mp3)], check=True)
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(mp3.read_bytes()[: mp3.stat().st_size // 3])
+    completed = run_cli("analyze", cut, "--model", tiny_model_dir, "--device", "cpu")
+    assert completed.returncode == 0, completed.stderr
+    warnings = completed.stderr.strip().splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("genre-vit: warning: cut.mp3 is cut short"), warnings
 
 
 def test_closed_pipe_ends_silently_like_unix_tools(tiny_model_dir, write_wav):
@@ -200,7 +216,7 @@ def test_mistyped_model_folder_says_so(write_wav, model, message):
     song = write_wav(synth_music(5.0), "song.wav")
     completed = run_cli("analyze", song, "--model", model)
     assert completed.returncode == 2
-    assert completed.stderr.startswith("genre_vit: error: ") and message in completed.stderr
+    assert completed.stderr.startswith("genre-vit: error: ") and message in completed.stderr
     assert "Repo id must be in the form" not in completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1
 

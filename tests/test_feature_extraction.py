@@ -162,6 +162,17 @@ def test_call_batches_songs_with_a_window_mask(feature_extractor):
     np.testing.assert_array_equal(single["input_values"][0], batch["input_values"][1].numpy())
 
 
+def test_saved_config_describes_the_mask_it_returns(tmp_path, feature_extractor):
+    """The extractor returns `window_mask`, not an `attention_mask`: its saved config must not promise one."""
+    import json
+
+    feature_extractor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved.get("return_attention_mask") is False
+    batch = feature_extractor(np.zeros(SAMPLING_RATE * 5, dtype=np.float32) + 0.1, sampling_rate=SAMPLING_RATE)
+    assert set(batch) == {"input_values", "window_mask"}
+
+
 def test_save_and_load(tmp_path, song_30s):
     extractor = GenreViTFeatureExtractor(db_top_db=60.0)
     extractor.save_pretrained(tmp_path)

@@ -29,6 +29,6 @@ def test_feature_extractor_on_real_music_is_within_the_stated_tolerance(feature_
 @requires_gtzan
 def test_analysis_of_a_real_clip(tiny_model, feature_extractor):
     genre, path = gtzan_clips(limit_per_genre=1)[0]
-    result = GenreClassifier(tiny_model, feature_extractor, device="cpu").analyze(path)
+    result = GenreClassifier(tiny_model, feature_extractor, device="cpu", dtype="float32").analyze(path)
     assert result.num_windows == 15 and result.source == path.name
     np.testing.assert_allclose(result.mean_probabilities.sum(), 1.0, atol=1e-5)

@@ -12,7 +12,7 @@ from genre_vit.testing import synth_music
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model, feature_extractor):
-    return GenreClassifier(tiny_model, feature_extractor, batch_size=8, device="cpu")
+    return GenreClassifier(tiny_model, feature_extractor, batch_size=8, device="cpu", dtype="float32")
 
 
 def test_windows_arrive_one_per_hop_and_equal_the_full_analysis(classifier):

@@ -25,7 +25,7 @@ def classify(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model, feature_extractor):
-    return GenreClassifier(tiny_model, feature_extractor, device="cpu")
+    return GenreClassifier(tiny_model, feature_extractor, device="cpu", dtype="float32")
 
 
 def as_scores(predictions):

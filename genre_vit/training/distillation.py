@@ -19,11 +19,6 @@ import torch
 
 from ..modeling_genre_vit import GenreViTClassifierOutput
 
-TEACHER_OUTPUTS = ("max_pool", "mean_pool", "penultimate", "tag_probabilities", "handcrafted")
-"""The outputs the project's targets files hold per track: musicnn's (`scripts/musicnn_teacher.py`; `max_pool`, its
-pooled features, is the default target) and hand-made descriptors (`scripts/handcrafted_targets.py`). A file may hold
-others; any output it holds for every track can be read."""
-
 DEFAULT_PATCH_SECONDS = 3.0
 """Length of a teacher patch when the file does not say (musicnn's taggers were trained on 3-s inputs)."""
 
@@ -33,7 +28,9 @@ class TeacherTargets:
     """One teacher output for every track of a targets file.
 
     Attributes:
-        output: which teacher output (one of `TEACHER_OUTPUTS`).
+        output: which teacher output: musicnn's `max_pool` (its pooled features, the default), `mean_pool`,
+            `penultimate` or `tag_probabilities` (`scripts/musicnn_teacher.py`), or `handcrafted` descriptors
+            (`scripts/handcrafted_targets.py`); any output a file holds for every track can be read.
         patch_seconds: length of a teacher patch, in seconds.
         patch_starts: track id -> `(patches,)` patch start times, in seconds.
         values: track id -> `(patches, D)` float32 teacher outputs.
@@ -165,7 +162,6 @@ class GenreViTWithTeacherHead(torch.nn.Module):
 
 __all__ = [
     "DEFAULT_PATCH_SECONDS",
-    "TEACHER_OUTPUTS",
     "GenreViTWithTeacherHead",
     "TeacherTargets",
     "add_teacher_targets",
