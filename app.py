@@ -6,7 +6,8 @@ Run `python app.py` (a Hugging Face Space runs the same file). Settings, all opt
 - `GENRE_VIT_MAX_UPLOAD_MB` (50) and `GENRE_VIT_MAX_MINUTES` (15): the largest upload and the longest audio accepted.
 - `GENRE_VIT_MAX_LIVE_MINUTES` (5): the longest live microphone session.
 - `GENRE_VIT_CONCURRENCY` (2): requests handled at once (their model passes take turns); the rest wait in the queue.
-- `GENRE_VIT_DTYPE` (auto): the compute dtype, `auto` (bfloat16 on a CPU that runs it natively, float32 on a GPU) or `float32`.
+- `GENRE_VIT_DTYPE` (auto): the compute dtype, `auto` (bfloat16 on a CPU that runs it natively, float32 on a GPU) or
+  `float32`.
 - `GRADIO_SERVER_NAME`, `GRADIO_SERVER_PORT`: where to listen (Gradio's own variables).
 
 The page only calls the library: `GenreClassifier.analyze` / `explain`, `LiveAnalysis` for the microphone, and the
@@ -417,8 +418,12 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
                             gr.Examples(examples=examples, inputs=audio, label="Synthesized examples (CC0)")
                     with gr.Tab("Live microphone", id="live"):
                         microphone = gr.Audio(
-                            sources=["microphone"], type="numpy", streaming=True, label="Play or sing",
-                            elem_id="microphone", interactive=classifier is not None,
+                            sources=["microphone"],
+                            type="numpy",
+                            streaming=True,
+                            label="Play or sing",
+                            elem_id="microphone",
+                            interactive=classifier is not None,
                         )
                         live_line = gr.Markdown("Press record: the genre updates every 2 s.", elem_id="live-now")
             with gr.Column(scale=1, min_width=300):
@@ -442,7 +447,17 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
         why_open = gr.State(False)
 
         result_components = [
-            status, answer, summary, labels, sections, timeline, window_choice, why, table, download, analysed_audio,
+            status,
+            answer,
+            summary,
+            labels,
+            sections,
+            timeline,
+            window_choice,
+            why,
+            table,
+            download,
+            analysed_audio,
         ]
 
         def analyze_upload(path, progress=gr.Progress()):  # noqa: B008 (Gradio injects the tracker this way)

@@ -1,4 +1,6 @@
-"""Evaluate GenreViT: `python evaluate.py --model DIR --data PATH --output-dir DIR` (logic in genre_vit.training.evaluation)."""
+"""Evaluate GenreViT: `python evaluate.py --model DIR --data PATH --output-dir DIR`.
+
+The logic is in `genre_vit.training.evaluation`."""
 
 import sys
 

@@ -1,4 +1,6 @@
-"""Train GenreViT: `python train.py --data PATH_OR_HUB_ID --output-dir DIR` (see --help; logic in genre_vit.training.trainer)."""
+"""Train GenreViT: `python train.py --data PATH_OR_HUB_ID --output-dir DIR` (see --help).
+
+The logic is in `genre_vit.training.trainer`."""
 
 import sys
 

@@ -77,7 +77,8 @@ def browser_latency(url: str, song: Path, repeats: int) -> float:
             start = time.perf_counter()
             page.locator("#analyze").click()
             page.wait_for_function(
-                "() => { const b = document.querySelector('#summary textarea'); return b && b.value.includes('over'); }",
+                "() => { const b = document.querySelector('#summary textarea');"
+                " return b && b.value.includes('over'); }",
                 timeout=300_000,
             )
             times.append(time.perf_counter() - start)

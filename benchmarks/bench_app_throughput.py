@@ -3,12 +3,12 @@
     python -m benchmarks.bench_app_throughput [--model DIR] [--clients 8] [--rounds 4] [--seconds 30]
 
 Starts `python app.py` on a free localhost port: with `--baseline-checkout DIR`, first the app of an older checkout of
-this repository (e.g. `git worktree add /tmp/before 0ed57a6`, with its own bundled model: the "before"); then this
-app with `GENRE_VIT_DTYPE=float32` (the float32 path); then this app with its defaults (the fast path). Each time, `--clients` threads send `--rounds` rounds
-of simultaneous `--seconds`-s 44.1-kHz stereo WAV uploads through the API (`/analyze`, as the page does) and the
-benchmark reports requests per minute, median and worst latency, failures, the server's resident memory after each
-round and at its peak (VmHWM), and the CPU seconds per request of the server and of the benchmark's own clients
-(which share the machine's cores with the server).
+this repository (e.g. `git worktree add /tmp/before 0ed57a6`, with its own bundled model: the "before"); then this app
+with `GENRE_VIT_DTYPE=float32` (the float32 path); then this app with its defaults (the fast path). Each time,
+`--clients` threads send `--rounds` rounds of simultaneous `--seconds`-s 44.1-kHz stereo WAV uploads through the API
+(`/analyze`, as the page does) and the benchmark reports requests per minute, median and worst latency, failures, the
+server's resident memory after each round and at its peak (VmHWM), and the CPU seconds per request of the server and
+of the benchmark's own clients (which share the machine's cores with the server).
 """
 
 import argparse

@@ -8,6 +8,7 @@ this machine's BLAS does on the same matrices, measured in the same run.
 """
 
 import argparse
+import functools
 
 import torch
 
@@ -77,7 +78,7 @@ def main() -> None:
             for name, variant in variants.items():
                 with torch.inference_mode():
                     variant(input_values=windows)  # warm-up (and compilation)
-                    seconds = best_time(lambda: variant(input_values=windows), args.repeats)
+                    seconds = best_time(functools.partial(variant, input_values=windows), args.repeats)
                 rate = batch / seconds
                 print(
                     f"threads {threads} batch {batch:3d} {name:13s}: {rate:6.1f} windows/s, "

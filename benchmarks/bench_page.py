@@ -22,9 +22,9 @@ from benchmarks.common import write_song
 from genre_vit.analysis import default_model_source
 from genre_vit.testing import fake_microphone_flags, open_live_microphone_page, synth_music
 
-RESULT_SHOWN = (
-    "() => { const b = document.querySelector('#summary textarea'); return b && b.value.includes('over'); }"
-)
+RESULT_SHOWN = "() => { const b = document.querySelector('#summary textarea'); return b && b.value.includes('over'); }"
+
+
 def upload_to_result(page, url: str, path: Path, length_label: str) -> float:
     page.goto(url)
     page.locator("#song input[type=file]").set_input_files(str(path))

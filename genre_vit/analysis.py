@@ -103,7 +103,7 @@ def native_bfloat16(device: torch.device) -> bool:
 
 
 def resolve_dtype(dtype: torch.dtype | str, device: torch.device) -> torch.dtype:
-    """"auto" -> bfloat16 on a CPU that runs it natively (`native_bfloat16`), else float32; a dtype name (e.g.
+    """ "auto" -> bfloat16 on a CPU that runs it natively (`native_bfloat16`), else float32; a dtype name (e.g.
     "float32") -> that dtype. bfloat16 agrees with float32 on real music (benchmarks/bench_fast_path.py; measured
     figures in the README).
 

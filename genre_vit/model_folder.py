@@ -35,6 +35,7 @@ MIN_TRANSFORMERS_VERSION = "5.4.0"
 """The oldest transformers that loads GenreViT (5.0-5.3 fail on import: their `@strict` config checks need a
 dataclass). requirements.txt, pyproject.toml and every model card state it; tests/test_packaging.py checks that."""
 
+
 def read_record(source: str, name: str) -> dict | None:
     """A JSON record file (`RUN_FILE`, `CROSS_VALIDATION_FILE`) of a model folder or Hub repo, or None where it has
     none (or it cannot be fetched)."""

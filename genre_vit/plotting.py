@@ -118,13 +118,21 @@ def _draw_segments(ax: Axes, bounds, labels, result: GenreAnalysis, rows: tuple[
     # One collection for all the cells: a patch per cell (axvspan) cost a fifth of the timeline's time (drawn and
     # encoded) on a 3-minute song's 89 windows.
     ax.broken_barh(
-        [(bounds[index], bounds[index + 1] - bounds[index]) for index in range(len(labels))], (bottom, top - bottom),
-        facecolors=colors, linewidth=0,
+        [(bounds[index], bounds[index + 1] - bounds[index]) for index in range(len(labels))],
+        (bottom, top - bottom),
+        facecolors=colors,
+        linewidth=0,
     )
     for index, text in enumerate(texts or ()):
         ax.text(
-            (bounds[index] + bounds[index + 1]) / 2, (bottom + top) / 2, text, ha="center", va="center",
-            fontsize=TIMELINE_FONT_SIZE, color=text_color_on(colors[index]), clip_on=True,
+            (bounds[index] + bounds[index + 1]) / 2,
+            (bottom + top) / 2,
+            text,
+            ha="center",
+            va="center",
+            fontsize=TIMELINE_FONT_SIZE,
+            color=text_color_on(colors[index]),
+            clip_on=True,
         )
 
 
@@ -185,15 +193,23 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None, legen
     probabilities = result.window_probabilities
     stacked = np.vstack([probabilities[:1], probabilities, probabilities[-1:]]).T
     ax.stackplot(
-        times, stacked, colors=[genre_color(i) for i in range(len(result.genres))], labels=result.genres,
-        linewidth=0.3, edgecolor="white",
+        times,
+        stacked,
+        colors=[genre_color(i) for i in range(len(result.genres))],
+        labels=result.genres,
+        linewidth=0.3,
+        edgecolor="white",
     )
     bottom = _SPECTROGRAM_ROWS[0] if has_spectrogram else 0.0
     if has_spectrogram:
         frames = result.spectrogram.shape[1]
         ax.imshow(
-            result.spectrogram.astype(np.float32), origin="lower", aspect="auto", cmap="gray_r",
-            extent=(0, frames / result.spectrogram_frames_per_second, *_SPECTROGRAM_ROWS), interpolation="nearest",
+            result.spectrogram.astype(np.float32),
+            origin="lower",
+            aspect="auto",
+            cmap="gray_r",
+            extent=(0, frames / result.spectrogram_frames_per_second, *_SPECTROGRAM_ROWS),
+            interpolation="nearest",
         )
     ax.set_ylim(bottom, _SECTIONS_ROWS[1])
     ax.set_yticks(np.linspace(0.0, 1.0, 6))
@@ -205,7 +221,8 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None, legen
     ax.set_ylabel("probability", fontsize=TIMELINE_FONT_SIZE)
     # Centred on the probabilities, a fixed distance left of the axes (beside "100%"), whatever the figure's width.
     ax.yaxis.set_label_coords(
-        0.0, (0.5 - bottom) / (_SECTIONS_ROWS[1] - bottom),
+        0.0,
+        (0.5 - bottom) / (_SECTIONS_ROWS[1] - bottom),
         transform=ax.transAxes + ScaledTranslation(-0.62, 0.0, figure.dpi_scale_trans),
     )
     band_labels = [("sections", _SECTIONS_ROWS), ("top", _TOP_ROWS)]
@@ -213,7 +230,12 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None, legen
         band_labels.append(("log-Mel", _SPECTROGRAM_ROWS))
     for label, (low, high) in band_labels:
         ax.text(
-            -0.02, (low + high) / 2, label, transform=ax.get_yaxis_transform(), ha="right", va="center",
+            -0.02,
+            (low + high) / 2,
+            label,
+            transform=ax.get_yaxis_transform(),
+            ha="right",
+            va="center",
             fontsize=TIMELINE_FONT_SIZE,
         )
     _time_axis(ax, duration)
@@ -226,8 +248,15 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None, legen
         return figure
     handles, labels = ax.get_legend_handles_labels()
     figure.legend(
-        handles, labels, loc="lower center" if margins else "outside lower center", ncols=4,
-        fontsize=TIMELINE_FONT_SIZE, frameon=False, handlelength=1.0, columnspacing=0.8, handletextpad=0.4,
+        handles,
+        labels,
+        loc="lower center" if margins else "outside lower center",
+        ncols=4,
+        fontsize=TIMELINE_FONT_SIZE,
+        frameon=False,
+        handlelength=1.0,
+        columnspacing=0.8,
+        handletextpad=0.4,
     )
     return figure
 
@@ -261,8 +290,12 @@ def plot_window_explanation(explanation, figure=None) -> Figure:
     rows, columns = (n * explanation.patch_size for n in explanation.relevance.shape)
     seen[:rows, :columns] = True
     heat = ax.imshow(
-        np.ma.masked_where(~seen, explanation.relevance_image()), origin="lower", aspect="auto", cmap="inferno",
-        alpha=0.55, extent=extent,
+        np.ma.masked_where(~seen, explanation.relevance_image()),
+        origin="lower",
+        aspect="auto",
+        cmap="inferno",
+        alpha=0.55,
+        extent=extent,
     )
     colorbar = figure.colorbar(heat, ax=ax, shrink=0.9)
     colorbar.set_label("share of attention", fontsize=TIMELINE_FONT_SIZE)

@@ -194,11 +194,21 @@ class GenreAnalysis:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["start_seconds", "end_seconds", "top_genre", "section", "section_genre", *self.genres])
         for start, end, top, section, probabilities in zip(
-            self.window_start_times, self.window_end_times, self.window_top_genres, section_of,
+            self.window_start_times,
+            self.window_end_times,
+            self.window_top_genres,
+            section_of,
             self.window_probabilities,
         ):
             writer.writerow(
-                [f"{start:.3f}", f"{end:.3f}", top, section + 1, sections[section].genre, *(f"{p:.6f}" for p in probabilities)]
+                [
+                    f"{start:.3f}",
+                    f"{end:.3f}",
+                    top,
+                    section + 1,
+                    sections[section].genre,
+                    *(f"{p:.6f}" for p in probabilities),
+                ]
             )
         return buffer.getvalue()
 

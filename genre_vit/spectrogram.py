@@ -390,7 +390,9 @@ class LogMelWindowing:
         decibels = 10.0 * np.log10(np.maximum(mel_frames, np.float32(self.db_amin)))
         # the loudest and quietest bin of each window, from those of each frame
         loudest = np.lib.stride_tricks.sliding_window_view(decibels.max(axis=1), frames_per_window)[window_first_frames]
-        quietest = np.lib.stride_tricks.sliding_window_view(decibels.min(axis=1), frames_per_window)[window_first_frames]
+        quietest = np.lib.stride_tricks.sliding_window_view(decibels.min(axis=1), frames_per_window)[
+            window_first_frames
+        ]
         top = loudest.max(axis=1)[:, None, None]
         floor = np.maximum(quietest.min(axis=1)[:, None, None], top - np.float32(self.db_top_db))
         span = top - floor

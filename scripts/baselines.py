@@ -12,8 +12,8 @@ Rows (window and track accuracy and macro F1, mean ± standard deviation over th
   fold on the non-test tracks only.
 - `teacher probe (musicnn features + LR)`: the same logistic regression on musicnn MSD's `max_pool` features and tag
   probabilities, averaged over the window's (or the clip's) patches; the ceiling that distillation aims at.
-Folds: `genre_vit.training.data.split_tracks_for_fold` (stratified by genre, seed 42), so every row is scored on the same
-tracks as `cross_validate.py`. Track scores at window level are the windows of the test tracks, as cut by the
+Folds: `genre_vit.training.data.split_tracks_for_fold` (stratified by genre, seed 42), so every row is scored on the
+same tracks as `cross_validate.py`. Track scores at window level are the windows of the test tracks, as cut by the
 feature extractor's window rule.
 """
 
@@ -205,11 +205,11 @@ def main(argv=None) -> int:
                 values = np.array([fold[level][metric] for fold in folds])
                 stats[f"{level}_{metric}"] = {"mean": float(values.mean()), "std": float(values.std(ddof=1))}
         summary[row] = stats
-        cell = lambda key: f"{stats[key]['mean']:.3f} ± {stats[key]['std']:.3f}"  # noqa: E731
-        lines.append(
-            f"| {row} | {cell('window_accuracy')} | {cell('track_accuracy')} | {cell('window_macro_f1')} | "
-            f"{cell('track_macro_f1')} |"
-        )
+        cells = [
+            f"{stats[key]['mean']:.3f} ± {stats[key]['std']:.3f}"
+            for key in ("window_accuracy", "track_accuracy", "window_macro_f1", "track_macro_f1")
+        ]
+        lines.append(f"| {row} | {' | '.join(cells)} |")
     table = "\n".join(lines)
     record = {
         "data": args.data,

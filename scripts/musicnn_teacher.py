@@ -13,9 +13,10 @@ Runs in its own virtual environment, because musicnn needs TensorFlow; the produ
 For every audio file it runs the tagger on 3-s patches (the length the taggers were trained on) every
 `--patch-hop-seconds` (1 s) and stores, per patch: its start time in seconds, the 50 tag probabilities and the
 pooled features (`max_pool` and `mean_pool`, 753 values each, and `penultimate`, 200 values). A track's key is its
-file name without suffix (GTZAN's track ids), prefixed by its folder's name where names repeat across folders. Training (`train.py --teacher-targets`) averages the patches that
-lie inside each 4-s window. Results are written per file under `OUTPUT.parts/` (so an interrupted run resumes
-where it stopped) and merged into OUTPUT at the end; every file is written atomically.
+file name without suffix (GTZAN's track ids), prefixed by its folder's name where names repeat across folders.
+Training (`train.py --teacher-targets`) averages the patches that lie inside each 4-s window. Results are
+written per file under `OUTPUT.parts/` (so an interrupted run resumes where it stopped) and merged into OUTPUT at
+the end; every file is written atomically.
 
 musicnn restores its weights inside a bare `try/except`, so a failed restore would go unnoticed and give random
 features: this script restores them itself and checks one variable against the checkpoint.

@@ -36,7 +36,16 @@ def analyze(path, classifier, result_files):
 
 
 OUTPUT_NAMES = (
-    "status", "answer", "summary", "labels", "sections", "timeline", "window_choice", "why", "table", "download",
+    "status",
+    "answer",
+    "summary",
+    "labels",
+    "sections",
+    "timeline",
+    "window_choice",
+    "why",
+    "table",
+    "download",
     "audio",
 )
 
@@ -63,7 +72,9 @@ def test_handler_outputs(classifier, write_wav, result_files):
     assert isinstance(out["timeline"], Figure) and not out["timeline"].legends  # the genre table has the colours
     assert out["why"] is None  # drawn only when the "why" panel is open (explain_if_open)
     assert out["table"].count("<tr>") == 1 + 5 and "<td>0:00</td><td>0:04</td>" in out["table"]
-    assert out["table"].removesuffix("</tbody></table></div>").endswith("%</td></tr>") and "<td>0:12</td>" in out["table"]
+    assert (
+        out["table"].removesuffix("</tbody></table></div>").endswith("%</td></tr>") and "<td>0:12</td>" in out["table"]
+    )
     assert [line in out["sections"] for line in expected.section_lines()] == [True] * len(expected.sections())
     choices = out["window_choice"]["choices"]
     assert len(choices) == 5 and out["window_choice"]["value"] == choices[expected.most_confident_window][1]
@@ -144,7 +155,9 @@ def test_live_microphone_updates_then_the_full_result(classifier, result_files):
     pcm = np.round(song * 20000).astype(np.int16)
     session, lines, figures = None, [], []
     for start in range(0, pcm.size, 96000):  # 2 s at 48 kHz per update, as the page streams
-        session, line, figure, status = app.live_update((48000, pcm[start : start + 96000]), session, classifier, LIMITS)
+        session, line, figure, status = app.live_update(
+            (48000, pcm[start : start + 96000]), session, classifier, LIMITS
+        )
         lines.append(line)
         figures.append(figure)
         assert status == ""
@@ -203,8 +216,17 @@ def test_model_resolution(monkeypatch, tiny_model_dir, tmp_path):
 def test_the_page_states_the_models_own_accuracy(tiny_model_dir, tmp_path, monkeypatch):
     folder = tmp_path / "my-genre-model"
     shutil.copytree(tiny_model_dir, folder)
-    record = {"folds": 5, "mean_std": {"track_accuracy": {"mean": 0.8123, "std": 0.05}}, "per_fold": [
-        {"test_tracks": 19}, {"test_tracks": 19}, {"test_tracks": 19}, {"test_tracks": 19}, {"test_tracks": 18}]}
+    record = {
+        "folds": 5,
+        "mean_std": {"track_accuracy": {"mean": 0.8123, "std": 0.05}},
+        "per_fold": [
+            {"test_tracks": 19},
+            {"test_tracks": 19},
+            {"test_tracks": 19},
+            {"test_tracks": 19},
+            {"test_tracks": 18},
+        ],
+    }
     (folder / "cross_validation.json").write_text(json.dumps(record))
     monkeypatch.setenv("GENRE_VIT_MODEL", str(folder))
     loaded = app.load_classifier()

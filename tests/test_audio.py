@@ -236,7 +236,7 @@ def test_decoding_leaves_the_processs_stderr_alone(tmp_path, capfd):
     assert logged == [f"request {number} served" for number in range(300)]
 
 
-def encode_vbr_mp3(tmp_path, seconds: float, seed: int) -> "Path":
+def encode_vbr_mp3(tmp_path, seconds: float, seed: int):
     """A 44.1-kHz stereo VBR MP3 from ffmpeg's LAME (-q:a 4): frames borrow from the bit reservoir of the ones
     before, so a decoder that has just sought is not exact at once."""
     wav = tmp_path / "source.wav"

@@ -115,6 +115,7 @@ def test_default_model(tmp_path, tiny_model_dir, write_wav):
         assert completed.returncode == 2 and "No model given" in completed.stderr
 
 
+@pytest.mark.slow
 def test_convert_to_float16_in_shards(tmp_path, tiny_model_dir):
     import shutil
 
@@ -221,6 +222,7 @@ def test_mistyped_model_folder_says_so(write_wav, model, message):
     assert len(completed.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_output_files_get_the_umask_permissions(tmp_path, tiny_model_dir, write_wav):
     """Files used to be 0600 whatever the umask (tempfile.mkstemp); now they are what open() would make."""
     song = write_wav(synth_music(6.0), "song.wav")
@@ -283,6 +285,7 @@ def test_cli_runs_from_any_folder_once_installed(tmp_path, tiny_model_dir, write
     assert script.returncode == 0 and "analyze" in script.stdout
 
 
+@pytest.mark.slow
 def test_two_processes_under_torchrun_merge_into_the_single_process_output(tmp_path, tiny_model_dir, write_wav):
     """`torchrun --nproc-per-node 2 -m genre_vit analyze FOLDER`: each rank takes every other file; rank 0 merges
     the parts into one CSV and one JSON, equal to what one process writes."""
@@ -293,16 +296,43 @@ def test_two_processes_under_torchrun_merge_into_the_single_process_output(tmp_p
     (folder / "broken.mp3").write_text("not audio")
     common = ["--model", tiny_model_dir, "--dtype", "float32", "--quiet"]
     single = run_cli(
-        "analyze", folder, *common, "--csv", tmp_path / "single.csv", "--json", tmp_path / "single.json",
+        "analyze",
+        folder,
+        *common,
+        "--csv",
+        tmp_path / "single.csv",
+        "--json",
+        tmp_path / "single.json",
         environment={"OMP_NUM_THREADS": "1"},  # as each rank runs below: the same float rounding
     )
     assert single.returncode == 1, single.stderr  # broken.mp3
     environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY), OMP_NUM_THREADS="1")
     environment.pop("GENRE_VIT_MODEL", None)
     launched = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()), "-m",
-         "genre_vit", "analyze", folder, *common, "--csv", tmp_path / "merged.csv", "--json", tmp_path / "merged.json"],
-        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(free_port()),
+            "-m",
+            "genre_vit",
+            "analyze",
+            folder,
+            *common,
+            "--csv",
+            tmp_path / "merged.csv",
+            "--json",
+            tmp_path / "merged.json",
+        ],
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     merged = (tmp_path / "merged.csv").read_text()
     assert merged == (tmp_path / "single.csv").read_text(), launched.stderr[-3000:]

@@ -72,6 +72,7 @@ def test_each_teacher_counts_by_its_weight_not_its_size():
         GenreViTWithTeacherHead(student, [6, 2], [1.0])
 
 
+@pytest.mark.slow
 def test_handcrafted_targets_are_read_like_a_teachers(tmp_path):
     data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=1, seconds=6.0)
     output = tmp_path / "handcrafted.npz"

@@ -9,7 +9,7 @@ from genre_vit import GenreClassifier, load_audio
 
 @requires_gtzan
 def test_real_clips_decode_to_30_seconds_mono():
-    for genre, path in gtzan_clips(limit_per_genre=1):
+    for _, path in gtzan_clips(limit_per_genre=1):
         waveform = load_audio(path)
         assert waveform.ndim == 1 and 29.5 < waveform.size / SAMPLING_RATE < 31.0, path
 

@@ -82,6 +82,7 @@ def test_a_tie_keeps_the_stronger_regularisation():
     assert probe.strength == 1.0
 
 
+@pytest.mark.slow
 def test_classifier_only_training_keeps_the_encoder_and_learns_the_genres(tmp_path):
     data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=4, seconds=8.0)
     common = ["--data", data, "--config", "tiny", "--batch-size", "16", "--num-proc", "1"]

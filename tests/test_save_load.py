@@ -47,7 +47,9 @@ def test_half_precision_round_trip(tmp_path, tiny_model, feature_extractor, song
     # The analysis API computes in float32 unless told otherwise, whatever the stored dtype.
     classifier = GenreClassifier.from_pretrained(tmp_path, device="cpu")
     assert next(classifier.model.parameters()).dtype == torch.float32
-    full = GenreClassifier(tiny_model, feature_extractor, device="cpu", dtype="float32").analyze((song_30s, SAMPLING_RATE))
+    full = GenreClassifier(tiny_model, feature_extractor, device="cpu", dtype="float32").analyze(
+        (song_30s, SAMPLING_RATE)
+    )
     half = classifier.analyze((song_30s, SAMPLING_RATE))
     np.testing.assert_allclose(half.mean_probabilities, full.mean_probabilities, atol=2e-3)
 

@@ -49,7 +49,11 @@ def test_without_smoothing_every_window_counts():
     labels = [9] * 10 + [6] + [9] * 10
     path = smoothed_genre_path(song(labels)[0], switch_penalty=0.0)
     assert path.tolist() == labels
-    assert [s.genre for s in sections_of(labels, switch_penalty=0.0, min_section_seconds=0)] == ["rock", "metal", "rock"]
+    assert [s.genre for s in sections_of(labels, switch_penalty=0.0, min_section_seconds=0)] == [
+        "rock",
+        "metal",
+        "rock",
+    ]
 
 
 def test_short_sections_merge_into_the_likelier_neighbour():

@@ -26,6 +26,8 @@ class GenreViTFeatureExtractor(LogMelWindowing, SequenceFeatureExtractor):
     def __init__(self, padding_value: float = 0.0, **kwargs):
         windowing = {name: kwargs.pop(name) for name in parameter_names() if name in kwargs}
         kwargs.pop("feature_size", None)  # saved by to_dict, but always n_mels
+        # The batch marks real windows with `window_mask`; there is no attention mask to return.
+        kwargs["return_attention_mask"] = False
         LogMelWindowing.__init__(self, **windowing)
         SequenceFeatureExtractor.__init__(
             self, feature_size=self.n_mels, sampling_rate=self.sampling_rate, padding_value=padding_value, **kwargs

@@ -248,7 +248,8 @@ def split_tracks_for_fold(tracks, num_folds: int, fold: int, validation_fraction
 
 
 def load_tracks_for(data):
-    """Tracks from the data options (`options.DataArguments`: a folder, a local copy of a Hub dataset, or a Hub dataset id)."""
+    """Tracks from the data options (`options.DataArguments`: a folder, a local copy of a Hub dataset, or a Hub
+    dataset id)."""
     return load_tracks(data.data, split=data.hub_split, audio_column=data.audio_column, label_column=data.label_column)
 
 

@@ -71,8 +71,9 @@ class TeacherTargets:
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise ValueError(
-                f"The teacher targets in {self.source} do not match the tracks: {len(missing)} of {len(set(track_ids))} "
-                f"tracks have none ({shown}). Compute them for this data with scripts/musicnn_teacher.py."
+                f"The teacher targets in {self.source} do not match the tracks: {len(missing)} of "
+                f"{len(set(track_ids))} tracks have none ({shown}). Compute them for this data with "
+                "scripts/musicnn_teacher.py."
             )
 
     def window_targets(self, track_id: str, start_seconds: np.ndarray, window_seconds: float) -> np.ndarray:

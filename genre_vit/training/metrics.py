@@ -117,9 +117,8 @@ def report_markdown(metrics: dict, title: str = "GenreViT evaluation") -> str:
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for name, m in metrics[level]["per_class"].items():
-            lines.append(
-                f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {_cell(m['auc'])} | {m['support']} |"
-            )
+            cells = (f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", _cell(m["auc"]), m["support"])
+            lines.append(f"| {name} | " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines) + "\n"
 
 

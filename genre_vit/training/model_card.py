@@ -17,7 +17,9 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
     probe = run.get("linear_probe")
     if probe:
         selection = "The probe's strength was chosen by cross-validation over the training and validation tracks"
-        split_note = "no window of a test track was trained on; the probe was fitted on the training and validation tracks."
+        split_note = (
+            "no window of a test track was trained on; the probe was fitted on the training and validation tracks."
+        )
         selection_result = (
             f"Held-out window accuracy of the chosen strength in the probe's cross-validation: "
             f"{probe['cross_validation_accuracy']:.4f}"
@@ -56,7 +58,8 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
         if any(t["output"] == "handcrafted" for t in teachers):
             credits.append(
                 "`handcrafted` targets are librosa descriptors of the audio (MFCC, spectral contrast, chroma, "
-                "zero-crossing rate, spectral centroid and onset strength statistics; `scripts/handcrafted_targets.py`)."
+                "zero-crossing rate, spectral centroid and onset strength statistics; "
+                "`scripts/handcrafted_targets.py`)."
             )
         teacher = f"""
 ## Teacher
@@ -66,7 +69,8 @@ head that is not part of this model.
 """
     recipe = run["recipe"]
     init_from = run["arguments"]["model"].get("init_from")
-    start = f"Initialised from `{init_from}`. " if init_from else ""
+    # A local folder is named by its last part only: a card never shows the training machine's paths.
+    start = f"Initialised from `{_public_name(init_from)}`. " if init_from else ""
     if probe:
         offsets = probe.get("window_offsets_seconds") or []
         extra_windows = (
@@ -86,8 +90,8 @@ head that is not part of this model.
             f"logistic regression on standardised embeddings\n(strength C = {probe['strength']:g}, chosen by "
             f"{probe['selection']} among {', '.join(probe['cross_validation_accuracy_by_strength'])}:\nheld-out window "
             f"accuracy {probe['cross_validation_accuracy']:.4f}), then fitted on all {probe['fitted_on']['windows']} "
-            f"windows of those {probe['fitted_on']['tracks']} tracks{extra_windows},\nwith the standardisation folded into "
-            f"`Linear({config.hidden_size}, {config.num_labels})`."
+            f"windows of those {probe['fitted_on']['tracks']} tracks{extra_windows},\nwith the standardisation "
+            f"folded into `Linear({config.hidden_size}, {config.num_labels})`."
         )
     else:
         training_time = (
@@ -100,6 +104,7 @@ head that is not part of this model.
             f"{recipe['batch_size']},\nearly stopping (patience {recipe['early_stopping_patience']}), drop path "
             f"{config.drop_path_rate}, seed {recipe['seed']}."
         )
+    skipped = f", skipped: {', '.join(run['skipped_tracks'])}" if run["skipped_tracks"] else ""
     cross_validation = ""
     if run.get("cross_validation"):
         cross_validation = "\n" + cross_validation_markdown(run["cross_validation"], heading_level=2)
@@ -116,8 +121,9 @@ tags:
 
 # GenreViT: {run["output_name"]}
 
-A Vision Transformer over 4-s log-Mel windows that classifies music genre, trained with GenreViT's `train.py`. Load it with `from_pretrained` after `genre_vit.register_auto_classes()`, or with
-`trust_remote_code=True` without the package. Either way it needs `transformers>={MIN_TRANSFORMERS_VERSION}`.
+A Vision Transformer over 4-s log-Mel windows that classifies music genre, trained with GenreViT's `train.py`.
+Load it with `from_pretrained` after `genre_vit.register_auto_classes()`, or with `trust_remote_code=True` without
+the package. Either way it needs `transformers>={MIN_TRANSFORMERS_VERSION}`.
 
 ## Labels
 
@@ -125,7 +131,7 @@ A Vision Transformer over 4-s log-Mel windows that classifies music genre, train
 
 ## Training data and split
 
-- Data: `{run["data"]}` ({run["tracks"]} readable tracks{", skipped: " + ", ".join(run["skipped_tracks"]) if run["skipped_tracks"] else ""}).
+- Data: `{_public_name(run["data"])}` ({run["tracks"]} readable tracks{skipped}).
 - Split by track ({run["split_method"]}); {split_note}
 - Tracks (windows): train {splits["train"]["tracks"]} ({splits["train"]["windows"]}), validation
   {splits["validation"]["tracks"]} ({splits["validation"]["windows"]}), test {splits["test"]["tracks"]}.
@@ -152,6 +158,12 @@ split of GTZAN overstate accuracy on new music. Music outside these ten genres i
 """
 
 
+def _public_name(source: str) -> str:
+    """A Hub id as it is; a local path by its last part (`/data/gtzan` -> `gtzan`)."""
+    path = Path(source)
+    return path.name if path.is_absolute() or source.startswith(".") or len(path.parts) > 2 else source
+
+
 def format_mean_std(entry: dict) -> str:
     """`{"mean": 0.81, "std": 0.05}` -> `"0.810 ± 0.050"`."""
     if entry["mean"] is None:
@@ -176,10 +188,8 @@ def cross_validation_markdown(summary: dict, heading_level: int = 2) -> str:
         "| --- | ---: | ---: | ---: |",
     ]
     for level in ("window", "track"):
-        lines.append(
-            f"| {level} | {format_mean_std(mean_std[f'{level}_accuracy'])} | {format_mean_std(mean_std[f'{level}_macro_f1'])} "
-            f"| {format_mean_std(mean_std[f'{level}_macro_auc'])} |"
-        )
+        cells = [format_mean_std(mean_std[f"{level}_{metric}"]) for metric in ("accuracy", "macro_f1", "macro_auc")]
+        lines.append(f"| {level} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "| fold | test tracks | test windows | selection acc. (validation, or the probe's inner CV) | epochs "

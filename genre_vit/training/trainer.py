@@ -288,19 +288,23 @@ def run_training(options: TrainingOptions) -> dict:
     train_seconds = time.perf_counter() - started
     validation_metrics = trainer.evaluate()
 
-    run = record | _data_record(options, record["splits"], windows, split_method) | {
-        "device": str(arguments.device),
-        "world_size": arguments.world_size,
-        "parameters": sum(p.numel() for p in student.parameters()),  # the shipped model, not the teacher head
-        "resumed_from": resume_from,
-        "epochs_run": float(trainer.state.epoch or 0),
-        "global_steps": int(trainer.state.global_step),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "train_seconds": train_seconds,
-        "train_windows_per_second": train_output.metrics.get("train_samples_per_second"),
-        "validation_metrics": validation_metrics,
-        "log_history": trainer.state.log_history,
-    }
+    run = (
+        record
+        | _data_record(options, record["splits"], windows, split_method)
+        | {
+            "device": str(arguments.device),
+            "world_size": arguments.world_size,
+            "parameters": sum(p.numel() for p in student.parameters()),  # the shipped model, not the teacher head
+            "resumed_from": resume_from,
+            "epochs_run": float(trainer.state.epoch or 0),
+            "global_steps": int(trainer.state.global_step),
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "train_seconds": train_seconds,
+            "train_windows_per_second": train_output.metrics.get("train_samples_per_second"),
+            "validation_metrics": validation_metrics,
+            "log_history": trainer.state.log_history,
+        }
+    )
     if trainer.is_world_process_zero():
         save_model_folder(student, feature_extractor, output_dir, run)
         if training.push_to_hub:
@@ -346,21 +350,25 @@ def _fit_classifier_only(options, model, feature_extractor, windows, track_split
     model.to("cpu")
     probe["window_offsets_seconds"] = list(options.model.probe_window_offsets)
     probe["spectral_tilts_db_per_octave"] = list(options.model.probe_spectral_tilts)
-    run = record | _data_record(options, split_track_ids(track_splits), windows, split_method) | {
-        "device": str(device),
-        "world_size": 1,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "resumed_from": None,
-        "epochs_run": 0.0,
-        "global_steps": 0,
-        "best_checkpoint": None,
-        "train_seconds": time.perf_counter() - started,
-        "train_windows_per_second": None,
-        # The validation tracks are part of the probe's fit and its cross-validation: no separate validation score.
-        "validation_metrics": {"probe_cross_validation_accuracy": probe["cross_validation_accuracy"]},
-        "linear_probe": probe,
-        "log_history": [],
-    }
+    run = (
+        record
+        | _data_record(options, split_track_ids(track_splits), windows, split_method)
+        | {
+            "device": str(device),
+            "world_size": 1,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "resumed_from": None,
+            "epochs_run": 0.0,
+            "global_steps": 0,
+            "best_checkpoint": None,
+            "train_seconds": time.perf_counter() - started,
+            "train_windows_per_second": None,
+            # The validation tracks are part of the probe's fit and its cross-validation: no separate validation score.
+            "validation_metrics": {"probe_cross_validation_accuracy": probe["cross_validation_accuracy"]},
+            "linear_probe": probe,
+            "log_history": [],
+        }
+    )
     save_model_folder(model, feature_extractor, output_dir, run)
     if options.training.push_to_hub:
         from .hub import push_folder
