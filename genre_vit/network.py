@@ -1,9 +1,10 @@
-"""GenreViT's network in plain PyTorch: the encoder blocks and the genre head, without transformers.
+"""GenreViT's network in plain PyTorch: the one implementation of its layers, forward pass and genre head.
 
-`modeling_genre_vit` wraps these modules in Hugging Face `PreTrainedModel`s (saving, loading, the Auto classes,
-the Trainer); `GenreViTNetwork` is the same network for inference alone, loaded straight from a model folder's
-`config.json` and safetensors shards (`GenreViTNetwork.from_folder`), so that analysing a song needs only torch
-and numpy and a command-line run does not pay for importing transformers (about 2 s of a cold start).
+`modeling_genre_vit` gives these same modules the Hugging Face `PreTrainedModel` around them (saving, loading, the
+Auto classes, the Trainer, gradient checkpointing, `output_attentions` / `output_hidden_states`); `GenreViTNetwork`
+is the same network for inference alone, read straight from a model folder (`GenreViTNetwork.from_folder`). Why two
+doors to one network: importing `transformers.modeling_utils` costs about 3 s of a cold command-line start on a
+2-core CPU, longer than analysing a 3-minute song, so analysis imports only torch, numpy and huggingface_hub.
 
 Every module takes the configuration: a `GenreViTConfig`, or the `StoredConfig` that `from_folder` reads. Shapes:
 `N` windows, `F x W` the input image (216x144 by default), `D` = `hidden_size`, `S` = `sequence_length(config)`
@@ -11,7 +12,7 @@ tokens (118 by default), `C` = `num_labels`.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -36,6 +37,8 @@ def sequence_length(config) -> int:
     return rows * columns + 1
 
 
+# transformers' ACT2FN holds the same functions under these names; importing `transformers.activations` costs about
+# 1.8 s of a cold start, so the few the config accepts are named here.
 _ACTIVATIONS = {
     "gelu": lambda: nn.GELU(),
     "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
@@ -164,12 +167,62 @@ class GenreViTDropPath(nn.Module):
         return hidden_states * mask / keep
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention written out, as transformers' model files define it: query, key and value `(N, heads, S,
+    head_dim)` -> output `(N, S, heads, head_dim)` and weights `(N, heads, S, S)` (rows sum to 1 over the keys)."""
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    output = torch.matmul(F.dropout(weights, p=dropout, training=module.training), value)
+    return output.transpose(1, 2).contiguous(), weights
+
+
+def sdpa_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """`torch.nn.functional.scaled_dot_product_attention` with the interface of `eager_attention_forward`; it never
+    forms the weights, so it returns None for them."""
+    output = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling
+    )
+    return output.transpose(1, 2).contiguous(), None
+
+
+def attention_function(implementation: str | None) -> Callable:
+    """The attention kernel that `config._attn_implementation` names: `"sdpa"` (the default) and `"eager"` are
+    defined here, any other name (e.g. `"flex_attention"`, or one registered with `AttentionInterface.register`) is
+    looked up in transformers' `ALL_ATTENTION_FUNCTIONS`, imported only then."""
+    if implementation in (None, "sdpa"):
+        return sdpa_attention_forward
+    if implementation == "eager":
+        return eager_attention_forward
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+
+
 class GenreViTAttention(nn.Module):
     """Multi-head self-attention. `(N, S, D)` -> `(N, S, D)`, and the attention weights `(N, heads, S, S)` when asked.
 
-    `config._attn_implementation` chooses the kernel: `"sdpa"` (the default:
-    `torch.nn.functional.scaled_dot_product_attention`, which never forms the weights) or `"eager"` (softmax of
-    the scaled scores, written out). Asking for the weights computes them the eager way whatever the choice.
+    `config._attn_implementation` chooses the kernel (`attention_function`). Asking for the weights computes them
+    the eager way whatever the choice, since the fused kernels never form them.
     """
 
     def __init__(self, config):
@@ -177,6 +230,8 @@ class GenreViTAttention(nn.Module):
         self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
         self.attention_dropout = config.attention_probs_dropout_prob
         self.projection = nn.Linear(config.hidden_size, config.hidden_size)
@@ -188,14 +243,17 @@ class GenreViTAttention(nn.Module):
         batch, tokens, width = hidden_states.shape
         qkv = self.qkv(hidden_states).reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         query, key, value = qkv.unbind(0)
-        dropout = self.attention_dropout if self.training else 0.0
-        weights = None
-        if output_attentions or getattr(self.config, "_attn_implementation", "sdpa") == "eager":
-            weights = (query @ key.transpose(-2, -1) * self.head_dim**-0.5).softmax(dim=-1)
-            attended = F.dropout(weights, p=dropout, training=self.training) @ value
-        else:
-            attended = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
-        attended = attended.transpose(1, 2).reshape(batch, tokens, width)
+        implementation = "eager" if output_attentions else getattr(self.config, "_attn_implementation", None)
+        attended, weights = attention_function(implementation)(
+            self,
+            query,
+            key,
+            value,
+            None,
+            scaling=self.scaling,
+            dropout=self.attention_dropout if self.training else 0.0,
+        )
+        attended = attended.reshape(batch, tokens, width)
         return self.projection_dropout(self.projection(attended)), weights if output_attentions else None
 
 
@@ -233,16 +291,19 @@ class GenreViTLayer(nn.Module):
         return hidden_states + self.drop_path(self.feed_forward(self.layernorm_after(hidden_states))), weights
 
 
-class GenreViTEncoder(nn.Module):
-    """SpecAugment (training only), embeddings, the encoder blocks and the final LayerNorm.
+class GenreViTEncoderParts:
+    """The encoder's parts and its forward pass, for the module that holds them: the plain `GenreViTEncoder`, or the
+    Hugging Face `GenreViTModel`, so that both hold the same parts under the same names (`embeddings.*`, `layers.N.*`,
+    ...) and run the same code.
 
-    `(N, 1, F, W)` -> `(last_hidden_state (N, S, D), hidden_states, attentions)`: `hidden_states` holds the states
-    entering each block and the last block's output (`num_hidden_layers + 1` tensors `(N, S, D)`) when asked for,
-    `attentions` each block's weights `(N, heads, S, S)` when asked for; else they are None.
+    Gradient checkpointing: `PreTrainedModel.gradient_checkpointing_enable` sets `gradient_checkpointing` and
+    `_gradient_checkpointing_func` on every module that has the flag, as on this one; the plain encoder uses
+    `torch.utils.checkpoint` when its flag is set by hand.
     """
 
-    def __init__(self, config):
-        super().__init__()
+    gradient_checkpointing = False
+
+    def _build_encoder(self, config) -> None:
         self.spec_augment = GenreViTSpecAugment(config)
         self.embeddings = GenreViTEmbeddings(config)
         depth = config.num_hidden_layers
@@ -250,28 +311,77 @@ class GenreViTEncoder(nn.Module):
         self.layers = nn.ModuleList([GenreViTLayer(config, rate) for rate in rates])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
+    def _checkpointed(self, layer: nn.Module, *arguments):
+        function = getattr(self, "_gradient_checkpointing_func", None)
+        if function is None:
+            from functools import partial
+
+            from torch.utils.checkpoint import checkpoint
+
+            function = partial(checkpoint, use_reentrant=False)
+        return function(layer.__call__, *arguments)
+
+    def encode(
+        self, input_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """SpecAugment (training only), embeddings, the encoder blocks and the final LayerNorm.
+
+        `(N, 1, F, W)` -> `(last_hidden_state (N, S, D), hidden_states, attentions)`: `hidden_states` holds the
+        states entering each block and the last block's output (`num_hidden_layers + 1` tensors `(N, S, D)`) when
+        asked for, `attentions` each block's weights `(N, heads, S, S)` when asked for; else they are None.
+        """
+        hidden_states = self.embeddings(self.spec_augment(input_values))
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        for layer in self.layers:
+            if checkpointing:
+                hidden_states, weights = self._checkpointed(layer, hidden_states, output_attentions)
+            else:
+                hidden_states, weights = layer(hidden_states, output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (weights,)
+        return self.layernorm(hidden_states), all_hidden_states, all_attentions
+
+
+class GenreViTEncoder(GenreViTEncoderParts, nn.Module):
+    """The encoder as a plain module: `GenreViTEncoderParts.encode` is its forward pass."""
+
+    def __init__(self, config):
+        super().__init__()
+        self._build_encoder(config)
+
     def forward(
         self, input_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
-        return run_encoder(self, input_values, output_hidden_states, output_attentions)
+        return self.encode(input_values, output_hidden_states, output_attentions)
 
 
-def run_encoder(
-    encoder: nn.Module, input_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
-    """The forward pass of a module holding the parts of a `GenreViTEncoder` (`spec_augment`, `embeddings`,
-    `layers`, `layernorm`): the encoder itself, or `GenreViTModel`, which holds them directly so that its weights
-    keep their names. Returns as `GenreViTEncoder.forward`."""
-    hidden_states = encoder.embeddings(encoder.spec_augment(input_values))
-    all_hidden_states = (hidden_states,) if output_hidden_states else None
-    all_attentions = () if output_attentions else None
-    for layer in encoder.layers:
-        hidden_states, weights = layer(hidden_states, output_attentions)
-        if output_hidden_states:
-            all_hidden_states += (hidden_states,)
-        if output_attentions:
-            all_attentions += (weights,)
-    return encoder.layernorm(hidden_states), all_hidden_states, all_attentions
+class GenreViTClassifierParts:
+    """The genre head on the encoder held as `genre_vit`, for `GenreViTNetwork` and the Hugging Face
+    `GenreViTForAudioClassification` alike (the same names: `genre_vit.*`, `classifier.*`)."""
+
+    def _build_head(self, config) -> None:
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward_features(self, input_values: torch.Tensor) -> torch.Tensor:
+        """Tokens `(N, S, D)` after the final LayerNorm, for windows `(N, 1, F, W)` (as timm's `forward_features`).
+        The encoder is called as a module, so its hooks run; the first item of its output is the last hidden state
+        for both encoders."""
+        return self.genre_vit(input_values)[0]
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Tokens `(N, S, D)` -> the pooled embedding `(N, D)` (the class token) with `pre_logits`, else logits
+        `(N, C)` (as timm's `forward_head`)."""
+        pooled = tokens[:, 0]
+        return pooled if pre_logits else self.classifier(pooled)
+
+    def encode_with_attentions(self, input_values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Tokens `(N, S, D)` and every block's attention weights `(N, heads, S, S)`."""
+        tokens, _, attentions = self.genre_vit.encode(input_values, output_attentions=True)
+        return tokens, attentions
 
 
 def read_json(path: Path) -> dict:
@@ -285,7 +395,9 @@ def read_json(path: Path) -> dict:
 class StoredConfig:
     """A saved `config.json`, read without transformers: its values as read-only attributes, label ids as ints.
 
-    Enough to build a `GenreViTNetwork`; the checks of `GenreViTConfig` ran when the file was written.
+    It is a reader, not a second configuration class: `GenreViTConfig` (which needs transformers'
+    `configuration_utils`, about 0.8 s of a cold start) defines and checks the fields and writes the file; this
+    reads back what it wrote, enough to build a `GenreViTNetwork`.
     """
 
     def __init__(self, values: Mapping):
@@ -314,92 +426,66 @@ class StoredConfig:
         return cls(values)
 
 
-def _weight_files(folder: Path) -> list[Path]:
-    """The safetensors files of a saved model: the shards named by the index, or the single file."""
-    index = folder / SAFETENSORS_INDEX_FILE
-    if index.is_file():
-        weight_map = read_json(index)["weight_map"]
-        return [folder / name for name in sorted(set(weight_map.values()))]
-    if (folder / SAFETENSORS_FILE).is_file():
-        return [folder / SAFETENSORS_FILE]
-    raise OSError(f"{folder} has no {SAFETENSORS_FILE} or {SAFETENSORS_INDEX_FILE}.")
-
-
-class GenreViTNetwork(nn.Module):
+class GenreViTNetwork(GenreViTClassifierParts, nn.Module):
     """The encoder and the linear genre head on the pooled embedding (the class token after the final LayerNorm):
-    the parameters, and their names, of `GenreViTForAudioClassification`. For windows `(N, 1, F, W)`,
-    `forward` gives logits `(N, C)`."""
+    the parameters, names and code of `GenreViTForAudioClassification`, without transformers. For windows
+    `(N, 1, F, W)`, `forward` gives logits `(N, C)`."""
 
     def __init__(self, config):
         super().__init__()
         self.config = config
         self.genre_vit = GenreViTEncoder(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward_features(self, input_values: torch.Tensor) -> torch.Tensor:
-        """Tokens `(N, S, D)` after the final LayerNorm, for windows `(N, 1, F, W)`."""
-        return self.genre_vit(input_values)[0]
-
-    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Tokens `(N, S, D)` -> the pooled embedding `(N, D)` with `pre_logits`, else logits `(N, C)`."""
-        pooled = tokens[:, 0]
-        return pooled if pre_logits else self.classifier(pooled)
+        self._build_head(config)
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(input_values))
 
-    def encode_with_attentions(self, input_values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Tokens `(N, S, D)` and every block's attention weights `(N, heads, S, S)`."""
-        tokens, _, attentions = self.genre_vit(input_values, output_attentions=True)
-        return tokens, attentions
-
     @classmethod
     def from_folder(cls, folder: str | Path) -> "GenreViTNetwork":
-        """Build the network of a saved GenreViT model folder and load its weights as float32, whatever dtype they
-        were stored in. Raises `OSError` for missing or unreadable files, `ValueError` for weights that do not fit."""
-        from safetensors.torch import load_file  # imported here: only loading needs it
+        """Build the network of a saved GenreViT model folder and load its weights (one safetensors file or the
+        shards its index names, read by `huggingface_hub.load_torch_model`) as float32, whatever dtype they were
+        stored in. Raises `OSError` for missing or unreadable files, `ValueError` for weights that do not fit."""
+        from huggingface_hub import load_torch_model
 
         folder = Path(folder)
         config = StoredConfig.from_folder(folder)
-        # Built without memory or initialisation (random init of 25M weights costs a cold start ~0.2 s), then given
-        # the stored tensors.
+        # Built without initialisation (random init of 25M weights costs a cold start ~0.2 s): the stored tensors
+        # overwrite every parameter, which `strict=True` checks.
         with torch.device("meta"):
             network = cls(config)
-        state = {}
-        for path in _weight_files(folder):
-            try:
-                state.update(load_file(path))
-            except Exception as error:  # safetensors raises its own error types for damaged files
-                raise OSError(f"Cannot read the weights in {path}: {error}") from error
-        expected = network.state_dict()
-        missing = sorted(set(expected) - set(state))
-        if missing:
-            raise ValueError(f"The weights in {folder} lack {len(missing)} tensors, e.g. {missing[0]}.")
-        for name, parameter in expected.items():
-            if state[name].shape != parameter.shape:
-                raise ValueError(
-                    f"The weights in {folder} do not fit the config: {name} is {tuple(state[name].shape)}, "
-                    f"expected {tuple(parameter.shape)}."
-                )
-        network.load_state_dict({name: state[name].float() for name in expected}, assign=True)
+        network.to_empty(device="cpu")
+        if not (folder / SAFETENSORS_FILE).is_file() and not (folder / SAFETENSORS_INDEX_FILE).is_file():
+            raise OSError(f"{folder} has no {SAFETENSORS_FILE} or {SAFETENSORS_INDEX_FILE}.")
+        try:
+            load_torch_model(network, folder, strict=True)
+        except RuntimeError as error:  # missing tensors, or shapes that do not fit the config
+            first = str(error).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[1:3]) if len(first) > 1 else first[0]
+            raise ValueError(f"The weights in {folder} do not fit the config: {detail}") from error
+        except Exception as error:  # safetensors raises its own error types for damaged files
+            raise OSError(f"Cannot read the weights in {folder}: {error}") from error
         return network.eval()
 
 
 __all__ = [
     "ACTIVATION_NAMES",
     "GenreViTAttention",
+    "GenreViTClassifierParts",
     "GenreViTDropPath",
     "GenreViTEmbeddings",
     "GenreViTEncoder",
+    "GenreViTEncoderParts",
     "GenreViTFeedForward",
     "GenreViTLayer",
     "GenreViTNetwork",
     "GenreViTSpecAugment",
     "StoredConfig",
     "activation",
+    "attention_function",
+    "eager_attention_forward",
     "focal_loss",
     "patch_grid",
     "read_json",
-    "run_encoder",
+    "sdpa_attention_forward",
     "sequence_length",
 ]

@@ -171,3 +171,53 @@ def test_eager_and_sdpa_attention_agree(tiny_model, tmp_path):
 def test_unknown_arguments_of_the_base_model_are_refused(tiny_model):
     with pytest.raises(TypeError, match="unexpected arguments: attn_mask"):
         GenreViTModel(tiny_model.config)(torch.rand(1, 1, 216, 144), attn_mask=None)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    """`gradient_checkpointing_enable()` recomputes each block in the backward pass instead of keeping its
+    activations; the loss and every gradient stay the same."""
+
+    def gradients(checkpointing: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        torch.manual_seed(0)
+        model = GenreViTForAudioClassification(GenreViTConfig.tiny()).train()
+        if checkpointing:
+            # transformers 5.x renamed gradient_checkpointing_enable; both set the same module flags
+            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable()
+            assert model.genre_vit.gradient_checkpointing
+        torch.manual_seed(1)  # the same SpecAugment masks in both runs
+        loss = model(torch.rand(4, 1, 216, 144), labels=torch.tensor([0, 1, 2, 3])).loss
+        loss.backward()
+        return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    plain_loss, plain = gradients(False)
+    checkpointed_loss, checkpointed = gradients(True)
+    torch.testing.assert_close(checkpointed_loss, plain_loss)
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], msg=name)
+
+
+def test_attention_kernels_registered_with_transformers_are_used(tiny_model):
+    """A name other than eager/sdpa is looked up in transformers' ALL_ATTENTION_FUNCTIONS."""
+    from transformers import AttentionInterface
+
+    from genre_vit.network import eager_attention_forward
+
+    calls = []
+
+    def counting_attention(module, query, key, value, attention_mask, **kwargs):
+        calls.append(query.shape)
+        return eager_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+    AttentionInterface.register("genre_vit_test_counting", counting_attention)
+    windows = torch.rand(2, 1, 216, 144)
+    with torch.inference_mode():
+        expected = tiny_model(windows).logits
+        tiny_model.set_attn_implementation("genre_vit_test_counting")
+        try:
+            logits = tiny_model(windows).logits
+        finally:
+            tiny_model.set_attn_implementation("sdpa")
+    assert len(calls) == tiny_model.config.num_hidden_layers
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)

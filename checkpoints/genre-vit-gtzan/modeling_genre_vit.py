@@ -23,7 +23,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutput
 
 from .configuration_genre_vit import GenreViTConfig
-from .network import GenreViTEmbeddings, GenreViTEncoder, focal_loss, run_encoder
+from .network import GenreViTClassifierParts, GenreViTEmbeddings, GenreViTEncoderParts, focal_loss
 
 
 class GenreViTPreTrainedModel(PreTrainedModel):
@@ -32,9 +32,13 @@ class GenreViTPreTrainedModel(PreTrainedModel):
     base_model_prefix = "genre_vit"
     main_input_name = "input_values"
     input_modalities = ("audio",)
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     _no_split_modules = ["GenreViTEmbeddings", "GenreViTLayer"]
-    _supports_sdpa = True  # "eager" is supported too: GenreViTAttention honours both
+    # GenreViTAttention takes its kernel from `network.attention_function`: eager, SDPA, or any kernel registered
+    # in transformers' ALL_ATTENTION_FUNCTIONS that needs no attention mask.
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
     # The loss is a mean over the batch and takes no `num_items_in_batch`: the Trainer must then divide it by the
     # gradient-accumulation steps and average it over processes itself. Without this flag it infers from
     # `forward(**kwargs)` that the model scales the loss, and the loss comes out multiplied by the accumulation
@@ -55,8 +59,9 @@ class GenreViTPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.position_embeddings, std=std)
 
 
-class GenreViTModel(GenreViTPreTrainedModel):
-    """SpecAugment (training only), embeddings, encoder blocks and the final LayerNorm.
+class GenreViTModel(GenreViTEncoderParts, GenreViTPreTrainedModel):
+    """SpecAugment (training only), embeddings, encoder blocks and the final LayerNorm: the parts and forward pass
+    of `network.GenreViTEncoderParts`.
 
     `input_values` `(N, 1, F, W)` -> `last_hidden_state` `(N, S, D)` and `pooler_output` `(N, D)`, the class token
     after the final LayerNorm.
@@ -64,11 +69,7 @@ class GenreViTModel(GenreViTPreTrainedModel):
 
     def __init__(self, config: GenreViTConfig):
         super().__init__(config)
-        encoder = GenreViTEncoder(config)
-        # The parts belong to this model directly, not to an `encoder` attribute, so that the weights are named
-        # `embeddings.*`, `layers.N.*` here and `genre_vit.*` in GenreViTForAudioClassification, as in GenreViTNetwork.
-        self.spec_augment, self.embeddings = encoder.spec_augment, encoder.embeddings
-        self.layers, self.layernorm = encoder.layers, encoder.layernorm
+        self._build_encoder(config)
         self.post_init()
 
     def forward(
@@ -94,8 +95,8 @@ class GenreViTModel(GenreViTPreTrainedModel):
         )
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        last_hidden_state, all_hidden_states, all_attentions = run_encoder(
-            self, input_values, bool(output_hidden_states), bool(output_attentions)
+        last_hidden_state, all_hidden_states, all_attentions = self.encode(
+            input_values, bool(output_hidden_states), bool(output_attentions)
         )
         pooled = last_hidden_state[:, 0]
         if not return_dict:
@@ -127,29 +128,16 @@ class GenreViTClassifierOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-class GenreViTForAudioClassification(GenreViTPreTrainedModel):
-    """GenreViT with a linear genre head on the pooled embedding. See the module docstring for the two input layouts."""
+class GenreViTForAudioClassification(GenreViTClassifierParts, GenreViTPreTrainedModel):
+    """GenreViT with a linear genre head on the pooled embedding (`network.GenreViTClassifierParts`: the head,
+    `forward_features`, `forward_head` and `encode_with_attentions`). See the module docstring for the two input
+    layouts."""
 
     def __init__(self, config: GenreViTConfig):
         super().__init__(config)
         self.genre_vit = GenreViTModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self._build_head(config)
         self.post_init()
-
-    def forward_features(self, input_values: torch.Tensor) -> torch.Tensor:
-        """Tokens `(N, S, D)` after the final LayerNorm, for windows `(N, 1, F, W)` (as timm's `forward_features`)."""
-        return self.genre_vit(input_values, return_dict=True).last_hidden_state
-
-    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Tokens `(N, S, D)` -> the pooled embedding `(N, D)` (the class token) with `pre_logits`, else logits
-        `(N, C)` (as timm's `forward_head`)."""
-        pooled = tokens[:, 0]
-        return pooled if pre_logits else self.classifier(pooled)
-
-    def encode_with_attentions(self, input_values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Tokens `(N, S, D)` and every block's attention weights `(N, heads, S, S)`, as `GenreViTNetwork`'s."""
-        output = self.genre_vit(input_values, output_attentions=True, return_dict=True)
-        return output.last_hidden_state, output.attentions
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         gamma = self.config.focal_loss_gamma if self.config.loss_type == "focal" else 0.0
