@@ -2,7 +2,6 @@
 targets (no TensorFlow): the product side of training with a teacher."""
 
 import functools
-import importlib.util
 import json
 import os
 import shutil
@@ -202,47 +201,55 @@ def test_train_with_teacher_targets_then_initialise_from_the_result(tmp_path):
     assert completed.returncode == 2 and "do not match the tracks" in completed.stderr
 
 
-def load_gpu_distillation_script():
-    spec = importlib.util.spec_from_file_location("distil_on_gpu", REPOSITORY / "scripts" / "distil_on_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_random_crops_are_the_librarys_windows_and_targets(tmp_path):
+    """Crops drawn anywhere in a track, next to its edges too, give the analysis' windows once featurised on the
+    device, and the teachers' window targets; the same index always draws the same crop."""
+    from genre_vit.training.crops import GridCropDataset, RandomCropDataset, TrackAudio, _CropSource
 
-
-def test_gpu_distillation_features_and_targets_are_the_librarys(tmp_path):
-    """scripts/distil_on_gpu.py computes windows and teacher targets its own (batched, on-device) way: they must be
-    the library's, for crops anywhere in a track, next to its edges too."""
-    script = load_gpu_distillation_script()
     windowing = LogMelWindowing()
-    waveforms = [synthetic_track(3, 9.0, seed=1), synthetic_track(6, 7.5, seed=2)]
-    pad = windowing.n_fft // 2
-    offsets = np.cumsum([0] + [len(w) + 2 * pad for w in waveforms])[:-1]
-    buffer = torch.zeros(int(offsets[-1] + len(waveforms[-1]) + 2 * pad))
-    for offset, waveform in zip(offsets, waveforms):
-        buffer[offset + pad : offset + pad + len(waveform)] = torch.from_numpy(waveform)
-    features = script.GpuLogMel(windowing, "cpu")
-    for offset, waveform in zip(offsets, waveforms):
-        starts = np.array([0, 64 * 301, (len(waveform) - windowing.window_samples) // 64 * 64])
-        expected = windowing.windows_at(waveform, starts)
-        images = features(buffer, torch.from_numpy(offset + starts)).numpy()
-        assert images.shape == expected.shape == (3, 1, 216, 144)
-        assert np.abs(images - expected).mean() < 1e-4 and np.abs(images - expected).max() < 0.02
-
+    waveforms = [synthetic_track(3, 10.0, seed=1), synthetic_track(6, 7.0, seed=2)]
+    audio = TrackAudio(["a", "b"], [3, 6], waveforms, windowing.sampling_rate)
     teacher = TeacherTargets.load(write_random_targets(tmp_path / "targets.npz"), "max_pool")
-    tracks = list(teacher.values)
-    targets = script.WindowTargets(
-        {
-            "centres": [teacher.patch_starts[t] + 1.5 for t in tracks],
-            "values": np.concatenate(list(teacher.values.values())),
-        },
-        4.0,
-        "cpu",
-    )
-    for index, track in enumerate(tracks):
-        seconds = np.array([0.0, 0.37, 2.0, 5.5, 6.0])
-        expected = teacher.window_targets(track, seconds, 4.0)
-        got = targets(torch.full((len(seconds),), index), torch.from_numpy(seconds)).numpy()
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    source = _CropSource(audio, windowing, [teacher], mean=np.zeros(5), std=np.ones(5))
+    crops = RandomCropDataset(source, length=50, seed=7)
+    assert torch.equal(crops[3]["crops"], crops[3]["crops"]) and not torch.equal(crops[3]["crops"], crops[4]["crops"])
+    front_end = windowing.front_end
+    for index in range(0, 50, 7):
+        item = crops[index]
+        track = [3, 6].index(item["labels"])  # the labels tell the tracks apart
+        waveform = waveforms[track]
+        last = (len(waveform) - windowing.window_samples) // windowing.hop_length
+        starts = np.arange(last + 1) * windowing.hop_length
+        padded = np.pad(waveform, (windowing.n_fft // 2, windowing.n_fft))
+        matches = [s for s in starts if np.array_equal(padded[s : s + len(item["crops"])], item["crops"].numpy())]
+        assert len(matches) == 1  # the crop is exactly one window's frames of the track
+        start = int(matches[0])
+        with torch.inference_mode():
+            image = front_end(item["crops"][None]).numpy()
+        np.testing.assert_allclose(image, windowing.windows_at(waveform, np.array([start])), rtol=0, atol=2e-5)
+        expected = teacher.window_targets(["a", "b"][track], np.array([start / 22050]), 4.0)[0]
+        np.testing.assert_allclose(item["teacher_targets"].numpy(), expected, rtol=1e-5, atol=1e-5)
+    grid = GridCropDataset(source)
+    assert len(grid) == windowing.num_windows(len(waveforms[0])) + windowing.num_windows(len(waveforms[1]))
+
+
+def test_time_budget_callback_checkpoints_and_stops():
+    from transformers import TrainerControl, TrainerState
+
+    from genre_vit.training.crops import TimeBudgetCallback
+
+    callback = TimeBudgetCallback(save_every_minutes=1.0, budget_minutes=2.0)
+    state, control = TrainerState(), TrainerControl()
+    callback.on_train_begin(None, state, control)
+    assert not callback.on_step_end(None, state, control).should_save
+    callback.last_save -= 61
+    assert callback.on_step_end(None, state, control).should_save
+    control = TrainerControl()
+    callback.on_save(None, state, control)
+    assert not callback.on_step_end(None, state, control).should_save
+    callback.started -= 121
+    control = callback.on_step_end(None, state, control)
+    assert control.should_save and control.should_training_stop
 
 
 def write_random_targets(path):
@@ -263,93 +270,55 @@ def ffmpeg_has_libopus() -> bool:
     return "libopus" in encoders.stdout
 
 
-@pytest.mark.skipif(not ffmpeg_has_libopus(), reason="prepare encodes with ffmpeg's libopus")
-def test_gpu_distillation_prepares_parts_then_trains_an_encoder(tmp_path):
+@pytest.mark.slow
+@pytest.mark.skipif(not ffmpeg_has_libopus(), reason="packing encodes with ffmpeg's libopus")
+def test_packed_audio_pretrains_on_random_crops_with_time_checkpoints_and_resume(tmp_path):
     data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=1, seconds=8.0)
     paths = {path.stem: path for path in sorted((data / "genres").rglob("*.wav"))}
     targets = write_targets(tmp_path / "targets.npz", {track: 8.0 for track in paths}, sources=paths)
-    script = [sys.executable, str(REPOSITORY / "scripts" / "distil_on_gpu.py")]
-    prepared = tmp_path / "prepared"
     run = functools.partial(
-        subprocess.run,
-        check=False,
-        env=dict(os.environ, HF_HUB_OFFLINE="1"),
-        capture_output=True,
-        text=True,
-        timeout=600,
+        subprocess.run, check=False, env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True, text=True
     )
-    completed = run(
-        [*script, "prepare", "--teacher-targets", targets, targets, "--teacher-output", "max_pool", "tag_probabilities"]
-        + ["--output", prepared, "--part-megabytes", "0.06"]
-    )
+    packed = tmp_path / "packed"
+    pack = [sys.executable, str(REPOSITORY / "scripts" / "pack_audio.py"), "--teacher-targets", targets]
+    completed = run([*pack, "--output", packed], timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    parts = sorted((prepared / "audio").iterdir())
-    assert len(parts) > 1 and [p.name for p in parts] == [f"part{i + 1}" for i in range(len(parts))]
-    encoded = sorted(path.stem for part in parts for path in part.glob("*.opus"))
-    assert encoded == sorted(paths)  # every track once, none left half-written
-    assert all(
-        sum(f.stat().st_size for f in part.iterdir()) <= 60_000 or len(list(part.iterdir())) == 1 for part in parts
-    )
-    with np.load(prepared / "targets.npz") as packed:
-        assert list(packed["teachers"]) == ["max_pool", "tag_probabilities"]
-        decoded = packed["max_pool/codes"] * packed["max_pool/step"] + packed["max_pool/lo"]
-        original = np.concatenate([TeacherTargets.load(targets).values[k] for k in packed["keys"]])
-        assert np.abs(decoded - original).max() <= packed["max_pool/step"].max() / 2 + 1e-6
+    assert sorted(path.stem for path in (packed / "audio" / "unlabelled").glob("*.opus")) == sorted(paths)
+    assert (packed / "targets" / "targets.npz").read_bytes() == targets.read_bytes()
 
     encoder = tmp_path / "encoder"
-    completed = run(
-        [*script, "train", "--audio", *parts, "--targets", prepared / "targets.npz", "--config", "tiny"]
-        + [
-            "--output",
-            encoder,
-            "--device",
-            "cpu",
-            "--batch-size",
-            "4",
-            "--time-budget",
-            "2",
-            "--calibration-steps",
-            "2",
-        ]
-        + ["--warmup-steps", "2", "--workers", "1", "--validation-fraction", "0.2", "--teacher-weights", "1", "0.5"]
-    )
+    common = ["--data", packed / "audio", "--random-crops", "--classification-weight", "0", "--config", "tiny"]
+    common += ["--teacher-targets", packed / "targets" / "targets.npz", packed / "targets" / "targets.npz"]
+    common += ["--teacher-output", "max_pool", "tag_probabilities", "--teacher-weight", "1", "0.5"]
+    common += ["--split-fractions", "0.8", "0.2", "0", "--batch-size", "4", "--patchout", "2", "2", "--num-proc", "1"]
+    common += ["--output-dir", encoder, "--save-every-minutes", "0.0001", "--logging-strategy", "steps"]
+    common += ["--logging-steps", "1", "--save-strategy", "no", "--eval-strategy", "no"]
+    common += ["--load-best-model-at-end", "false", "--save-total-limit", "10"]
+    completed = run_train(*common, "--max-steps", "4")
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "decoded 10 of 10 tracks" in completed.stdout and "8 training tracks" in completed.stdout
-    summary = json.loads((encoder / "distillation.json").read_text())
-    assert summary["steps"] > 10 and np.isfinite(summary["validation_loss"])
+    checkpoints = sorted((encoder / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert [p.name for p in checkpoints] == ["checkpoint-1", "checkpoint-2", "checkpoint-3", "checkpoint-4"]
+    first = json.loads((encoder / "training_run.json").read_text())
+    assert first["split_sizes"]["train"]["tracks"] == 8 and first["split_method"].endswith("random crops")
     model = GenreViTForAudioClassification.from_pretrained(encoder, dtype=torch.float32)
-    assert sum(p.numel() for p in model.parameters()) == sum(
-        p.numel() for p in GenreViTForAudioClassification(GenreViTConfig.tiny()).parameters()
+    assert sum(p.numel() for p in model.genre_vit.parameters()) == sum(
+        p.numel() for p in GenreViTForAudioClassification(GenreViTConfig.tiny()).genre_vit.parameters()
     )
-    assert model.config.patchout_frequency_rows == model.config.patchout_time_columns == 0  # training only
+    assert model.config.id2label == {0: "unlabelled"}  # the packed audio's one folder; a fine-tuning run replaces it
+    assert not any("teacher_head" in name or "front_end" in name for name in load_file(encoder / "model.safetensors"))
 
-    completed = run(
-        [
-            *script,
-            "train",
-            "--audio",
-            *parts,
-            "--targets",
-            prepared / "targets.npz",
-            "--config",
-            "tiny",
-            "--output",
-            tmp_path / "x",
-            "--device",
-            "cpu",
-            "--teacher-weights",
-            "1",
-        ]
-    )
-    assert completed.returncode == 1
-    assert "holds 2 teachers (max_pool, tag_probabilities) but 1 --teacher-weights were given" in completed.stderr
+    completed = run_train(*common, "--max-steps", "6", "--resume")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    resumed = json.loads((encoder / "training_run.json").read_text())
+    assert resumed["resumed_from"].endswith("checkpoint-4") and resumed["global_steps"] == 6
+    losses = [entry["loss"] for entry in resumed["log_history"] if "loss" in entry]
+    assert losses[:4] == [entry["loss"] for entry in first["log_history"] if "loss" in entry]  # the history goes on
+    assert len(losses) == 6 and all(np.isfinite(losses))
 
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("not audio")
     broken = write_targets(tmp_path / "broken.npz", {"rock.00000": 8.0}, sources={"rock.00000": not_audio})
-    completed = run(
-        [*script, "prepare", "--teacher-targets", broken, "--teacher-output", "max_pool", "--output", tmp_path / "b"]
-    )
+    completed = run([*pack[:-1], broken, "--output", tmp_path / "b"], timeout=600)
     assert completed.returncode == 1 and completed.stderr.strip().startswith(f"ffmpeg could not encode {not_audio}")
     assert len(completed.stderr.strip().splitlines()) == 1
     assert not list((tmp_path / "b").rglob("*.opus"))  # nothing half-written

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import SAMPLING_RATE
+from transformers.audio_utils import mel_filter_bank
 
 from genre_vit import GenreViTFeatureExtractor
-from genre_vit.spectrogram import banded_filter_groups, mel_filter_bank
+from genre_vit.spectrogram import LogMelFrontEnd, banded_filter_groups
 from genre_vit.testing import synth_music
 
 MEL_PARAMETERS = dict(
@@ -203,3 +204,31 @@ def test_banded_filter_groups_give_the_dense_product(n_fft, n_mels, bands_per_gr
         outside[first_row:last_row] = False
         assert not filters[outside, first_band:last_band].any()  # no non-zero weight left out
     torch.testing.assert_close(banded, power @ filters, rtol=1e-5, atol=1e-6)
+
+
+def test_front_end_on_crops_gives_the_windows_of_the_song(feature_extractor, song_30s):
+    """Batches of crops (training and distillation on a GPU) give the windows the analysis computes from the whole
+    song, to float rounding: one front end for both."""
+    front_end = feature_extractor.front_end
+    starts = feature_extractor.window_start_samples(song_30s.shape[0])
+    expected = feature_extractor.extract_windows(song_30s, SAMPLING_RATE).input_values
+    half = feature_extractor.n_fft // 2
+    padded = np.pad(song_30s, (half, half + feature_extractor.n_fft))  # zeros past the end, as the STFT sees
+    first_samples = feature_extractor._first_frames(starts) * feature_extractor.hop_length
+    crop = (feature_extractor.frames_per_window - 1) * feature_extractor.hop_length + feature_extractor.n_fft
+    crops = torch.from_numpy(np.stack([padded[first : first + crop] for first in first_samples]))
+    with torch.inference_mode():
+        images = front_end(crops).numpy()
+    assert images.shape == expected.shape
+    np.testing.assert_allclose(images, expected, rtol=0, atol=2e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_front_end_on_a_gpu_gives_the_cpu_images(feature_extractor, song_30s):
+    front_end = LogMelFrontEnd()
+    crop = (front_end.frames_per_window - 1) * front_end.hop_length + front_end.n_fft
+    crops = torch.from_numpy(np.stack([song_30s[:crop], song_30s[44100 : 44100 + crop]]))
+    with torch.inference_mode():
+        on_cpu = front_end(crops)
+        on_gpu = front_end.to("cuda")(crops.to("cuda")).cpu()
+    torch.testing.assert_close(on_gpu, on_cpu, rtol=0, atol=1e-4)

@@ -33,6 +33,14 @@ class GenreViTFeatureExtractor(LogMelWindowing, SequenceFeatureExtractor):
             self, feature_size=self.n_mels, sampling_rate=self.sampling_rate, padding_value=padding_value, **kwargs
         )
 
+    def to_dict(self) -> dict:
+        """The saved parameters: not the front end, which the parameters rebuild."""
+        front_end = self.__dict__.pop("_front_end")
+        try:
+            return super().to_dict()
+        finally:
+            self._front_end = front_end
+
     def __call__(
         self,
         raw_audio: np.ndarray | Sequence[np.ndarray],

@@ -42,6 +42,17 @@ class DataArguments:
         default=None, metadata={"help": "window cache folder (train.py: OUTPUT_DIR/windows-cache)"}
     )
     num_proc: int = field(default=min(4, os.cpu_count() or 1), metadata={"help": "processes for featurising"})
+    random_crops: bool = field(
+        default=False,
+        metadata={
+            "help": "train on random 4-s crops anywhere in the training tracks, their log-Mel images computed on the "
+            "training device (a GPU when there is one), instead of the cached windows of the 2-s grid "
+            "(genre_vit.training.crops)"
+        },
+    )
+    crops_per_epoch: int = field(
+        default=0, metadata={"help": "with --random-crops: crops per epoch (0: as many as the 2-s grid has windows)"}
+    )
 
 
 @dataclass
@@ -219,6 +230,12 @@ class GenreViTTrainingArguments(TrainingArguments):
         },
     )
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in OUTPUT_DIR"})
+    save_every_minutes: float = field(
+        default=0.0, metadata={"help": "also checkpoint every this many minutes of wall time (0: never)"}
+    )
+    time_budget_minutes: float = field(
+        default=0.0, metadata={"help": "stop, with a checkpoint, after this many minutes of training (0: no budget)"}
+    )
 
     def __post_init__(self):
         if self.output_dir is None:

@@ -189,7 +189,7 @@ class CheckpointRecordCallback(TrainerCallback):
 
 def run_training(options: TrainingOptions) -> dict:
     """Load, split, featurise, train, save. Returns the run record (also written to `training_run.json`)."""
-    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    from transformers import set_seed
 
     from .data import (
         assert_track_disjoint,
@@ -208,10 +208,15 @@ def run_training(options: TrainingOptions) -> dict:
     feature_extractor = GenreViTFeatureExtractor()
     cache_dir = Path(data.cache_dir) if data.cache_dir else output_dir / "windows-cache"
 
+    if data.random_crops and model_options.classifier_only:
+        raise ValueError("--random-crops trains the network; --classifier-only fits a probe on cached windows.")
     with arguments.main_process_first(desc="preparing windows"):
         tracks = load_tracks_for(data)
         names = label_names(tracks)
         track_splits, split_method = split_tracks_for(tracks, options.split, training.seed)
+    if data.random_crops:
+        return _train_on_random_crops(options, arguments, tracks, names, track_splits, split_method, feature_extractor)
+    with arguments.main_process_first(desc="preparing windows"):
         # The probe fits on training and validation tracks alike, so both get its extra (shifted, tilted) windows.
         offsets = model_options.probe_window_offsets if model_options.classifier_only else ()
         tilts = model_options.probe_spectral_tilts if model_options.classifier_only else ()
@@ -239,61 +244,146 @@ def run_training(options: TrainingOptions) -> dict:
         "versions": library_versions(),
         "splits": split_track_ids(track_splits),
     }
-    config = build_config(model_options.config, names)
-    if model_options.patchout:
-        config.patchout_frequency_rows, config.patchout_time_columns = model_options.patchout
-        config.validate()
-    if model_options.init_from:
-        model = initialise_from(model_options.init_from, config)
-    else:
-        model = GenreViTForAudioClassification(config)
+    model = _build_model(options, names)
     if model_options.classifier_only:
         return _fit_classifier_only(options, model, feature_extractor, windows, track_splits, split_method, record)
     student = model
     columns = ["input_values", "labels"]
-    if distillation.teacher_targets:
-        from .distillation import GenreViTWithTeacherHead, TeacherTargets, add_teacher_targets
+    teachers = _load_teachers(options, record)
+    if teachers:
+        from .distillation import add_teacher_targets
 
-        specifications = distillation.teachers()  # (targets file, output, loss weight) per teacher
-        teachers = [TeacherTargets.load(path, output) for path, output, _ in specifications]
         windows["train"], mean, std = add_teacher_targets(windows["train"], teachers, feature_extractor.window_seconds)
         windows["validation"], *_ = add_teacher_targets(
             windows["validation"], teachers, feature_extractor.window_seconds, mean, std
         )
-        model = GenreViTWithTeacherHead(
-            student,
-            [teacher.dimension for teacher in teachers],
-            [weight for *_, weight in specifications],
-            distillation.classification_weight,
-        )
+        model = _with_teacher_head(options, student, teachers)
         columns.append("teacher_targets")
+    train_dataset = windows["train"].with_format("torch", columns=columns)
+    eval_dataset = windows["validation"].with_format("torch", columns=columns)
+    data_record = _data_record(options, record["splits"], windows, split_method)
+    return _run_trainer(options, arguments, model, student, train_dataset, eval_dataset, record | data_record)
+
+
+def _load_teachers(options: TrainingOptions, record: dict) -> list:
+    """The `--teacher-targets` of a run (none without), noted in its record."""
+    from .distillation import TeacherTargets
+
+    specifications = options.distillation.teachers()  # (targets file, output, loss weight) per teacher
+    teachers = [TeacherTargets.load(path, output) for path, output, _ in specifications]
+    if teachers:
         record["teacher"] = [
             {"targets": path, "output": output, "weight": weight, "dimension": teacher.dimension}
             for (path, output, weight), teacher in zip(specifications, teachers)
         ]
+    return teachers
+
+
+def _with_teacher_head(options: TrainingOptions, student, teachers):
+    from .distillation import GenreViTWithTeacherHead
+
+    return GenreViTWithTeacherHead(
+        student,
+        [teacher.dimension for teacher in teachers],
+        [weight for *_, weight in options.distillation.teachers()],
+        options.distillation.classification_weight,
+    )
+
+
+def _train_on_random_crops(options, arguments, tracks, names, track_splits, split_method, feature_extractor) -> dict:
+    """`--random-crops`: the tracks decoded once, random crops featurised on the training device
+    (`genre_vit.training.crops`), then the same Trainer run as for cached windows."""
+    from .crops import FeaturesOnDevice, TrackAudio, crop_datasets
+    from .data import assert_disjoint_ids, split_track_ids
+
+    training = options.training
+    audio = {
+        name: TrackAudio.decode(track_splits[name], feature_extractor.sampling_rate) for name in ("train", "validation")
+    }
+    if not audio["train"].track_ids or not audio["validation"].track_ids:
+        raise ValueError(
+            "Training needs a non-empty train and validation split (the checkpoint is chosen on validation)."
+        )
+    assert_disjoint_ids({name: a.track_ids for name, a in audio.items()} | {"test": track_splits["test"]["track_id"]})
+    record = {
+        "arguments": options.to_dict(),
+        "recipe": options.recipe(),
+        "versions": library_versions(),
+        "splits": split_track_ids(track_splits),
+    }
+    student = _build_model(options, names)
+    teachers = _load_teachers(options, record)
+    for teacher in teachers:
+        teacher.check_tracks(audio["train"].track_ids + audio["validation"].track_ids)
+    train_dataset, eval_dataset, _, _ = crop_datasets(
+        audio["train"], audio["validation"], feature_extractor, teachers, options.data.crops_per_epoch, training.seed
+    )
+    model = _with_teacher_head(options, student, teachers) if teachers else student
+    model = FeaturesOnDevice(model, feature_extractor)
+    readable = set(audio["train"].track_ids) | set(audio["validation"].track_ids)
+    splits = record["splits"]
+    skipped = sorted((set(splits["train"]) | set(splits["validation"])) - readable)
+    data_record = {
+        "output_name": Path(training.output_dir).name,
+        "data": str(options.data.data),
+        "split_method": split_method + "; random crops",
+        "tracks": sum(len(ids) for ids in splits.values()) - len(skipped),
+        "skipped_tracks": skipped,
+        "hours": {name: a.hours for name, a in audio.items()},
+        "split_sizes": {
+            "train": {"tracks": len(audio["train"].track_ids), "windows": len(train_dataset)},
+            "validation": {"tracks": len(audio["validation"].track_ids), "windows": len(eval_dataset)},
+            "test": {"tracks": len(splits["test"]), "windows": None},
+        },
+    }
+    return _run_trainer(options, arguments, model, student, train_dataset, eval_dataset, record | data_record)
+
+
+def _build_model(options: TrainingOptions, names: list[str]) -> GenreViTForAudioClassification:
+    """The model a run trains: the configured architecture with the data's labels, fresh or from `--init-from`."""
+    config = build_config(options.model.config, names)
+    if options.model.patchout:
+        config.patchout_frequency_rows, config.patchout_time_columns = options.model.patchout
+        config.validate()
+    if options.model.init_from:
+        return initialise_from(options.model.init_from, config)
+    return GenreViTForAudioClassification(config)
+
+
+def _run_trainer(options, arguments, model, student, train_dataset, eval_dataset, record: dict) -> dict:
+    """Train `model` (the student, or a wrapper that trains it) with the Trainer, then save the student's folder.
+    Returns the run record."""
+    from transformers import EarlyStoppingCallback, Trainer
+
+    from .crops import TimeBudgetCallback
+
+    training = options.training
+    output_dir = Path(training.output_dir)
+    callbacks = [CheckpointRecordCallback(record)]
+    if getattr(arguments.eval_strategy, "value", arguments.eval_strategy) != "no":  # early stopping needs evaluations
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=training.patience))
+    if training.save_every_minutes or training.time_budget_minutes:
+        callbacks.append(TimeBudgetCallback(training.save_every_minutes, training.time_budget_minutes))
     trainer = Trainer(
         model=model,
         args=arguments,
-        train_dataset=windows["train"].with_format("torch", columns=columns),
-        eval_dataset=windows["validation"].with_format("torch", columns=columns),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
         compute_metrics=compute_accuracy,
-        callbacks=[
-            EarlyStoppingCallback(early_stopping_patience=training.patience),
-            CheckpointRecordCallback(record),
-        ],
+        callbacks=callbacks,
     )
     resume_from = _resolve_resume(output_dir / CHECKPOINTS_FOLDER, training.resume)
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - started
     validation_metrics = trainer.evaluate()
+    feature_extractor = GenreViTFeatureExtractor()
 
     run = (
         record
-        | _data_record(options, record["splits"], windows, split_method)
         | {
-            "device": str(arguments.device),
-            "world_size": arguments.world_size,
+            "device": str(trainer.args.device),
+            "world_size": trainer.args.world_size,
             "parameters": sum(p.numel() for p in student.parameters()),  # the shipped model, not the teacher head
             "resumed_from": resume_from,
             "epochs_run": float(trainer.state.epoch or 0),
