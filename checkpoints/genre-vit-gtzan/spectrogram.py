@@ -59,6 +59,7 @@ in chunks of 4,096 (33 MB) and 212 ms in chunks of 128, with the same images to 
 
 PREPROCESSOR_CONFIG_FILE = "preprocessor_config.json"
 
+
 def banded_filter_groups(
     filters: torch.Tensor, bands_per_group: int = 16
 ) -> list[tuple[int, int, int, int, torch.Tensor]]:

@@ -379,22 +379,19 @@ def _run_trainer(options, arguments, model, student, train_dataset, eval_dataset
     validation_metrics = trainer.evaluate()
     feature_extractor = GenreViTFeatureExtractor()
 
-    run = (
-        record
-        | {
-            "device": str(trainer.args.device),
-            "world_size": trainer.args.world_size,
-            "parameters": sum(p.numel() for p in student.parameters()),  # the shipped model, not the teacher head
-            "resumed_from": resume_from,
-            "epochs_run": float(trainer.state.epoch or 0),
-            "global_steps": int(trainer.state.global_step),
-            "best_checkpoint": trainer.state.best_model_checkpoint,
-            "train_seconds": train_seconds,
-            "train_windows_per_second": train_output.metrics.get("train_samples_per_second"),
-            "validation_metrics": validation_metrics,
-            "log_history": trainer.state.log_history,
-        }
-    )
+    run = record | {
+        "device": str(trainer.args.device),
+        "world_size": trainer.args.world_size,
+        "parameters": sum(p.numel() for p in student.parameters()),  # the shipped model, not the teacher head
+        "resumed_from": resume_from,
+        "epochs_run": float(trainer.state.epoch or 0),
+        "global_steps": int(trainer.state.global_step),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "train_seconds": train_seconds,
+        "train_windows_per_second": train_output.metrics.get("train_samples_per_second"),
+        "validation_metrics": validation_metrics,
+        "log_history": trainer.state.log_history,
+    }
     if trainer.is_world_process_zero():
         save_model_folder(student, feature_extractor, output_dir, run)
         if training.push_to_hub:
