@@ -227,9 +227,28 @@ def window_choices(result: GenreAnalysis) -> list[tuple[str, float]]:
     ]
 
 
-def rejected_outputs(message: str) -> tuple:
+RESULT_OUTPUTS = (
+    "status",
+    "answer",
+    "summary",
+    "labels",
+    "sections",
+    "timeline",
+    "window_choice",
+    "why",
+    "table",
+    "download",
+    "audio",
+)
+"""The names of the outputs an analysis updates; `build_demo` maps each to its component, so the handlers return
+dicts by name (Gradio's dict returns) rather than tuples by position."""
+
+
+def rejected_outputs(message: str) -> dict:
     """What every output shows after bad input: the message in the status line, everything else cleared."""
-    return (reject(message), "", "", "", "", None, gr.update(choices=[], value=None), None, "", None, None)
+    cleared = {"answer": "", "summary": "", "labels": "", "sections": "", "table": ""}
+    nothing = {"timeline": None, "why": None, "download": None, "audio": None}
+    return {"status": reject(message), **cleared, **nothing, "window_choice": gr.update(choices=[], value=None)}
 
 
 def upload_problem(audio_path: str, limits: Limits) -> str | None:
@@ -255,8 +274,8 @@ def check_upload(audio_path: str | None, limits: Limits) -> tuple:
 
 def result_outputs(
     result: GenreAnalysis, classifier: GenreClassifier, audio_path: str, result_files: ResultFiles
-) -> tuple:
-    """Everything the page shows for a finished analysis (the order of `result_components` in `build_demo`).
+) -> dict:
+    """Everything the page shows for a finished analysis, by output name (`RESULT_OUTPUTS`).
     `audio_path` is the file kept for explaining its windows later. The decoder's notes, and a note when the audio
     was shorter than one window, follow the summary.
 
@@ -275,19 +294,19 @@ def result_outputs(
         summary += f" ({note})"
     json_path = result_files.save(result, result.source or "recording")
     chosen = float(result.window_start_times[result.most_confident_window])
-    return (
-        "",
-        answer_html(result),
-        summary,
-        genre_bars_html(result),
-        sections_html(result),
-        plot_genre_timeline(result, legend=False),  # the genre table above it shows the colours
-        gr.update(choices=window_choices(result), value=chosen),
-        None,  # the previous song's explanation goes; `explain_if_open` draws this one's when the panel is open
-        window_table_html(result),
-        str(json_path),
-        audio_path,
-    )
+    return {
+        "status": "",
+        "answer": answer_html(result),
+        "summary": summary,
+        "labels": genre_bars_html(result),
+        "sections": sections_html(result),
+        "timeline": plot_genre_timeline(result, legend=False),  # the genre table above it shows the colours
+        "window_choice": gr.update(choices=window_choices(result), value=chosen),
+        "why": None,  # the previous song's explanation goes; `explain_if_open` draws this one's when the panel is open
+        "table": window_table_html(result),
+        "download": str(json_path),
+        "audio": audio_path,
+    }
 
 
 def analyze_audio(
@@ -296,8 +315,8 @@ def analyze_audio(
     limits: Limits,
     result_files: ResultFiles,
     progress=None,
-) -> tuple:
-    """The upload handler: a file -> every result output (or the bad-input message and cleared outputs)."""
+) -> dict:
+    """The upload handler: a file -> every result output by name (or the bad-input message and cleared outputs)."""
     if classifier is None:
         return rejected_outputs(f"No model is loaded. Set {MODEL_ENV_VAR} and restart the app.")
     if not audio_path:
@@ -373,15 +392,15 @@ def live_update(chunk, session: LiveAnalysis | None, classifier: GenreClassifier
 
 def finish_live(
     session: LiveAnalysis | None, classifier: GenreClassifier | None, limits: Limits, result_files: ResultFiles
-) -> tuple:
+) -> dict:
     """When the recording stops: the full analysis of everything heard, like an upload. Returns the result outputs
-    and a fresh (empty) session."""
+    by name and a fresh (empty) session as `live_session`."""
     if classifier is None or session is None or session.seconds_heard == 0:
-        return (*rejected_outputs("Nothing was recorded."), None)
+        return rejected_outputs("Nothing was recorded.") | {"live_session": None}
     try:
         result = session.finish()
     except ValueError as error:
-        return (*rejected_outputs(str(error)), None)
+        return rejected_outputs(str(error)) | {"live_session": None}
     import soundfile
 
     recording = result_files.new_folder() / "microphone.wav"
@@ -390,7 +409,7 @@ def finish_live(
         recording,
         lambda temporary: soundfile.write(temporary, session.waveform(), sampling_rate, format="WAV", subtype="PCM_16"),
     )
-    return (*result_outputs(result, classifier, str(recording), result_files), None)
+    return result_outputs(result, classifier, str(recording), result_files) | {"live_session": None}
 
 
 def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | None = None) -> gr.Blocks:
@@ -446,22 +465,27 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
         live_session = gr.State()
         why_open = gr.State(False)
 
-        result_components = [
-            status,
-            answer,
-            summary,
-            labels,
-            sections,
-            timeline,
-            window_choice,
-            why,
-            table,
-            download,
-            analysed_audio,
-        ]
+        components = {
+            "status": status,
+            "answer": answer,
+            "summary": summary,
+            "labels": labels,
+            "sections": sections,
+            "timeline": timeline,
+            "window_choice": window_choice,
+            "why": why,
+            "table": table,
+            "download": download,
+            "audio": analysed_audio,
+            "live_session": live_session,
+        }
+        result_components = [components[name] for name in RESULT_OUTPUTS]
+
+        def by_component(outputs: dict) -> dict:
+            return {components[name]: value for name, value in outputs.items()}
 
         def analyze_upload(path, progress=gr.Progress()):  # noqa: B008 (Gradio injects the tracker this way)
-            return analyze_audio(path, classifier, limits, result_files, progress)
+            return by_component(analyze_audio(path, classifier, limits, result_files, progress))
 
         audio.upload(lambda path: check_upload(path, limits), inputs=audio, outputs=[audio, status], queue=False)
 
@@ -502,7 +526,7 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
         )
         then_explain_if_open(
             microphone.stop_recording(
-                lambda session: finish_live(session, classifier, limits, result_files),
+                lambda session: by_component(finish_live(session, classifier, limits, result_files)),
                 inputs=live_session,
                 outputs=[*result_components, live_session],
                 api_name="finish_live",

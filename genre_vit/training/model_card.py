@@ -108,18 +108,8 @@ head that is not part of this model.
     cross_validation = ""
     if run.get("cross_validation"):
         cross_validation = "\n" + cross_validation_markdown(run["cross_validation"], heading_level=2)
-    return f"""---
-library_name: transformers
-pipeline_tag: audio-classification
-license: apache-2.0
-tags:
-- audio-classification
-- music
-- genre-classification
-- genre_vit
----
-
-# GenreViT: {run["output_name"]}
+    return _with_metadata(
+        f"""# GenreViT: {run["output_name"]}
 
 A Vision Transformer over 4-s log-Mel windows that classifies music genre, trained with GenreViT's `train.py`.
 Load it with `from_pretrained` after `genre_vit.register_auto_classes()`, or with `trust_remote_code=True` without
@@ -156,6 +146,21 @@ Genre tagging of Western popular music in the ten GTZAN genres, song by song or 
 fuzzy and GTZAN has known faults (repeated and mislabelled clips, artist overlap between tracks), so numbers on a
 split of GTZAN overstate accuracy on new music. Music outside these ten genres is still forced into one of them.
 """
+    )
+
+
+def _with_metadata(body: str) -> str:
+    """The card's text under its Hub metadata, written by `huggingface_hub.ModelCardData` (which checks the fields
+    the Hub reads)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    metadata = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="audio-classification",
+        license="apache-2.0",
+        tags=["audio-classification", "music", "genre-classification", "genre_vit"],
+    )
+    return str(ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}"))
 
 
 def _public_name(source: str) -> str:
