@@ -30,6 +30,23 @@ SILENCE_PEAK_DBFS = -70.0
 """Audio whose loudest sample is below this level (dB relative to full scale) is treated as silence."""
 
 
+MUSIC_MIN_RMS_DBFS = -60.0
+"""A window whose RMS level (dB relative to full scale) is below this holds no music: digital silence, or the hiss
+of a quiet gap. It is marked as such, left out of the song's mean and its sections, and drawn as a gap. Quiet music
+sits well above it (the softest GTZAN classical windows are around -45 dBFS)."""
+
+
+def window_has_music(waveform: np.ndarray, start_samples: np.ndarray, window_samples: int) -> np.ndarray:
+    """`(T,)` bool: whether each window of `window_samples` from `start_samples` reaches `MUSIC_MIN_RMS_DBFS` (RMS
+    over the audio it holds; a window padded past the end counts only its audio)."""
+    threshold = 10 ** (MUSIC_MIN_RMS_DBFS / 10) * 1.0  # mean square, full scale = 1
+    levels = np.empty(len(start_samples), dtype=bool)
+    for index, start in enumerate(start_samples):
+        audio = waveform[int(start) : int(start) + window_samples].astype(np.float64, copy=False)
+        levels[index] = audio.size > 0 and float(np.dot(audio, audio)) / audio.size >= threshold
+    return levels
+
+
 SPECTROGRAM_FRAMES_PER_SECOND = 10.0
 """Time resolution of the song overview that results carry for drawing."""
 
@@ -347,6 +364,13 @@ class GenreClassifier:
                 progress(done, total)
         start_times = np.concatenate(starts)
         duration = waveform.size / self.feature_extractor.sampling_rate
+        extractor = self.feature_extractor
+        has_music = window_has_music(waveform, extractor.window_start_samples(waveform.size), extractor.window_samples)
+        if not has_music.any():
+            raise SilentAudioError(
+                f"No window of the audio reaches {MUSIC_MIN_RMS_DBFS:.0f} dBFS: it is silence or near it, with "
+                "nothing to classify."
+            )
         return GenreAnalysis(
             genres=self.genres,
             window_start_times=start_times,
@@ -357,6 +381,7 @@ class GenreClassifier:
             notes=notes,
             spectrogram=self.feature_extractor.song_spectrogram(waveform, SPECTROGRAM_FRAMES_PER_SECOND),
             spectrogram_frames_per_second=SPECTROGRAM_FRAMES_PER_SECOND,
+            window_has_music=has_music,
         )
 
     def analyze_many(
@@ -434,6 +459,7 @@ def analyze_full_song(
 
 __all__ = [
     "MODEL_ENV_VAR",
+    "MUSIC_MIN_RMS_DBFS",
     "AudioTooShortError",
     "GenreClassifier",
     "ModelNotFoundError",
@@ -443,4 +469,5 @@ __all__ = [
     "native_bfloat16",
     "resolve_device",
     "resolve_dtype",
+    "window_has_music",
 ]

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .analysis import SPECTROGRAM_FRAMES_PER_SECOND, GenreClassifier
+from .analysis import SPECTROGRAM_FRAMES_PER_SECOND, GenreClassifier, window_has_music
 from .audio import AudioTooLongError, GrowingBuffer, format_duration, to_mono
 from .results import GenreAnalysis
 
@@ -103,6 +103,8 @@ class LiveAnalysis:
         if not self.start_times:
             return None
         starts = np.asarray(self.start_times)
+        start_samples = np.rint(starts * self.extractor.sampling_rate).astype(np.int64)
+        has_music = window_has_music(self.waveform(), start_samples, self.extractor.window_samples)
         return GenreAnalysis(
             genres=self.classifier.genres,
             window_start_times=starts,
@@ -112,6 +114,7 @@ class LiveAnalysis:
             source="microphone",
             spectrogram=self.extractor.song_spectrogram(self.waveform(), SPECTROGRAM_FRAMES_PER_SECOND),
             spectrogram_frames_per_second=SPECTROGRAM_FRAMES_PER_SECOND,
+            window_has_music=has_music if has_music.any() else None,  # a silent start: shown as heard
         )
 
     def finish(self) -> GenreAnalysis:

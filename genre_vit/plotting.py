@@ -110,28 +110,28 @@ def _time_axis(ax: Axes, duration: float) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda seconds, _: format_duration(max(seconds, 0.0))))
 
 
-def _draw_segments(ax: Axes, bounds, labels, result: GenreAnalysis, rows: tuple[float, float], texts=None) -> None:
-    """Coloured cells `[bounds[i], bounds[i + 1])` in the genre colours of `labels`, spanning the data heights `rows`
-    `(bottom, top)` of `ax`, with optional texts inside."""
+def _draw_segments(ax: Axes, spans, labels, result: GenreAnalysis, rows: tuple[float, float], texts=None) -> None:
+    """Coloured cells over the `(start, end)` `spans` (seconds) in the genre colours of `labels`, spanning the data
+    heights `rows` `(bottom, top)` of `ax`, with optional texts inside; time in no span stays blank (a gap)."""
     colors = [genre_color(result.genres.index(label)) for label in labels]
     bottom, top = rows
     # One collection for all the cells: a patch per cell (axvspan) cost a fifth of the timeline's time (drawn and
     # encoded) on a 3-minute song's 89 windows.
     ax.broken_barh(
-        [(bounds[index], bounds[index + 1] - bounds[index]) for index in range(len(labels))],
+        [(start, end - start) for start, end in spans],
         (bottom, top - bottom),
         facecolors=colors,
         linewidth=0,
     )
-    for index, text in enumerate(texts or ()):
+    for (start, end), color, text in zip(spans, colors, texts or ()):
         ax.text(
-            (bounds[index] + bounds[index + 1]) / 2,
+            (start + end) / 2,
             (bottom + top) / 2,
             text,
             ha="center",
             va="center",
             fontsize=TIMELINE_FONT_SIZE,
-            color=text_color_on(colors[index]),
+            color=text_color_on(color),
             clip_on=True,
         )
 
@@ -152,6 +152,7 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None, legen
     - the sections (`result.sections()` unless given) as labelled bands;
     - each window's top genre, as a strip of cells (each window owns the time up to half-way to its neighbours);
     - the window probabilities as stacked areas (they sum to 100%), at each window's centre;
+    - windows without music (silence) as gaps in all three;
     - the song's log-Mel overview (`result.spectrogram`), when the result carries one;
     - a legend of the genres below, in `GENRE_COLORS`.
 
@@ -179,18 +180,26 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None, legen
 
     _draw_segments(
         ax,
-        [s.start_seconds for s in sections] + [sections[-1].end_seconds],
+        [(s.start_seconds, s.end_seconds) for s in sections],
         [s.genre for s in sections],
         result,
         _SECTIONS_ROWS,
         texts=[f"{s.genre} {s.probability:.0%}" for s in sections],
     )
     boundaries = window_boundaries(result.window_start_times, result.window_end_times, duration)
-    _draw_segments(ax, boundaries, result.window_top_genres, result, _TOP_ROWS)
+    music = np.flatnonzero(result.window_has_music)
+    _draw_segments(
+        ax,
+        [(boundaries[index], boundaries[index + 1]) for index in music],
+        [result.window_top_genres[index] for index in music],
+        result,
+        _TOP_ROWS,
+    )
 
     centres = (result.window_start_times + result.window_end_times) / 2
     times = np.concatenate([[0.0], centres, [duration]])
-    probabilities = result.window_probabilities
+    # NaN where a window holds no music: the stacked areas leave a gap there
+    probabilities = np.where(result.window_has_music[:, None], result.window_probabilities, np.nan)
     stacked = np.vstack([probabilities[:1], probabilities, probabilities[-1:]]).T
     ax.stackplot(
         times,

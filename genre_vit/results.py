@@ -20,13 +20,19 @@ CLEAR_LEAD_MIN_MARGIN = 0.15
 """...and at least this much above the second genre's; otherwise the answer is "uncertain: A or B"."""
 
 
-def mean_window_probabilities(window_probabilities: np.ndarray) -> np.ndarray:
-    """A song's genre probabilities `(C,)`: the mean of its windows' `(T, C)` (every window counts the same).
+def mean_window_probabilities(
+    window_probabilities: np.ndarray, window_has_music: np.ndarray | None = None
+) -> np.ndarray:
+    """A song's genre probabilities `(C,)`: the mean of its windows' `(T, C)` (every window counts the same), over
+    the windows that hold music (`window_has_music`, `(T,)` bool; all of them when None or when none does).
 
     The one definition of a song's (or a track's) score, used by the analysis and by evaluation. The model's
     whole-song forward computes the same mean in torch (it cannot import this module: remote code).
     """
-    return np.asarray(window_probabilities).mean(axis=0)
+    probabilities = np.asarray(window_probabilities)
+    if window_has_music is not None and np.any(window_has_music):
+        probabilities = probabilities[np.asarray(window_has_music, dtype=bool)]
+    return probabilities.mean(axis=0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +47,9 @@ class GenreAnalysis:
         duration_seconds: the song's length, in seconds.
         source: the file name, if the audio came from a file.
         notes: remarks for the user about the input, e.g. that the file was cut short and only part of it decoded.
+        window_has_music: `(T,)` bool, False for windows without music (digital silence or near it: see
+            `genre_vit.analysis.MUSIC_MIN_RMS_DBFS`); those are left out of the mean and the sections, and drawn
+            as gaps. None: every window holds music.
         spectrogram: an optional coarse log-Mel overview of the song for drawing, `(bands, frames)` in [0, 1], band 0
             the lowest (`GenreViTFeatureExtractor.song_spectrogram`); not written to JSON or CSV.
         spectrogram_frames_per_second: its time resolution, in frames per second.
@@ -55,10 +64,15 @@ class GenreAnalysis:
     notes: tuple[str, ...] = ()
     spectrogram: np.ndarray | None = field(default=None, repr=False, compare=False)
     spectrogram_frames_per_second: float = 10.0
+    window_has_music: np.ndarray | None = None
     mean_probabilities: np.ndarray = field(init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "mean_probabilities", mean_window_probabilities(self.window_probabilities))
+        if self.window_has_music is None:
+            object.__setattr__(self, "window_has_music", np.ones(len(self.window_probabilities), dtype=bool))
+        object.__setattr__(
+            self, "mean_probabilities", mean_window_probabilities(self.window_probabilities, self.window_has_music)
+        )
 
     def __eq__(self, other: object) -> bool:
         """Equal when every compared field is: arrays element by element, the rest with `==`. (The dataclass's own
@@ -79,6 +93,10 @@ class GenreAnalysis:
     @property
     def num_windows(self) -> int:
         return int(self.window_probabilities.shape[0])
+
+    @property
+    def num_windows_without_music(self) -> int:
+        return int((~self.window_has_music).sum())
 
     @property
     def top_genre(self) -> str:
@@ -117,7 +135,8 @@ class GenreAnalysis:
     def sections(
         self, switch_penalty: float = DEFAULT_SWITCH_PENALTY, min_section_seconds: float = DEFAULT_MIN_SECTION_SECONDS
     ) -> list[Section]:
-        """Contiguous stretches where the smoothed top genre holds (`genre_vit.sections.find_sections`)."""
+        """Contiguous stretches where the smoothed top genre holds (`genre_vit.sections.find_sections`), found in
+        each run of windows with music; the time of windows without music is in no section (a gap)."""
         return find_sections(
             self.window_probabilities,
             self.window_start_times,
@@ -126,6 +145,7 @@ class GenreAnalysis:
             self.genres,
             switch_penalty=switch_penalty,
             min_section_seconds=min_section_seconds,
+            window_has_music=self.window_has_music,
         )
 
     def ranked(self) -> list[tuple[str, float]]:
@@ -137,6 +157,8 @@ class GenreAnalysis:
         """One line, e.g. `"rock, 78% — 51 windows over 3:24"` or
         `"uncertain: rock or metal (34%, 29%) — 15 windows over 0:30"`."""
         windows = "1 window" if self.num_windows == 1 else f"{self.num_windows} windows"
+        if self.num_windows_without_music:
+            windows += f" ({self.num_windows_without_music} without music)"
         ranked = self.ranked()
         if self.verdict == self.top_genre:
             answer = f"{self.top_genre}, {self.confidence:.0%}"
@@ -167,15 +189,17 @@ class GenreAnalysis:
                 "switch_penalty": DEFAULT_SWITCH_PENALTY,
                 "min_section_seconds": DEFAULT_MIN_SECTION_SECONDS,
             },
+            "windows_without_music": self.num_windows_without_music,
             "windows": [
                 {
                     "start_seconds": float(start),
                     "end_seconds": float(end),
+                    "has_music": bool(has_music),
                     "top_genre": self.genres[int(np.argmax(probabilities))],
                     "probabilities": {g: float(p) for g, p in zip(self.genres, probabilities)},
                 }
-                for start, end, probabilities in zip(
-                    self.window_start_times, self.window_end_times, self.window_probabilities
+                for start, end, has_music, probabilities in zip(
+                    self.window_start_times, self.window_end_times, self.window_has_music, self.window_probabilities
                 )
             ],
         }
@@ -184,31 +208,25 @@ class GenreAnalysis:
         return json.dumps(self.to_dict(), indent=indent)
 
     def to_csv(self) -> str:
-        """One row per window: start, end, top genre, its section (1-based) and that section's genre, then one
-        probability column per genre."""
-        section_of = np.empty(self.num_windows, dtype=np.int64)
+        """One row per window: start, end, whether it holds music, top genre, its section (1-based; empty for a
+        window without music) and that section's genre, then one probability column per genre."""
         sections = self.sections()
+        section_of = [None] * self.num_windows
         for number, section in enumerate(sections):
-            section_of[section.first_window : section.last_window + 1] = number
+            for index in range(section.first_window, section.last_window + 1):
+                section_of[index] = number
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["start_seconds", "end_seconds", "top_genre", "section", "section_genre", *self.genres])
-        for start, end, top, section, probabilities in zip(
-            self.window_start_times,
-            self.window_end_times,
-            self.window_top_genres,
-            section_of,
-            self.window_probabilities,
+        header = ["start_seconds", "end_seconds", "has_music", "top_genre", "section", "section_genre"]
+        writer.writerow([*header, *self.genres])
+        for index, (start, end, top, probabilities) in enumerate(
+            zip(self.window_start_times, self.window_end_times, self.window_top_genres, self.window_probabilities)
         ):
+            number = section_of[index]
+            section = ("", "") if number is None else (number + 1, sections[number].genre)
+            has_music = int(self.window_has_music[index])
             writer.writerow(
-                [
-                    f"{start:.3f}",
-                    f"{end:.3f}",
-                    top,
-                    section + 1,
-                    sections[section].genre,
-                    *(f"{p:.6f}" for p in probabilities),
-                ]
+                [f"{start:.3f}", f"{end:.3f}", has_music, top, *section, *(f"{p:.6f}" for p in probabilities)]
             )
         return buffer.getvalue()
 

@@ -9,7 +9,9 @@ The rule (`find_sections`), documented here because users read its output:
 2. **Minimum length**: a section shorter than `min_section_seconds` is merged into the neighbour whose genre it is
    most likely under (averaged over its windows), repeatedly, shortest first, until none is left or one remains.
 3. **Times**: each window owns the time around its centre, up to half-way to its neighbours' centres (the first
-   from 0 s, the last to the song's end), so sections tile the song without gaps or overlaps.
+   from 0 s, the last to the song's end), so sections tile the song without overlaps. Windows without music
+   (silence) belong to no section: steps 1 and 2 run on each stretch of windows with music, and the time the silent
+   windows own is a gap between sections.
 4. **Probability**: a section's `probability` is the mean probability of its genre over its windows.
 """
 
@@ -83,6 +85,7 @@ def find_sections(
     genres,
     switch_penalty: float = DEFAULT_SWITCH_PENALTY,
     min_section_seconds: float = DEFAULT_MIN_SECTION_SECONDS,
+    window_has_music: np.ndarray | None = None,
 ) -> list[Section]:
     """Sections of a song from its windows (module docstring).
 
@@ -93,12 +96,42 @@ def find_sections(
         genres: the C genre names, in label-id order.
         switch_penalty: step 1, in nats; 0 follows every window's top genre.
         min_section_seconds: step 2, in seconds; 0 keeps every section.
+        window_has_music: `(T,)` bool, False for windows without music, which belong to no section; None: all.
     """
     probabilities = np.asarray(window_probabilities, dtype=np.float64)
     if probabilities.ndim != 2 or len(probabilities) == 0 or probabilities.shape[1] != len(genres):
         raise ValueError(f"Expected (windows, {len(genres)}) probabilities, got shape {probabilities.shape}.")
-    path = smoothed_genre_path(probabilities, switch_penalty)
     boundaries = window_boundaries(window_start_times, window_end_times, duration_seconds)
+    has_music = np.ones(len(probabilities), dtype=bool) if window_has_music is None else np.asarray(window_has_music)
+    sections = []
+    first = 0
+    while first < len(probabilities):
+        if not has_music[first]:
+            first += 1
+            continue
+        last = first
+        while last + 1 < len(probabilities) and has_music[last + 1]:
+            last += 1
+        sections += _stretch_sections(
+            probabilities, boundaries, first, last, genres, switch_penalty, min_section_seconds
+        )
+        first = last + 1
+    return sections
+
+
+def _stretch_sections(
+    all_probabilities: np.ndarray,
+    all_boundaries: np.ndarray,
+    offset: int,
+    last_window: int,
+    genres,
+    switch_penalty: float,
+    min_section_seconds: float,
+) -> list[Section]:
+    """Steps 1, 2 and 4 on the windows `offset` to `last_window` (inclusive), with the times of step 3."""
+    probabilities = all_probabilities[offset : last_window + 1]
+    boundaries = all_boundaries[offset : last_window + 2]
+    path = smoothed_genre_path(probabilities, switch_penalty)
     # runs of the path as [first, last, label]
     runs = []
     for t, label in enumerate(path):
@@ -134,8 +167,8 @@ def find_sections(
             end_seconds=float(boundaries[last + 1]),
             genre=genres[label],
             probability=float(probabilities[first : last + 1, label].mean()),
-            first_window=first,
-            last_window=last,
+            first_window=offset + first,
+            last_window=offset + last,
         )
         for first, last, label in runs
     ]

@@ -303,3 +303,32 @@ def test_analyze_many_gives_each_file_its_result_or_error_in_order_in_both_modes
         results = [result for _, result in outcomes if not isinstance(result, ValueError)]
         for result, reference in zip(results, expected, strict=True):
             np.testing.assert_array_equal(result.window_probabilities, reference.window_probabilities)
+
+
+def test_silence_is_not_a_genre(classifier, tmp_path):
+    """20 s of digital silence, then 30 s of music (as an MP3): the silent windows are marked, drawn as gaps and
+    left out of the song's mean and its sections."""
+    import soundfile
+
+    waveform = np.concatenate([np.zeros(20 * SAMPLING_RATE, dtype=np.float32), synth_music(30.0, seed=4)])
+    path = tmp_path / "late-start.wav"
+    soundfile.write(path, waveform, SAMPLING_RATE)
+    result = classifier.analyze(path)
+    silent = ~result.window_has_music
+    # windows at 0, 2, ..., 16 s hold only silence; the one at 18 s already holds 2 s of music
+    assert result.window_start_times[silent].tolist() == [0, 2, 4, 6, 8, 10, 12, 14, 16]
+    np.testing.assert_allclose(
+        result.mean_probabilities, result.window_probabilities[~silent].mean(axis=0), rtol=1e-6, atol=1e-7
+    )
+    sections = result.sections()
+    assert sections and sections[0].start_seconds >= 18.0 and sections[0].first_window == 9
+    assert all(section.first_window >= 9 for section in sections) and sections[-1].end_seconds == 50.0
+    assert "(9 without music)" in result.summary()
+    data = json.loads(result.to_json())
+    assert [w["has_music"] for w in data["windows"]] == (~silent).tolist() and data["windows_without_music"] == 9
+    rows = list(csv.DictReader(io.StringIO(result.to_csv())))
+    assert rows[0]["has_music"] == "0" and rows[0]["section"] == "" and rows[-1]["section"] != ""
+    plot_genre_timeline(result).savefig(io.BytesIO(), format="png")  # the gaps draw
+    hiss = np.random.default_rng(0).normal(0.0, 10 ** (-66 / 20), 30 * SAMPLING_RATE).astype(np.float32)
+    with pytest.raises(SilentAudioError, match="No window"):  # peaks pass the silence check, but no window is music
+        classifier.analyze((hiss, SAMPLING_RATE))
