@@ -6,13 +6,16 @@ A folder written by `train.py` (or `cross_validate.py`, or `python -m genre_vit 
 
 - `RUN_FILE`: the training run's record (arguments, library versions, the track ids of every split, metrics);
 - `CROSS_VALIDATION_FILE`: for a model shipped after a cross-validation, the cross-validated numbers;
+- `PROTOCOLS_FILE`: for a shipped model, its accuracy under the other protocols: artist-disjoint folds of GTZAN and
+  music from outside GTZAN (cross-dataset);
 - `MODEL_CARD_FILE`: the Hugging Face model card.
 """
 
 RUN_FILE = "training_run.json"
 CROSS_VALIDATION_FILE = "cross_validation.json"
+PROTOCOLS_FILE = "evaluation_protocols.json"
 MODEL_CARD_FILE = "README.md"
-RECORD_FILES = (RUN_FILE, CROSS_VALIDATION_FILE, MODEL_CARD_FILE)
+RECORD_FILES = (RUN_FILE, CROSS_VALIDATION_FILE, PROTOCOLS_FILE, MODEL_CARD_FILE)
 """The files that travel with the weights when a folder is converted or shipped."""
 
 REMOTE_CODE_FILES = (
@@ -66,18 +69,33 @@ def model_name(source: str) -> str:
 def accuracy_statement(source: str) -> str | None:
     """What a model's own records say of its accuracy on tracks it has not seen, in one sentence, e.g. "Track
     accuracy on unseen tracks: 49% ± 10% (5-fold cross-validation by track on 94 tracks)", from its
-    `CROSS_VALIDATION_FILE`; None where the model has none."""
+    `CROSS_VALIDATION_FILE`, followed by the artist-disjoint and cross-dataset figures of its `PROTOCOLS_FILE` where
+    it has one; None where the model has no cross-validation."""
     cross_validation = read_record(source, CROSS_VALIDATION_FILE)
-    if cross_validation and "mean_std" in cross_validation:
-        track = cross_validation["mean_std"]["track_accuracy"]
-        tracks = sum(fold.get("test_tracks", 0) for fold in cross_validation.get("per_fold", []))
-        spread = f" ± {track['std']:.0%}" if track.get("std") is not None else ""
-        on = f" on {tracks} tracks" if tracks else ""
-        return (
-            f"Track accuracy on unseen tracks: {track['mean']:.0%}{spread} "
-            f"({cross_validation['folds']}-fold cross-validation by track{on})."
+    if not (cross_validation and "mean_std" in cross_validation):
+        return None
+    track = cross_validation["mean_std"]["track_accuracy"]
+    tracks = sum(fold.get("test_tracks", 0) for fold in cross_validation.get("per_fold", []))
+    spread = f" ± {track['std']:.0%}" if track.get("std") is not None else ""
+    on = f" on {tracks} tracks" if tracks else ""
+    statement = (
+        f"Track accuracy on unseen tracks: {track['mean']:.0%}{spread} "
+        f"({cross_validation['folds']}-fold cross-validation by track{on})"
+    )
+    protocols = read_record(source, PROTOCOLS_FILE) or {}
+    if "artist_disjoint" in protocols:
+        disjoint = protocols["artist_disjoint"]
+        statement += (
+            f"; {disjoint['track_accuracy']:.0%} on {disjoint['tracks']} {disjoint['data']} whose artists it was not "
+            f"fitted on ({disjoint['folds']} artist-disjoint folds)"
         )
-    return None
+    if "cross_dataset" in protocols:
+        other = protocols["cross_dataset"]
+        statement += (
+            f"; {other['track_accuracy']:.0%} on {other['tracks']} tracks from outside GTZAN ({other['data']}), "
+            "the figure closest to your own music"
+        )
+    return statement + "."
 
 
 __all__ = [
@@ -86,6 +104,7 @@ __all__ = [
     "MAX_SHARD_SIZE",
     "MIN_TRANSFORMERS_VERSION",
     "MODEL_CARD_FILE",
+    "PROTOCOLS_FILE",
     "RECORD_FILES",
     "RUN_FILE",
     "accuracy_statement",

@@ -221,6 +221,17 @@ def test_the_page_states_the_models_own_accuracy(tiny_model_dir, tmp_path, monke
         "Model **my-genre-model**. Track accuracy on unseen tracks: 81% ± 5% (5-fold cross-validation by track on "
         "94 tracks)."
     )
+    protocols = {
+        "artist_disjoint": {"track_accuracy": 0.6517, "tracks": 89, "folds": 2, "data": "GTZAN clips"},
+        "cross_dataset": {"track_accuracy": 0.3, "tracks": 210, "data": "Emotify excerpts of classical, pop and rock"},
+    }
+    (folder / "evaluation_protocols.json").write_text(json.dumps(protocols))
+    assert app.load_classifier().description == (
+        "Model **my-genre-model**. Track accuracy on unseen tracks: 81% ± 5% (5-fold cross-validation by track on "
+        "94 tracks); 65% on 89 GTZAN clips whose artists it was not fitted on (2 artist-disjoint folds); 30% on "
+        "210 tracks from outside GTZAN (Emotify excerpts of classical, pop and rock), the figure closest to your own "
+        "music."
+    )
 
 
 def test_limits_from_environment(monkeypatch):

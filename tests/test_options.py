@@ -37,7 +37,7 @@ def test_short_names_map_onto_training_arguments_and_the_recipe_is_the_default(t
     assert training.dataloader_num_workers == 1 and options.model.patchout == [6, 4]
     assert options.split.folds == 5 and options.split.fold == 2 and options.distillation.teacher_targets == ["t.npz"]
     defaults = TrainingOptions.from_command_line(["--data", "d", "--output-dir", str(tmp_path)]).training
-    assert (defaults.learning_rate, defaults.weight_decay, defaults.per_device_train_batch_size) == (1e-4, 0.1, 64)
+    assert (defaults.learning_rate, defaults.weight_decay, defaults.per_device_train_batch_size) == (1e-4, 0.1, 0)
     assert defaults.num_train_epochs == 150 and defaults.patience == 10 and defaults.seed == 42
     assert defaults.lr_scheduler_kwargs == {"min_lr": 1e-7} and defaults.load_best_model_at_end
 
@@ -92,3 +92,12 @@ def test_evaluation_options():
     evaluation, data, split = parse(EVALUATION_OPTIONS, ["--model", "m", "--data", "d", "--output-dir", "o"])
     assert (evaluation.model, evaluation.split, evaluation.batch_size, data.data) == ("m", "test", 64, "d")
     assert split.split_fractions == [0.8, 0.1, 0.1]
+
+
+def test_the_automatic_batch_size_keeps_epochs_of_32_steps():
+    from genre_vit.training.options import auto_batch_size
+
+    assert auto_batch_size(12_000) == 64  # full GTZAN's training windows: the reference's batch
+    assert auto_batch_size(2_048) == 64 and auto_batch_size(2_047) == 56
+    assert auto_batch_size(300) == 8 and auto_batch_size(20) == 8  # a small labelled set: as many steps as it allows
+    assert auto_batch_size(4_096, processes=4) == 32  # 32 steps per epoch across the processes

@@ -238,6 +238,7 @@ def run_training(options: TrainingOptions) -> dict:
             "Training needs a non-empty train and validation split (the checkpoint is chosen on validation)."
         )
 
+    options, arguments = _with_batch_size(options, arguments, len(windows["train"]))
     record = {
         "arguments": options.to_dict(),
         "recipe": options.recipe(),
@@ -293,7 +294,7 @@ def _with_teacher_head(options: TrainingOptions, student, teachers):
 def _train_on_random_crops(options, arguments, tracks, names, track_splits, split_method, feature_extractor) -> dict:
     """`--random-crops`: the tracks decoded once, random crops featurised on the training device
     (`genre_vit.training.crops`), then the same Trainer run as for cached windows."""
-    from .crops import FeaturesOnDevice, TrackAudio, crop_datasets
+    from .crops import FeaturesOnDevice, TrackAudio, crop_datasets, grid_windows
     from .data import assert_disjoint_ids, split_track_ids
 
     training = options.training
@@ -305,6 +306,8 @@ def _train_on_random_crops(options, arguments, tracks, names, track_splits, spli
             "Training needs a non-empty train and validation split (the checkpoint is chosen on validation)."
         )
     assert_disjoint_ids({name: a.track_ids for name, a in audio.items()} | {"test": track_splits["test"]["track_id"]})
+    crops_per_epoch = options.data.crops_per_epoch or len(grid_windows(audio["train"], feature_extractor))
+    options, arguments = _with_batch_size(options, arguments, crops_per_epoch)
     record = {
         "arguments": options.to_dict(),
         "recipe": options.recipe(),
@@ -316,7 +319,7 @@ def _train_on_random_crops(options, arguments, tracks, names, track_splits, spli
     for teacher in teachers:
         teacher.check_tracks(audio["train"].track_ids + audio["validation"].track_ids)
     train_dataset, eval_dataset, _, _ = crop_datasets(
-        audio["train"], audio["validation"], feature_extractor, teachers, options.data.crops_per_epoch, training.seed
+        audio["train"], audio["validation"], feature_extractor, teachers, crops_per_epoch, training.seed
     )
     model = _with_teacher_head(options, student, teachers) if teachers else student
     model = FeaturesOnDevice(model, feature_extractor)
@@ -337,6 +340,18 @@ def _train_on_random_crops(options, arguments, tracks, names, track_splits, spli
         },
     }
     return _run_trainer(options, arguments, model, student, train_dataset, eval_dataset, record | data_record)
+
+
+def _with_batch_size(options: TrainingOptions, arguments, train_windows: int):
+    """`--batch-size 0` resolved for `train_windows` training windows (`options.auto_batch_size`), in the options
+    (and so the run record) and the Trainer's arguments."""
+    from .options import auto_batch_size
+
+    if options.training.per_device_train_batch_size > 0:
+        return options, arguments
+    batch_size = auto_batch_size(train_windows, arguments.world_size)
+    options = options.replace(training={"per_device_train_batch_size": batch_size})
+    return options, dataclasses.replace(arguments, per_device_train_batch_size=batch_size)
 
 
 def _build_model(options: TrainingOptions, names: list[str]) -> GenreViTForAudioClassification:
