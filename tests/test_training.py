@@ -267,6 +267,20 @@ def test_split_files(dataset, tmp_path):
         split_tracks_from_files(load_tracks(dataset), lists)
 
 
+def test_split_files_take_track_ids_with_or_without_folder_and_suffix(tmp_path):
+    """`blues.00029` is the id of `blues/blues.00029.wav`: only an audio suffix is taken off, not the id's number."""
+    lists = tmp_path / "splits"
+    lists.mkdir()
+    (lists / "train_filtered.txt").write_text("blues/blues.00029.wav\nblues.00030\nrock/rock.00001.au\n")
+    (lists / "valid_filtered.txt").write_text("jazz.00001\n")
+    (lists / "test_filtered.txt").write_text("pop/pop.00002.flac\n")
+    assert read_split_files(lists) == {
+        "train": ["blues.00029", "blues.00030", "rock.00001"],
+        "validation": ["jazz.00001"],
+        "test": ["pop.00002"],
+    }
+
+
 @pytest.mark.skipif(not (GTZAN_DIR / "splits").is_dir(), reason="published GTZAN split lists not found")
 def test_published_split_files_parse():
     lists = read_split_files(GTZAN_DIR / "splits")

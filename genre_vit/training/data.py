@@ -279,8 +279,16 @@ def read_split_files(directory: str | os.PathLike) -> dict[str, list[str]]:
         found = next((directory / name for name in candidates if (directory / name).is_file()), None)
         if found is None:
             raise ValueError(f"--split-files: {directory} has none of {', '.join(candidates)} for the {split} split.")
-        lists[split] = [Path(line.strip()).stem for line in found.read_text().splitlines() if line.strip()]
+        lists[split] = [_listed_track_id(line) for line in found.read_text().splitlines() if line.strip()]
     return lists
+
+
+def _listed_track_id(line: str) -> str:
+    """`blues/blues.00029.wav` or `blues.00029` -> `blues.00029`: the file name without an audio suffix (a plain
+    `Path.stem` would take the id's own `.00029` for a suffix)."""
+    name = Path(line.strip()).name
+    suffix = Path(name).suffix
+    return name[: -len(suffix)] if suffix.lower() in AUDIO_FILE_SUFFIXES else name
 
 
 def split_tracks_from_files(tracks, directory: str | os.PathLike) -> dict:

@@ -1,0 +1,277 @@
+"""One table of every system under the three protocols, with the confidence figures: GenreViT models and anchors.
+
+    python scripts/protocol_table.py --gtzan ../shared/data/gtzan \
+        --cross-dataset ../shared/data/unlabelled-music/emotify \
+        --teacher-targets runs/teacher/protocol-msd.npz --model bundled=checkpoints/genre-vit-gtzan \
+        --output runs/protocols
+
+Protocols, each scored by track (a track's answer is the mean of its window probabilities, as the product decides):
+
+1. **5-fold CV**: stratified folds by track of the GTZAN clips (`split_tracks_for_fold`, seed 42). Neighbouring
+   GTZAN ids share artists, so this flatters every system. A GenreViT model's figure is its own
+   `cross_validation.json`; the anchors are fitted and scored here on the same folds.
+2. **Artist-disjoint**: the fault-filtered partitions of `--gtzan`/splits (train against valid + test), two folds,
+   fitted on one partition and scored on the other, both ways. A GenreViT model keeps its encoder and refits its
+   linear probe per fold (`train.py --init-from MODEL --classifier-only`, the bundled recipe's last step).
+3. **Cross-dataset**: fitted on every GTZAN clip, scored on the `--cross-dataset` folders named after GTZAN genres
+   (labels from folder names: a test only, never fitted on); folders of other genres (electronic) count only for how
+   often they get a confident answer.
+
+Confidence is the product's rule (`GenreAnalysis.is_uncertain`): an answer is confident when its top genre has at
+least 45% and leads the second by 15 points. Reported: the share of confident cross-dataset answers that are right,
+the share of artist-disjoint GTZAN tracks answered confidently, and the share of out-of-genre excerpts answered
+confidently.
+
+Anchors (`--teacher-targets`: musicnn MSD outputs for every GTZAN and cross-dataset track, from
+`scripts/musicnn_teacher.py`): musicnn zero-shot (fixed tag mapping; it cannot name classical or reggae), hand-made
+librosa clip features + logistic regression, and the teacher probe (musicnn `max_pool` and tag means + logistic
+regression).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from genre_vit import GTZAN_GENRES, GenreClassifier
+from genre_vit.audio import SAMPLING_RATE, load_audio
+from genre_vit.files import write_text_atomic
+from genre_vit.results import CLEAR_LEAD_MIN_MARGIN, CLEAR_LEAD_MIN_PROBABILITY
+from genre_vit.training.data import load_tracks, read_split_files, split_tracks_for_fold
+from genre_vit.training.distillation import TeacherTargets
+
+MUSICNN_MSD_GENRE_TAGS = {
+    "blues": ["blues"],
+    "country": ["country"],
+    "disco": ["dance", "funk"],
+    "hiphop": ["Hip-Hop"],
+    "jazz": ["jazz"],
+    "metal": ["metal", "heavy metal"],
+    "pop": ["pop"],
+    "rock": ["rock", "classic rock", "hard rock"],
+}
+
+
+def confident(probabilities: np.ndarray) -> np.ndarray:
+    """`(n,)` bool: the product's confidence rule on `(n, C)` track probabilities."""
+    ranked = np.sort(probabilities, axis=1)[:, ::-1]
+    return (ranked[:, 0] >= CLEAR_LEAD_MIN_PROBABILITY) & (ranked[:, 0] - ranked[:, 1] >= CLEAR_LEAD_MIN_MARGIN)
+
+
+def cross_dataset_tracks(root: Path) -> tuple[list[Path], list[int | None], list[str]]:
+    """Files of the cross-dataset folders, their GTZAN label id (None for folders of other genres), and the keys
+    `scripts/musicnn_teacher.py` gave them (folder prefix where names repeat across folders)."""
+    files = sorted(p for p in root.glob("*/*") if p.suffix in (".opus", ".mp3", ".wav", ".flac", ".ogg"))
+    stems = [p.stem for p in files]
+    keys = [f"{p.parent.name}.{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in files]
+    labels = [GTZAN_GENRES.index(p.parent.name) if p.parent.name in GTZAN_GENRES else None for p in files]
+    return files, labels, keys
+
+
+def gtzan_splits(gtzan: Path, ids: list[str], labels: np.ndarray):
+    """`{protocol: [(train indices, test indices), ...]}` over the GTZAN tracks `ids`."""
+    tracks = load_tracks(gtzan)
+    order = {track: index for index, track in enumerate(ids)}
+    folds = []
+    for fold in range(5):
+        split = split_tracks_for_fold(tracks, 5, fold, 0.15, 42)
+        test = [order[t] for t in split["test"]["track_id"]]
+        folds.append((np.setdiff1d(np.arange(len(ids)), test), np.array(test)))
+    lists = read_split_files(gtzan / "splits")
+    first = np.array([order[t] for t in lists["train"] if t in order])
+    second = np.array([order[t] for t in lists["validation"] + lists["test"] if t in order])
+    return {"cv": folds, "artist": [(first, second), (second, first)]}
+
+
+def fit_probe(train_x, train_y, test_x) -> np.ndarray:
+    """Standardised logistic regression fitted on `train_x`; `(n, 10)` probabilities of `test_x` in GTZAN order."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=0.5)).fit(train_x, train_y)
+    probabilities = np.zeros((len(test_x), len(GTZAN_GENRES)))
+    probabilities[:, model.classes_] = model.predict_proba(test_x)
+    return probabilities
+
+
+def handmade_features(path: Path) -> np.ndarray:
+    """Clip statistics of librosa features (`scripts/baselines.py`'s 83 values)."""
+    import librosa
+
+    waveform = load_audio(path)
+    sr = SAMPLING_RATE
+    features = [
+        librosa.feature.mfcc(y=waveform, sr=sr, n_mfcc=20),
+        librosa.feature.spectral_contrast(y=waveform, sr=sr),
+        librosa.feature.chroma_stft(y=waveform, sr=sr),
+        librosa.feature.zero_crossing_rate(waveform),
+        librosa.feature.spectral_centroid(y=waveform, sr=sr) / sr,
+    ]
+    tempo = np.atleast_1d(librosa.feature.tempo(y=waveform, sr=sr))[:1] / 200.0
+    return np.concatenate([*[np.concatenate([f.mean(axis=1), f.std(axis=1)]) for f in features], tempo])
+
+
+def score(rows: dict, name: str, probabilities_by_protocol: dict, labels: dict, out_of_genre=None) -> None:
+    """Accuracy and confidence figures of one system into `rows[name]`."""
+    row = {}
+    for protocol in ("cv", "artist", "cross"):
+        if protocol not in probabilities_by_protocol:
+            continue
+        probabilities, truth = probabilities_by_protocol[protocol], labels[protocol]
+        right = probabilities.argmax(axis=1) == truth
+        row[protocol] = {"right": int(right.sum()), "tracks": int(len(truth))}
+        if protocol == "cross":
+            sure = confident(probabilities)
+            row["confident_right"] = {"right": int((sure & right).sum()), "confident": int(sure.sum())}
+        if protocol == "artist":
+            row["artist_confident"] = {"confident": int(confident(probabilities).sum()), "tracks": int(len(truth))}
+    if out_of_genre is not None:
+        row["out_of_genre_confident"] = {"confident": int(confident(out_of_genre).sum()), "tracks": len(out_of_genre)}
+    rows[name] = row
+
+
+def genre_vit_rows(rows, name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cross, output) -> None:
+    """A GenreViT model under the three protocols (module docstring)."""
+    from genre_vit.training.trainer import TrainingOptions, run_training
+
+    record = json.loads((Path(folder) / "cross_validation.json").read_text())
+    cv_right = sum(round(f["track_accuracy"] * f["test_tracks"]) for f in record["per_fold"])
+    cv_tracks = sum(f["test_tracks"] for f in record["per_fold"])
+    artist_probabilities, artist_truth = [], []
+    for index, (train, test) in enumerate(splits["artist"]):
+        fold_dir = output / f"{name}-artist-{index}"
+        lists = fold_dir / "splits"
+        lists.mkdir(parents=True, exist_ok=True)
+        train_ids = [gtzan_paths[i].stem for i in train]
+        # the probe fits on training and validation tracks alike; a quarter of the partition is its validation
+        (lists / "train_filtered.txt").write_text("\n".join(train_ids[len(train_ids) // 4 :]) + "\n")
+        (lists / "valid_filtered.txt").write_text("\n".join(train_ids[: len(train_ids) // 4]) + "\n")
+        (lists / "test_filtered.txt").write_text("\n".join(gtzan_paths[i].stem for i in test) + "\n")
+        if not (fold_dir / "model" / "config.json").is_file():
+            arguments = ["--data", str(gtzan), "--split-files", str(lists), "--init-from", str(folder)]
+            arguments += ["--classifier-only", "--output-dir", str(fold_dir / "model"), "--num-proc", "2"]
+            arguments += ["--cache-dir", str(output / "windows-cache")]
+            run_training(TrainingOptions.from_command_line(arguments))
+        classifier = GenreClassifier.from_pretrained(fold_dir / "model", device="cpu")
+        artist_probabilities += [classifier.analyze(gtzan_paths[i]).mean_probabilities for i in test]
+        artist_truth += [gtzan_labels[i] for i in test]
+    classifier = GenreClassifier.from_pretrained(folder, device="cpu")
+    files, labels, _ = cross
+    cross_probabilities = np.stack([classifier.analyze(path).mean_probabilities for path in files])
+    in_genre = np.array([label is not None for label in labels])
+    row_probabilities = {"artist": np.stack(artist_probabilities), "cross": cross_probabilities[in_genre]}
+    truth = {"artist": np.array(artist_truth), "cross": np.array([label for label in labels if label is not None])}
+    score(rows, name, row_probabilities, truth, out_of_genre=cross_probabilities[~in_genre])
+    rows[name]["cv"] = {"right": cv_right, "tracks": cv_tracks}
+
+
+def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, splits, cross) -> None:
+    """musicnn zero-shot, hand-made features + LR and the teacher probe under the three protocols."""
+    files, labels, keys = cross
+    in_genre = np.array([label is not None for label in labels])
+    cross_truth = np.array([label for label in labels if label is not None])
+    pooled = TeacherTargets.load(teacher_path, "max_pool")
+    tags = TeacherTargets.load(teacher_path, "tag_probabilities")
+    with np.load(teacher_path) as data:
+        tag_names = [str(t) for t in data["tags"]]
+
+    def musicnn(keys_):
+        return np.stack([np.concatenate([pooled.track_target(k), tags.track_target(k)]) for k in keys_])
+
+    teacher = {"gtzan": musicnn(gtzan_keys), "cross": musicnn(keys)}
+    handmade = {
+        "gtzan": np.stack([handmade_features(p) for p in gtzan_paths]),
+        "cross": np.stack([handmade_features(p) for p in files]),
+    }
+    y = np.asarray(gtzan_labels)
+    for name, features in (("hand-made features + LR", handmade), ("teacher probe (musicnn + LR)", teacher)):
+        probabilities = {}
+        for protocol in ("cv", "artist"):
+            pieces = np.zeros((len(y), len(GTZAN_GENRES)))
+            scored = []
+            for train, test in splits[protocol]:
+                pieces[test] = fit_probe(features["gtzan"][train], y[train], features["gtzan"][test])
+                scored += list(test)
+            probabilities[protocol] = pieces[np.array(scored)]
+            splits_truth = y[np.array(scored)]
+            probabilities[f"{protocol}_truth"] = splits_truth
+        everything = fit_probe(features["gtzan"], y, features["cross"])
+        probabilities["cross"] = everything[in_genre]
+        truth = {"cv": probabilities.pop("cv_truth"), "artist": probabilities.pop("artist_truth"), "cross": cross_truth}
+        score(rows, name, probabilities, truth, out_of_genre=everything[~in_genre])
+    # zero-shot: scores, not probabilities, so no confidence figures
+    zero = {}
+    for part, keys_ in (("gtzan", gtzan_keys), ("cross", keys)):
+        mean_tags = np.stack([tags.track_target(k) for k in keys_])
+        scores = np.full((len(keys_), len(GTZAN_GENRES)), -1.0)
+        for column, genre in enumerate(GTZAN_GENRES):
+            if genre in MUSICNN_MSD_GENRE_TAGS:
+                scores[:, column] = mean_tags[:, [tag_names.index(t) for t in MUSICNN_MSD_GENRE_TAGS[genre]]].max(1)
+        zero[part] = scores.argmax(axis=1)
+    artist_test = np.concatenate([test for _, test in splits["artist"]])
+    cv_test = np.concatenate([test for _, test in splits["cv"]])
+    rows["musicnn zero-shot"] = {
+        "cv": {"right": int((zero["gtzan"][cv_test] == y[cv_test]).sum()), "tracks": len(cv_test)},
+        "artist": {"right": int((zero["gtzan"][artist_test] == y[artist_test]).sum()), "tracks": len(artist_test)},
+        "cross": {"right": int((zero["cross"][in_genre] == cross_truth).sum()), "tracks": len(cross_truth)},
+    }
+
+
+def markdown(rows: dict) -> str:
+    def cell(entry, numerator="right", denominator="tracks"):
+        if entry is None:
+            return "–"
+        n, d = entry[numerator], entry[denominator]
+        return f"{n / d:.2f} ({n}/{d})"
+
+    lines = [
+        "| system | 5-fold CV (leaky) | artist-disjoint | cross-dataset | confident answers right (cross-dataset) "
+        "| GTZAN tracks answered confidently (artist-disjoint) | out-of-genre excerpts answered confidently |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in rows.items():
+        cells = [
+            cell(row.get("cv")),
+            cell(row.get("artist")),
+            cell(row.get("cross")),
+            cell(row.get("confident_right"), "right", "confident"),
+            cell(row.get("artist_confident"), "confident", "tracks"),
+            cell(row.get("out_of_genre_confident"), "confident", "tracks"),
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gtzan", type=Path, required=True, help="genre folders of GTZAN clips, with splits/")
+    parser.add_argument("--cross-dataset", type=Path, required=True, help="genre folders of music from elsewhere")
+    parser.add_argument("--teacher-targets", type=Path, help="musicnn outputs of every track, for the anchors")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER", help="GenreViT models")
+    parser.add_argument("--output", type=Path, required=True, help="folder for the table and the fold models")
+    args = parser.parse_args(argv)
+    args.output.mkdir(parents=True, exist_ok=True)
+    gtzan_paths = sorted(args.gtzan.glob("*/*.flac"))
+    gtzan_keys = [p.stem for p in gtzan_paths]
+    gtzan_labels = [GTZAN_GENRES.index(p.parent.name) for p in gtzan_paths]
+    splits = gtzan_splits(args.gtzan, gtzan_keys, np.asarray(gtzan_labels))
+    cross = cross_dataset_tracks(args.cross_dataset)
+    rows = {}
+    for spec in args.model:
+        name, _, folder = spec.partition("=")
+        print(f"{name}: fitting the artist-disjoint folds and analysing the cross-dataset tracks", file=sys.stderr)
+        genre_vit_rows(rows, name, Path(folder), args.gtzan, gtzan_paths, gtzan_labels, splits, cross, args.output)
+    if args.teacher_targets:
+        print("anchors", file=sys.stderr)
+        anchor_rows(rows, args.teacher_targets, gtzan_keys, gtzan_labels, gtzan_paths, splits, cross)
+    table = markdown(rows)
+    write_text_atomic(args.output / "protocols.json", json.dumps(rows, indent=2))
+    write_text_atomic(args.output / "protocols.md", table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
