@@ -434,7 +434,11 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
                             "Analyze", variant="primary", interactive=classifier is not None, elem_id="analyze"
                         )
                         if examples:
-                            gr.Examples(examples=examples, inputs=audio, label="Synthesized examples (CC0)")
+                            gr.Examples(
+                                examples=examples,
+                                inputs=audio,
+                                label="Examples: real music from outside GTZAN (examples/README.md)",
+                            )
                     with gr.Tab("Live microphone", id="live"):
                         microphone = gr.Audio(
                             sources=["microphone"],
