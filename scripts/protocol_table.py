@@ -39,19 +39,9 @@ from genre_vit import GTZAN_GENRES, GenreClassifier
 from genre_vit.audio import SAMPLING_RATE, load_audio
 from genre_vit.files import write_text_atomic
 from genre_vit.results import CLEAR_LEAD_MIN_MARGIN, CLEAR_LEAD_MIN_PROBABILITY
+from genre_vit.training.anchors import handmade_features, musicnn_zero_shot_scores, probe
 from genre_vit.training.data import load_tracks, read_split_files, split_tracks_for_fold
 from genre_vit.training.distillation import TeacherTargets
-
-MUSICNN_MSD_GENRE_TAGS = {
-    "blues": ["blues"],
-    "country": ["country"],
-    "disco": ["dance", "funk"],
-    "hiphop": ["Hip-Hop"],
-    "jazz": ["jazz"],
-    "metal": ["metal", "heavy metal"],
-    "pop": ["pop"],
-    "rock": ["rock", "classic rock", "hard rock"],
-}
 
 
 def confident(probabilities: np.ndarray) -> np.ndarray:
@@ -86,32 +76,16 @@ def gtzan_splits(gtzan: Path, ids: list[str], labels: np.ndarray):
 
 
 def fit_probe(train_x, train_y, test_x) -> np.ndarray:
-    """Standardised logistic regression fitted on `train_x`; `(n, 10)` probabilities of `test_x` in GTZAN order."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=0.5)).fit(train_x, train_y)
+    """The anchors' logistic regression (`anchors.probe`); `(n, 10)` probabilities of `test_x` in GTZAN order."""
+    fitted, classes = probe(train_x, train_y, test_x)
     probabilities = np.zeros((len(test_x), len(GTZAN_GENRES)))
-    probabilities[:, model.classes_] = model.predict_proba(test_x)
+    probabilities[:, classes] = fitted
     return probabilities
 
 
-def handmade_features(path: Path) -> np.ndarray:
-    """Clip statistics of librosa features (`scripts/baselines.py`'s 83 values)."""
-    import librosa
-
-    waveform = load_audio(path)
-    sr = SAMPLING_RATE
-    features = [
-        librosa.feature.mfcc(y=waveform, sr=sr, n_mfcc=20),
-        librosa.feature.spectral_contrast(y=waveform, sr=sr),
-        librosa.feature.chroma_stft(y=waveform, sr=sr),
-        librosa.feature.zero_crossing_rate(waveform),
-        librosa.feature.spectral_centroid(y=waveform, sr=sr) / sr,
-    ]
-    tempo = np.atleast_1d(librosa.feature.tempo(y=waveform, sr=sr))[:1] / 200.0
-    return np.concatenate([*[np.concatenate([f.mean(axis=1), f.std(axis=1)]) for f in features], tempo])
+def clip_features(path: Path) -> np.ndarray:
+    """The hand-made features (`anchors.handmade_features`) of a whole clip."""
+    return handmade_features(load_audio(path), SAMPLING_RATE)
 
 
 def score(rows: dict, name: str, probabilities_by_protocol: dict, labels: dict, out_of_genre=None) -> None:
@@ -183,8 +157,8 @@ def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, split
 
     teacher = {"gtzan": musicnn(gtzan_keys), "cross": musicnn(keys)}
     handmade = {
-        "gtzan": np.stack([handmade_features(p) for p in gtzan_paths]),
-        "cross": np.stack([handmade_features(p) for p in files]),
+        "gtzan": np.stack([clip_features(p) for p in gtzan_paths]),
+        "cross": np.stack([clip_features(p) for p in files]),
     }
     y = np.asarray(gtzan_labels)
     for name, features in (("hand-made features + LR", handmade), ("teacher probe (musicnn + LR)", teacher)):
@@ -206,11 +180,7 @@ def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, split
     zero = {}
     for part, keys_ in (("gtzan", gtzan_keys), ("cross", keys)):
         mean_tags = np.stack([tags.track_target(k) for k in keys_])
-        scores = np.full((len(keys_), len(GTZAN_GENRES)), -1.0)
-        for column, genre in enumerate(GTZAN_GENRES):
-            if genre in MUSICNN_MSD_GENRE_TAGS:
-                scores[:, column] = mean_tags[:, [tag_names.index(t) for t in MUSICNN_MSD_GENRE_TAGS[genre]]].max(1)
-        zero[part] = scores.argmax(axis=1)
+        zero[part] = musicnn_zero_shot_scores(mean_tags, tag_names, list(GTZAN_GENRES)).argmax(axis=1)
     artist_test = np.concatenate([test for _, test in splits["artist"]])
     cv_test = np.concatenate([test for _, test in splits["cv"]])
     rows["musicnn zero-shot"] = {

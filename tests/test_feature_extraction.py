@@ -225,7 +225,7 @@ def test_front_end_on_crops_gives_the_windows_of_the_song(feature_extractor, son
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_front_end_on_a_gpu_gives_the_cpu_images(feature_extractor, song_30s):
-    front_end = LogMelFrontEnd()
+    front_end = LogMelFrontEnd(feature_extractor)
     crop = (front_end.frames_per_window - 1) * front_end.hop_length + front_end.n_fft
     crops = torch.from_numpy(np.stack([song_30s[:crop], song_30s[44100 : 44100 + crop]]))
     with torch.inference_mode():

@@ -92,38 +92,27 @@ class LogMelFrontEnd(torch.nn.Module):
     - `forward(crops)`: `(B, crop_samples)` crops, each one window of `frames_per_window` frames -> `(B, 1, F, W)`
       (training on random crops, distillation on a GPU).
 
-    Every parameter is set explicitly; the defaults are GenreViT's (`LogMelWindowing` documents each).
+    Args:
+        parameters: what the front end computes, as the attributes of a `LogMelWindowing` (or the feature
+            extractor, which is one): `sampling_rate`, `n_fft`, `win_length`, `hop_length`, `n_mels`, `f_min`,
+            `f_max`, `mel_scale`, `mel_norm`, `power`, `db_amin`, `db_top_db`, `num_frequency_bins`,
+            `num_time_frames` and `frames_per_window`; `LogMelWindowing` documents each and sets every one.
     """
 
-    def __init__(
-        self,
-        sampling_rate: int = 22050,
-        n_fft: int = 2048,
-        win_length: int = 2048,
-        hop_length: int = 64,
-        n_mels: int = 128,
-        f_min: float = 0.0,
-        f_max: float = 11025.0,
-        mel_scale: str = "slaney",
-        mel_norm: str = "slaney",
-        power: float = 2.0,
-        db_amin: float = 1e-10,
-        db_top_db: float = 80.0,
-        num_frequency_bins: int = 216,
-        num_time_frames: int = 144,
-        frames_per_window: int = 1379,
-    ):
+    def __init__(self, parameters: "LogMelWindowing"):
         super().__init__()
         # Imported here: transformers' package import is most of this module's cost, and only building needs it.
         from transformers.audio_utils import mel_filter_bank
 
+        n_fft, win_length, n_mels = parameters.n_fft, parameters.win_length, parameters.n_mels
+        frames_per_window, num_time_frames = parameters.frames_per_window, parameters.num_time_frames
         if win_length > n_fft:
             raise ValueError(f"win_length ({win_length}) must not exceed n_fft ({n_fft}).")
-        if mel_norm not in (None, "slaney"):
-            raise ValueError(f"mel_norm must be 'slaney' or None, got {mel_norm!r}.")
-        self.n_fft, self.hop_length, self.n_mels, self.power = n_fft, hop_length, n_mels, power
-        self.db_amin, self.db_top_db = db_amin, db_top_db
-        self.image_size = (num_frequency_bins, num_time_frames)
+        if parameters.mel_norm not in (None, "slaney"):
+            raise ValueError(f"mel_norm must be 'slaney' or None, got {parameters.mel_norm!r}.")
+        self.n_fft, self.hop_length, self.n_mels, self.power = n_fft, parameters.hop_length, n_mels, parameters.power
+        self.db_amin, self.db_top_db = parameters.db_amin, parameters.db_top_db
+        self.image_size = (parameters.num_frequency_bins, num_time_frames)
         self.frames_per_window = frames_per_window
         # A periodic Hann window of win_length, centred in n_fft (librosa's and torch.stft's convention).
         left = (n_fft - win_length) // 2
@@ -132,11 +121,11 @@ class LogMelFrontEnd(torch.nn.Module):
         filters = mel_filter_bank(
             num_frequency_bins=n_fft // 2 + 1,
             num_mel_filters=n_mels,
-            min_frequency=f_min,
-            max_frequency=f_max,
-            sampling_rate=sampling_rate,
-            norm=mel_norm,
-            mel_scale=mel_scale,
+            min_frequency=parameters.f_min,
+            max_frequency=parameters.f_max,
+            sampling_rate=parameters.sampling_rate,
+            norm=parameters.mel_norm,
+            mel_scale=parameters.mel_scale,
         )
         self.register_buffer("mel_filters", torch.from_numpy(filters).float())  # (bins, M)
         # The time positions torch's bilinear resize reads for the W image columns (align_corners=False):
@@ -321,23 +310,7 @@ class LogMelWindowing:
         """The torch front end of these parameters, built on first use: building runs torch operations, and a
         process that has run them must not fork `datasets.map` workers (their thread pools can deadlock)."""
         if self._front_end is None:
-            self._front_end = LogMelFrontEnd(
-                sampling_rate=self.sampling_rate,
-                n_fft=self.n_fft,
-                win_length=self.win_length,
-                hop_length=self.hop_length,
-                n_mels=self.n_mels,
-                f_min=self.f_min,
-                f_max=self.f_max,
-                mel_scale=self.mel_scale,
-                mel_norm=self.mel_norm,
-                power=self.power,
-                db_amin=self.db_amin,
-                db_top_db=self.db_top_db,
-                num_frequency_bins=self.num_frequency_bins,
-                num_time_frames=self.num_time_frames,
-                frames_per_window=self.frames_per_window,
-            )
+            self._front_end = LogMelFrontEnd(self)
         return self._front_end
 
     @classmethod

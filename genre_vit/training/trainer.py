@@ -196,7 +196,6 @@ def run_training(options: TrainingOptions) -> dict:
         label_names,
         load_tracks_for,
         make_windows,
-        split_track_ids,
         split_tracks_for,
     )
 
@@ -239,12 +238,7 @@ def run_training(options: TrainingOptions) -> dict:
         )
 
     options, arguments = _with_batch_size(options, arguments, len(windows["train"]))
-    record = {
-        "arguments": options.to_dict(),
-        "recipe": options.recipe(),
-        "versions": library_versions(),
-        "splits": split_track_ids(track_splits),
-    }
+    record = _run_record(options, track_splits)
     model = _build_model(options, names)
     if model_options.classifier_only:
         return _fit_classifier_only(options, model, feature_extractor, windows, track_splits, split_method, record)
@@ -264,6 +258,18 @@ def run_training(options: TrainingOptions) -> dict:
     eval_dataset = windows["validation"].with_format("torch", columns=columns)
     data_record = _data_record(options, record["splits"], windows, split_method)
     return _run_trainer(options, arguments, model, student, train_dataset, eval_dataset, record | data_record)
+
+
+def _run_record(options: TrainingOptions, track_splits: dict) -> dict:
+    """What every run records before it trains: resolved arguments, the recipe, library versions, the splits."""
+    from .data import split_track_ids
+
+    return {
+        "arguments": options.to_dict(),
+        "recipe": options.recipe(),
+        "versions": library_versions(),
+        "splits": split_track_ids(track_splits),
+    }
 
 
 def _load_teachers(options: TrainingOptions, record: dict) -> list:
@@ -295,7 +301,7 @@ def _train_on_random_crops(options, arguments, tracks, names, track_splits, spli
     """`--random-crops`: the tracks decoded once, random crops featurised on the training device
     (`genre_vit.training.crops`), then the same Trainer run as for cached windows."""
     from .crops import FeaturesOnDevice, TrackAudio, crop_datasets, grid_windows
-    from .data import assert_disjoint_ids, split_track_ids
+    from .data import assert_disjoint_ids
 
     training = options.training
     audio = {
@@ -308,12 +314,7 @@ def _train_on_random_crops(options, arguments, tracks, names, track_splits, spli
     assert_disjoint_ids({name: a.track_ids for name, a in audio.items()} | {"test": track_splits["test"]["track_id"]})
     crops_per_epoch = options.data.crops_per_epoch or len(grid_windows(audio["train"], feature_extractor))
     options, arguments = _with_batch_size(options, arguments, crops_per_epoch)
-    record = {
-        "arguments": options.to_dict(),
-        "recipe": options.recipe(),
-        "versions": library_versions(),
-        "splits": split_track_ids(track_splits),
-    }
+    record = _run_record(options, track_splits)
     student = _build_model(options, names)
     teachers = _load_teachers(options, record)
     for teacher in teachers:
