@@ -70,8 +70,13 @@ def test_cross_validation_keeps_tracks_together():
 def test_fewer_folds_for_few_tracks_and_a_clear_error_for_one():
     features, labels, tracks = track_blobs(4, tracks_per_class=3)
     assert fit_linear_probe(features, labels, tracks, 4, strengths=(1.0,)).folds == 3
+    # a genre of one track (as an artist-disjoint partition can leave) is held out once; the rest choose the folds
+    single = tracks != tracks[labels == 3][0]
+    keep = (labels != 3) | ~single
+    probe = fit_linear_probe(features[keep], labels[keep], tracks[keep], 4, strengths=(1.0,))
+    assert probe.folds == 3 and probe.weight.shape[0] == 4
     features, labels, tracks = track_blobs(4, tracks_per_class=1)
-    with pytest.raises(ValueError, match="at least 2 tracks of every genre"):
+    with pytest.raises(ValueError, match="at least 2 tracks of some genre"):
         fit_linear_probe(features, labels, tracks, 4, strengths=(1.0,))
 
 
