@@ -126,7 +126,8 @@ def genre_vit_rows(rows, name, folder, gtzan, gtzan_paths, gtzan_labels, splits,
         (lists / "test_filtered.txt").write_text("\n".join(gtzan_paths[i].stem for i in test) + "\n")
         if not (fold_dir / "model" / "config.json").is_file():
             arguments = ["--data", str(gtzan), "--split-files", str(lists), "--init-from", str(folder)]
-            arguments += ["--classifier-only", "--output-dir", str(fold_dir / "model"), "--num-proc", "2"]
+            # one process: this one has run torch, and forking datasets.map workers from it can deadlock
+            arguments += ["--classifier-only", "--output-dir", str(fold_dir / "model"), "--num-proc", "1"]
             arguments += ["--cache-dir", str(output / "windows-cache")]
             run_training(TrainingOptions.from_command_line(arguments))
         classifier = GenreClassifier.from_pretrained(fold_dir / "model", device="cpu")
