@@ -30,9 +30,9 @@ The chosen definition (what "4-s windows with a 2-s hop" means here, exactly):
    antialiasing: `torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`) of the
    (128 Mel x 1,379 frame) image to (216 x 144). Rows run from low to high frequency, columns forward in time.
 
-The computation is one torch module, `LogMelFrontEnd`: `torch.stft`, the Mel filter bank of
-`transformers.audio_utils.mel_filter_bank` (librosa's, to 1e-10), and the dB, scaling and resize in torch, on the CPU
-or a GPU. It serves the analysis, training's featurisation, distillation on a GPU (batches of random crops) and the
+The computation is one torch module, `LogMelFrontEnd`: `torch.stft`, the Slaney Mel filter bank (`mel_filter_bank`:
+librosa's and `transformers.audio_utils`' to 1e-10, tested), and the dB, scaling and resize in torch, on the CPU or
+a GPU. It serves the analysis, training's featurisation, distillation on a GPU (batches of random crops) and the
 saved remote code. `LogMelWindowing` applies it to numpy waveforms with the window rule, and
 `GenreViTFeatureExtractor` (feature_extraction_genre_vit.py) is that as a Hugging Face feature extractor (saved as
 `preprocessor_config.json`, batches for the model, the Auto classes). librosa is not needed: the features compute
@@ -58,6 +58,75 @@ squared and projected. A 3-minute song's window features took 164-169 ms in chun
 in chunks of 4,096 (33 MB) and 212 ms in chunks of 128, with the same images to the bit."""
 
 PREPROCESSOR_CONFIG_FILE = "preprocessor_config.json"
+
+
+# The Mel filter bank is written here rather than imported from transformers.audio_utils (whose import costs a cold
+# command line about 0.57 s, the budget's margin) or librosa (0.9 s); tests hold it to both, to 1e-10 and 1e-7.
+_SLANEY_MIN_LOG_HERTZ = 1000.0
+_SLANEY_MIN_LOG_MEL = 15.0
+_SLANEY_LOG_STEP = 27.0 / np.log(6.4)
+
+
+def hertz_to_mel(frequencies: np.ndarray, mel_scale: str = "slaney") -> np.ndarray:
+    """Hz -> Mel on the `"slaney"` scale (linear below 1 kHz, logarithmic above; librosa's default) or `"htk"`."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    if mel_scale == "htk":
+        return 2595.0 * np.log10(1.0 + frequencies / 700.0)
+    if mel_scale != "slaney":
+        raise ValueError(f"mel_scale must be 'slaney' or 'htk', got {mel_scale!r}.")
+    mels = 3.0 * frequencies / 200.0
+    log_region = frequencies >= _SLANEY_MIN_LOG_HERTZ
+    return np.where(
+        log_region,
+        _SLANEY_MIN_LOG_MEL
+        + np.log(np.maximum(frequencies, _SLANEY_MIN_LOG_HERTZ) / _SLANEY_MIN_LOG_HERTZ) * _SLANEY_LOG_STEP,
+        mels,
+    )
+
+
+def mel_to_hertz(mels: np.ndarray, mel_scale: str = "slaney") -> np.ndarray:
+    """Mel -> Hz, the inverse of `hertz_to_mel`."""
+    mels = np.asarray(mels, dtype=np.float64)
+    if mel_scale == "htk":
+        return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    if mel_scale != "slaney":
+        raise ValueError(f"mel_scale must be 'slaney' or 'htk', got {mel_scale!r}.")
+    frequencies = 200.0 * mels / 3.0
+    log_region = mels >= _SLANEY_MIN_LOG_MEL
+    return np.where(
+        log_region, _SLANEY_MIN_LOG_HERTZ * np.exp((mels - _SLANEY_MIN_LOG_MEL) / _SLANEY_LOG_STEP), frequencies
+    )
+
+
+def mel_filter_bank(
+    num_frequency_bins: int,
+    num_mel_filters: int,
+    min_frequency: float,
+    max_frequency: float,
+    sampling_rate: int,
+    norm: str | None = "slaney",
+    mel_scale: str = "slaney",
+) -> np.ndarray:
+    """`(num_frequency_bins, num_mel_filters)` triangular Mel filters over the bins of an FFT from 0 Hz to
+    `sampling_rate // 2`, with corners equally spaced on the Mel scale between `min_frequency` and `max_frequency`
+    (Hz); `norm="slaney"` scales each filter to unit area in Hz, as librosa's `filters.mel(norm="slaney")`."""
+    if norm not in (None, "slaney"):
+        raise ValueError(f"mel_norm must be 'slaney' or None, got {norm!r}.")
+    corners = mel_to_hertz(
+        np.linspace(
+            hertz_to_mel(min_frequency, mel_scale), hertz_to_mel(max_frequency, mel_scale), num_mel_filters + 2
+        ),
+        mel_scale,
+    )
+    bin_frequencies = np.linspace(0, sampling_rate // 2, num_frequency_bins)
+    widths = np.diff(corners)
+    slopes = corners[None, :] - bin_frequencies[:, None]
+    rising = -slopes[:, :-2] / widths[:-1]
+    falling = slopes[:, 2:] / widths[1:]
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    if norm == "slaney":
+        filters *= 2.0 / (corners[2 : num_mel_filters + 2] - corners[:num_mel_filters])
+    return filters
 
 
 def banded_filter_groups(
@@ -101,9 +170,6 @@ class LogMelFrontEnd(torch.nn.Module):
 
     def __init__(self, parameters: "LogMelWindowing"):
         super().__init__()
-        # Imported here: transformers' package import is most of this module's cost, and only building needs it.
-        from transformers.audio_utils import mel_filter_bank
-
         n_fft, win_length, n_mels = parameters.n_fft, parameters.win_length, parameters.n_mels
         frames_per_window, num_time_frames = parameters.frames_per_window, parameters.num_time_frames
         if win_length > n_fft:
@@ -475,5 +541,6 @@ __all__ = [
     "SpectrogramWindows",
     "LogMelFrontEnd",
     "banded_filter_groups",
+    "mel_filter_bank",
     "parameter_names",
 ]
