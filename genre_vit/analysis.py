@@ -39,7 +39,7 @@ sits well above it (the softest GTZAN classical windows are around -45 dBFS)."""
 def window_has_music(waveform: np.ndarray, start_samples: np.ndarray, window_samples: int) -> np.ndarray:
     """`(T,)` bool: whether each window of `window_samples` from `start_samples` reaches `MUSIC_MIN_RMS_DBFS` (RMS
     over the audio it holds; a window padded past the end counts only its audio)."""
-    threshold = 10 ** (MUSIC_MIN_RMS_DBFS / 10) * 1.0  # mean square, full scale = 1
+    threshold = 10 ** (MUSIC_MIN_RMS_DBFS / 10)  # mean square, full scale = 1
     levels = np.empty(len(start_samples), dtype=bool)
     for index, start in enumerate(start_samples):
         audio = waveform[int(start) : int(start) + window_samples].astype(np.float64, copy=False)
@@ -352,7 +352,15 @@ class GenreClassifier:
         """`analyze` for audio already decoded by `prepare`."""
         waveform, notes = prepared.waveform, prepared.notes
         self._check_content(waveform, min_seconds)
-        total = self.feature_extractor.num_windows(waveform.size)
+        extractor = self.feature_extractor
+        # before the model: audio with no window of music is refused without paying for its windows
+        has_music = window_has_music(waveform, extractor.window_start_samples(waveform.size), extractor.window_samples)
+        if not has_music.any():
+            raise SilentAudioError(
+                f"No window of the audio reaches {MUSIC_MIN_RMS_DBFS:.0f} dBFS: it is silence or near it, with "
+                "nothing to classify."
+            )
+        total = len(has_music)  # one flag per window
         starts, probabilities, done = [], [], 0
         if progress is not None:
             progress(0, total)
@@ -364,13 +372,6 @@ class GenreClassifier:
                 progress(done, total)
         start_times = np.concatenate(starts)
         duration = waveform.size / self.feature_extractor.sampling_rate
-        extractor = self.feature_extractor
-        has_music = window_has_music(waveform, extractor.window_start_samples(waveform.size), extractor.window_samples)
-        if not has_music.any():
-            raise SilentAudioError(
-                f"No window of the audio reaches {MUSIC_MIN_RMS_DBFS:.0f} dBFS: it is silence or near it, with "
-                "nothing to classify."
-            )
         return GenreAnalysis(
             genres=self.genres,
             window_start_times=start_times,

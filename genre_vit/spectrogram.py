@@ -214,9 +214,9 @@ class LogMelFrontEnd(torch.nn.Module):
             spectrum = torch.stft(
                 segment, self.n_fft, hop_length, self.n_fft, self.window, center=False, return_complex=True
             )
-            magnitude = spectrum.abs().pow(self.power) if self.power != 2.0 else torch.view_as_real(spectrum)
-            if self.power == 2.0:
-                magnitude = magnitude.square().sum(-1)
+            magnitude = torch.view_as_real(spectrum).square().sum(-1)  # power: |X|^2
+            if self.power != 2.0:
+                magnitude = magnitude ** (self.power / 2.0)
             return torch.matmul(magnitude.transpose(-1, -2), self.mel_filters)
         num_frames = 1 + (segment.shape[0] - self.n_fft) // hop_length
         mel_power = torch.empty(num_frames, self.n_mels, dtype=torch.float32)
@@ -284,6 +284,16 @@ class LogMelFrontEnd(torch.nn.Module):
         batch = mel_power.shape[0]
         first_frames = torch.arange(batch, device=crops.device) * self.frames_per_window
         return self.window_images(mel_power.reshape(-1, self.n_mels), first_frames)
+
+
+def padded_segment(waveform: np.ndarray, first_sample: int, num_samples: int) -> np.ndarray:
+    """`(num_samples,)` float32 samples of `waveform` from `first_sample` (which may be negative), with zeros where
+    the span reaches outside the waveform: what the STFT's centred frames see at a signal's edges."""
+    segment = np.zeros(num_samples, dtype=np.float32)
+    source_start, source_stop = max(first_sample, 0), min(first_sample + num_samples, waveform.shape[0])
+    if source_stop > source_start:
+        segment[source_start - first_sample : source_stop - first_sample] = waveform[source_start:source_stop]
+    return segment
 
 
 def parameter_names() -> tuple[str, ...]:
@@ -460,13 +470,8 @@ class LogMelWindowing:
         """`(num_frames, n_mels)` Mel power of STFT frames `first_frame ...`, frame `i` centred on sample
         `i * hop_length` (default: the extractor's hop), with zeros outside the waveform."""
         hop_length = hop_length or self.hop_length
-        half = self.n_fft // 2
-        start = first_frame * hop_length - half
-        stop = (first_frame + num_frames - 1) * hop_length - half + self.n_fft
-        segment = np.zeros(stop - start, dtype=np.float32)
-        source_start, source_stop = max(start, 0), min(stop, waveform.shape[0])
-        if source_stop > source_start:
-            segment[source_start - start : source_stop - start] = waveform[source_start:source_stop]
+        start = first_frame * hop_length - self.n_fft // 2
+        segment = padded_segment(waveform, start, (num_frames - 1) * hop_length + self.n_fft)
         return self.front_end.mel_power(torch.from_numpy(segment), hop_length).numpy()
 
     def iter_windows(
@@ -542,5 +547,6 @@ __all__ = [
     "LogMelFrontEnd",
     "banded_filter_groups",
     "mel_filter_bank",
+    "padded_segment",
     "parameter_names",
 ]

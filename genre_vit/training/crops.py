@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from ..spectrogram import LogMelWindowing
+from ..spectrogram import LogMelWindowing, padded_segment
 
 
 class TrackAudio:
@@ -42,20 +42,12 @@ class TrackAudio:
     @classmethod
     def decode(cls, tracks, sampling_rate: int) -> "TrackAudio":
         """Decode a tracks dataset (`data.load_tracks`); unreadable tracks are skipped with a warning."""
-        from .data import decode_track, logger
+        from .data import readable_tracks
 
-        ids, labels, waveforms = [], [], []
-        for path, data, label, track in zip(
-            tracks["audio_path"], tracks["audio_bytes"], tracks["label"], tracks["track_id"]
-        ):
-            try:
-                waveforms.append(decode_track(path, data, sampling_rate))
-            except ValueError as error:
-                logger.warning(f"Skipping unreadable track {track}: {error}")
-                continue
-            ids.append(track)
-            labels.append(int(label))
-        return cls(ids, labels, waveforms, sampling_rate)
+        decoded = list(readable_tracks(tracks, sampling_rate))
+        waveforms = [waveform for waveform, _, _ in decoded]
+        labels = [int(label) for _, label, _ in decoded]
+        return cls([track for _, _, track in decoded], labels, waveforms, sampling_rate)
 
     @property
     def hours(self) -> float:
@@ -76,12 +68,7 @@ class _CropSource:
     def crop(self, track: int, start: int) -> np.ndarray:
         """`(crop_samples,)` of track `track` for the window starting at sample `start` (on the hop grid), with
         zeros outside the track, as the analysis' STFT sees them."""
-        waveform = self.audio.waveforms[track]
-        first = start - self.half
-        crop = np.zeros(self.crop_samples, dtype=np.float32)
-        source_first, source_end = max(first, 0), min(first + self.crop_samples, waveform.shape[0])
-        crop[source_first - first : source_end - first] = waveform[source_first:source_end]
-        return crop
+        return padded_segment(self.audio.waveforms[track], start - self.half, self.crop_samples)
 
     def targets(self, track: int, start: int) -> np.ndarray:
         """The teachers' standardised targets `(D,)` of the window starting at sample `start` of `track`."""
@@ -124,8 +111,7 @@ class RandomCropDataset(torch.utils.data.Dataset):
         self.source, self.length, self.seed = source, length, seed
         windowing = source.windowing
         lengths = np.array([len(w) for w in source.audio.waveforms])
-        self.slots = np.maximum((lengths - windowing.window_samples) // windowing.hop_length + 1, 1)
-        self.cumulative = np.cumsum(self.slots)
+        self.cumulative = np.cumsum(np.maximum((lengths - windowing.window_samples) // windowing.hop_length + 1, 1))
 
     def __len__(self) -> int:
         return self.length

@@ -341,6 +341,21 @@ def decode_track(audio_path: str | None, audio_bytes: bytes | None, sampling_rat
     return load_audio(audio_path, sampling_rate=sampling_rate)
 
 
+def readable_tracks(tracks, sampling_rate: int):
+    """`(waveform, label, track id)` of each track of a tracks batch or dataset (columns `audio_path`,
+    `audio_bytes`, `label`, `track_id`) that decodes; an unreadable one (GTZAN's `jazz.00054.wav`) is skipped with a
+    warning that names it."""
+    for path, data, label, track in zip(
+        tracks["audio_path"], tracks["audio_bytes"], tracks["label"], tracks["track_id"]
+    ):
+        try:
+            waveform = decode_track(path, data, sampling_rate)
+        except ValueError as error:
+            logger.warning(f"Skipping unreadable track {track}: {error}")
+            continue
+        yield waveform, label, track
+
+
 def spectral_tilt(
     waveform: np.ndarray,
     sampling_rate: int,
@@ -399,14 +414,7 @@ class _WindowFeaturizer:
     def __call__(self, batch: dict) -> dict:
         rows = {"input_values": [], "labels": [], "track_id": [], "start_seconds": []}
         extractor = self.feature_extractor
-        for path, data, label, track in zip(
-            batch["audio_path"], batch["audio_bytes"], batch["label"], batch["track_id"]
-        ):
-            try:
-                waveform = decode_track(path, data, extractor.sampling_rate)
-            except ValueError as error:
-                logger.warning(f"Skipping unreadable track {track}: {error}")
-                continue
+        for waveform, label, track in readable_tracks(batch, extractor.sampling_rate):
             groups = self.window_starts(waveform.shape[0])
             versions = [waveform] + [  # the track as it is first, so the grid's windows lead
                 spectral_tilt(waveform, extractor.sampling_rate, tilt) for tilt in self.spectral_tilts

@@ -214,7 +214,7 @@ def run_training(options: TrainingOptions) -> dict:
         names = label_names(tracks)
         track_splits, split_method = split_tracks_for(tracks, options.split, training.seed)
     if data.random_crops:
-        return _train_on_random_crops(options, arguments, tracks, names, track_splits, split_method, feature_extractor)
+        return _train_on_random_crops(options, arguments, names, track_splits, split_method, feature_extractor)
     with arguments.main_process_first(desc="preparing windows"):
         # The probe fits on training and validation tracks alike, so both get its extra (shifted, tilted) windows.
         offsets = model_options.probe_window_offsets if model_options.classifier_only else ()
@@ -256,8 +256,15 @@ def run_training(options: TrainingOptions) -> dict:
         columns.append("teacher_targets")
     train_dataset = windows["train"].with_format("torch", columns=columns)
     eval_dataset = windows["validation"].with_format("torch", columns=columns)
-    data_record = _data_record(options, record["splits"], windows, split_method)
-    return _run_trainer(options, arguments, model, student, train_dataset, eval_dataset, record | data_record)
+    data_record = _data_record(options, record["splits"], _readable(windows), windows, split_method)
+    return _run_trainer(
+        options, arguments, model, student, feature_extractor, train_dataset, eval_dataset, record | data_record
+    )
+
+
+def _readable(windows: dict) -> dict:
+    """The ids of the tracks that have windows, by split."""
+    return {name: set(dataset.unique("track_id")) for name, dataset in windows.items()}
 
 
 def _run_record(options: TrainingOptions, track_splits: dict) -> dict:
@@ -297,7 +304,7 @@ def _with_teacher_head(options: TrainingOptions, student, teachers):
     )
 
 
-def _train_on_random_crops(options, arguments, tracks, names, track_splits, split_method, feature_extractor) -> dict:
+def _train_on_random_crops(options, arguments, names, track_splits, split_method, feature_extractor) -> dict:
     """`--random-crops`: the tracks decoded once, random crops featurised on the training device
     (`genre_vit.training.crops`), then the same Trainer run as for cached windows."""
     from .crops import FeaturesOnDevice, TrackAudio, crop_datasets, grid_windows
@@ -324,23 +331,13 @@ def _train_on_random_crops(options, arguments, tracks, names, track_splits, spli
     )
     model = _with_teacher_head(options, student, teachers) if teachers else student
     model = FeaturesOnDevice(model, feature_extractor)
-    readable = set(audio["train"].track_ids) | set(audio["validation"].track_ids)
-    splits = record["splits"]
-    skipped = sorted((set(splits["train"]) | set(splits["validation"])) - readable)
-    data_record = {
-        "output_name": Path(training.output_dir).name,
-        "data": str(options.data.data),
-        "split_method": split_method + "; random crops",
-        "tracks": sum(len(ids) for ids in splits.values()) - len(skipped),
-        "skipped_tracks": skipped,
-        "hours": {name: a.hours for name, a in audio.items()},
-        "split_sizes": {
-            "train": {"tracks": len(audio["train"].track_ids), "windows": len(train_dataset)},
-            "validation": {"tracks": len(audio["validation"].track_ids), "windows": len(eval_dataset)},
-            "test": {"tracks": len(splits["test"]), "windows": None},
-        },
-    }
-    return _run_trainer(options, arguments, model, student, train_dataset, eval_dataset, record | data_record)
+    readable = {name: set(decoded.track_ids) for name, decoded in audio.items()}
+    windows = {"train": train_dataset, "validation": eval_dataset}
+    data_record = _data_record(options, record["splits"], readable, windows, split_method + "; random crops")
+    data_record["hours"] = {name: decoded.hours for name, decoded in audio.items()}
+    return _run_trainer(
+        options, arguments, model, student, feature_extractor, train_dataset, eval_dataset, record | data_record
+    )
 
 
 def _with_batch_size(options: TrainingOptions, arguments, train_windows: int):
@@ -366,9 +363,11 @@ def _build_model(options: TrainingOptions, names: list[str]) -> GenreViTForAudio
     return GenreViTForAudioClassification(config)
 
 
-def _run_trainer(options, arguments, model, student, train_dataset, eval_dataset, record: dict) -> dict:
-    """Train `model` (the student, or a wrapper that trains it) with the Trainer, then save the student's folder.
-    Returns the run record."""
+def _run_trainer(
+    options, arguments, model, student, feature_extractor, train_dataset, eval_dataset, record: dict
+) -> dict:
+    """Train `model` (the student, or a wrapper that trains it) with the Trainer, then save the student's folder
+    with `feature_extractor`. Returns the run record."""
     from transformers import EarlyStoppingCallback, Trainer
 
     from .crops import TimeBudgetCallback
@@ -393,7 +392,6 @@ def _run_trainer(options, arguments, model, student, train_dataset, eval_dataset
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - started
     validation_metrics = trainer.evaluate()
-    feature_extractor = GenreViTFeatureExtractor()
 
     run = record | {
         "device": str(trainer.args.device),
@@ -417,9 +415,10 @@ def _run_trainer(options, arguments, model, student, train_dataset, eval_dataset
     return run
 
 
-def _data_record(options: TrainingOptions, track_ids: dict, windows: dict, split_method: str) -> dict:
-    """What a run record says of its data: the source, how it was split, the split sizes, the unreadable tracks."""
-    readable = {name: set(ds.unique("track_id")) for name, ds in windows.items()}
+def _data_record(options: TrainingOptions, track_ids: dict, readable: dict, windows: dict, split_method: str) -> dict:
+    """What a run record says of its data: the source, how it was split, the split sizes, the unreadable tracks.
+    `readable` holds the ids of the training and validation tracks that decoded, `windows` their windows per epoch
+    (anything with a length), by split."""
     skipped = sorted(
         (set(track_ids["train"]) - readable["train"]) | (set(track_ids["validation"]) - readable["validation"])
     )
@@ -455,7 +454,7 @@ def _fit_classifier_only(options, model, feature_extractor, windows, track_split
     probe["spectral_tilts_db_per_octave"] = list(options.model.probe_spectral_tilts)
     run = (
         record
-        | _data_record(options, split_track_ids(track_splits), windows, split_method)
+        | _data_record(options, split_track_ids(track_splits), _readable(windows), windows, split_method)
         | {
             "device": str(device),
             "world_size": 1,
