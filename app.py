@@ -40,7 +40,6 @@ from genre_vit.files import write_atomic
 from genre_vit.live import LiveAnalysis
 from genre_vit.model_folder import accuracy_statement, model_name
 from genre_vit.plotting import genre_color, plot_genre_timeline, plot_window_explanation, text_color_on
-from genre_vit.results import CLEAR_LEAD_MIN_MARGIN, CLEAR_LEAD_MIN_PROBABILITY
 from genre_vit.sections import DEFAULT_MIN_SECTION_SECONDS, DEFAULT_SWITCH_PENALTY
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -204,15 +203,12 @@ def window_table_html(result: GenreAnalysis) -> str:
 
 
 def answer_html(result: GenreAnalysis) -> str:
-    """The verdict, large, in the top genre's colour, with the honest-confidence rule when it is uncertain."""
+    """The verdict, large, in the top genre's colour, with the reason when it is not a confident genre ("uncertain",
+    or "none of the genres fits")."""
     index = result.genres.index(result.top_genre)
     color = genre_color(index)
-    rule = ""
-    if result.is_uncertain:
-        rule = (
-            f"<br><small>Uncertain: the top genre is not clearly ahead (it needs a mean probability of at least "
-            f"{CLEAR_LEAD_MIN_PROBABILITY:.0%} and a lead of {CLEAR_LEAD_MIN_MARGIN:.0%} over the second).</small>"
-        )
+    reason = result.answer_reason()
+    rule = f"<br><small>{html.escape(reason)}</small>" if reason else ""
     return (
         f'<div id="verdict" style="font-size:1.4em"><span style="background:{color};color:{text_color_on(color)};'
         f'padding:0 0.3em;border-radius:3px">{html.escape(result.verdict)}</span></div>{rule}'

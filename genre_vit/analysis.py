@@ -237,40 +237,53 @@ class GenreClassifier:
 
     def window_probabilities(self, input_values: np.ndarray) -> np.ndarray:
         """Genre probabilities `(n, C)` of featurised windows `(n, 1, F, W)`, `batch_size` at a time."""
-        return np.concatenate(
-            [
-                self._forward_windows(input_values[start : start + self.batch_size])[0]
-                for start in range(0, len(input_values), self.batch_size)
-            ]
-        )
+        return self.window_outputs(input_values)[0]
+
+    def window_outputs(self, input_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Genre probabilities `(n, C)` of featurised windows `(n, 1, F, W)`, and their distances to the nearest
+        genre `(n,)` (None for a model without a genre distance), `batch_size` at a time."""
+        blocks = [
+            self._forward_windows(input_values[start : start + self.batch_size])[:2]
+            for start in range(0, len(input_values), self.batch_size)
+        ]
+        probabilities = np.concatenate([block[0] for block in blocks])
+        if self.model.genre_distance is None:
+            return probabilities, None
+        return probabilities, np.concatenate([block[1] for block in blocks])
 
     @torch.inference_mode()
     def _forward_windows(
         self, input_values: np.ndarray, output_attentions: bool = False
-    ) -> tuple[np.ndarray, tuple[torch.Tensor, ...] | None]:
-        """One forward pass over windows `(n, 1, F, W)`: genre probabilities `(n, C)`, and every block's attention
-        weights `(n, heads, S, S)` when asked (else None). The encoder runs in the compute dtype (`autocast`), the
-        head on its float32 output, for the analysis and the explanations alike."""
+    ) -> tuple[np.ndarray, np.ndarray | None, tuple[torch.Tensor, ...] | None]:
+        """One forward pass over windows `(n, 1, F, W)`: genre probabilities `(n, C)`, distances to the nearest
+        genre `(n,)` (None without a genre distance), and every block's attention weights `(n, heads, S, S)` when
+        asked (else None). The encoder runs in the compute dtype (`autocast`), the head and the distance on its
+        float32 output, for the analysis and the explanations alike."""
         batch = torch.as_tensor(np.asarray(input_values)).to(self.device)
         with self._model_lock, self.autocast():
             if output_attentions:
                 tokens, attentions = self.model.encode_with_attentions(batch)
             else:
                 tokens, attentions = self.model.forward_features(batch), None
-        logits = self.model.forward_head(tokens.to(self.model.classifier.weight.dtype))
-        return logits.float().softmax(-1).cpu().numpy(), attentions
+        tokens = tokens.to(self.model.classifier.weight.dtype)
+        logits = self.model.forward_head(tokens)
+        distances = self.model.window_genre_distances(tokens)
+        if distances is not None:
+            distances = distances.float().cpu().numpy()
+        return logits.float().softmax(-1).cpu().numpy(), distances, attentions
 
     def autocast(self):
         """The context in which the encoder runs: `torch.autocast` to the compute dtype, or nothing for float32."""
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
 
-    def iter_window_probabilities(self, waveform: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield `(start_times (n,), probabilities (n, C))` blocks of at most `batch_size` windows."""
+    def iter_window_outputs(self, waveform: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Yield `(start_times (n,), probabilities (n, C), genre distances (n,) or None)` blocks of at most
+        `batch_size` windows."""
         # The waveform comes from audio.prepare_waveform, already checked: the extractor need not check it again.
         for block in self.feature_extractor.iter_windows(
             waveform, self.feature_extractor.sampling_rate, block_windows=self.batch_size, validate=False
         ):
-            yield block.start_times, self.window_probabilities(block.input_values)
+            yield block.start_times, *self.window_outputs(block.input_values)
 
     def explain(
         self,
@@ -285,7 +298,7 @@ class GenreClassifier:
         starts = self.feature_extractor.window_start_samples(waveform.size)
         start = int(starts[np.argmin(np.abs(starts - start_seconds * self.feature_extractor.sampling_rate))])
         image = self.feature_extractor.windows_at(waveform, np.array([start]))
-        probabilities, attentions = self._forward_windows(image, output_attentions=True)
+        probabilities, _, attentions = self._forward_windows(image, output_attentions=True)
         relevance = attention_rollout([weights.float().cpu() for weights in attentions], self.model.config.patch_grid)
         return WindowExplanation(
             start_seconds=start / self.feature_extractor.sampling_rate,
@@ -361,12 +374,13 @@ class GenreClassifier:
                 "nothing to classify."
             )
         total = len(has_music)  # one flag per window
-        starts, probabilities, done = [], [], 0
+        starts, probabilities, distances, done = [], [], [], 0
         if progress is not None:
             progress(0, total)
-        for block_starts, block_probabilities in self.iter_window_probabilities(waveform):
+        for block_starts, block_probabilities, block_distances in self.iter_window_outputs(waveform):
             starts.append(block_starts)
             probabilities.append(block_probabilities)
+            distances.append(block_distances)
             done += len(block_starts)
             if progress is not None:
                 progress(done, total)
@@ -383,6 +397,8 @@ class GenreClassifier:
             spectrogram=self.feature_extractor.song_spectrogram(waveform, SPECTROGRAM_FRAMES_PER_SECOND),
             spectrogram_frames_per_second=SPECTROGRAM_FRAMES_PER_SECOND,
             window_has_music=has_music,
+            window_genre_distances=None if distances[0] is None else np.concatenate(distances),
+            none_of_these_distance=getattr(self.model.config, "none_of_these_distance", None),
         )
 
     def analyze_many(

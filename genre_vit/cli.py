@@ -45,7 +45,10 @@ def collect_audio_files(paths: Sequence[str]) -> list[Path]:
 
 def format_ranking(result) -> str:
     """A ranked genre table with bars, for the terminal."""
-    lines = [f"{result.source or 'audio'}: {result.summary()}", "", f"  {'genre':<10} {'probability':>11}"]
+    lines = [f"{result.source or 'audio'}: {result.summary()}"]
+    if result.answer_reason():
+        lines.append(f"  {result.answer_reason()}")
+    lines += ["", f"  {'genre':<10} {'probability':>11}"]
     for genre, probability in result.ranked():
         bar = "█" * int(round(probability * 30))
         lines.append(f"  {genre:<10} {probability:>10.1%}  {bar}")
@@ -54,10 +57,12 @@ def format_ranking(result) -> str:
 
 
 def summary_csv(rows: list[tuple[Path, object]], genres: Sequence[str]) -> str:
-    """One row per analysed file: path, duration, windows, top genre, confidence, then the mean probabilities."""
+    """One row per analysed file: path, duration, windows, top genre, confidence, verdict, answer kind, genre
+    distance, sections, then the mean probabilities."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "duration_seconds", "windows", "top_genre", "confidence", "verdict", "sections", *genres])
+    header = ["path", "duration_seconds", "windows", "top_genre", "confidence", "verdict", "answer", "genre_distance"]
+    writer.writerow([*header, "sections", *genres])
     for path, result in rows:
         writer.writerow(
             [
@@ -67,6 +72,8 @@ def summary_csv(rows: list[tuple[Path, object]], genres: Sequence[str]) -> str:
                 result.top_genre,
                 f"{result.confidence:.6f}",
                 result.verdict,
+                result.answer,
+                "" if result.genre_distance is None else f"{result.genre_distance:.4f}",
                 "; ".join(result.section_lines()),
                 *(f"{p:.6f}" for p in result.mean_probabilities),
             ]

@@ -46,6 +46,7 @@ class LiveAnalysis:
         self._finished = False
         self.start_times: list[float] = []
         self.probabilities: list[np.ndarray] = []
+        self.genre_distances: list[float] = []
         self.last_update_seconds = 0.0
         """Processing time of the last `add`, in seconds (resampling, features and model)."""
 
@@ -94,7 +95,10 @@ class LiveAnalysis:
         if not starts:
             return 0
         images = extractor.windows_at(waveform, np.asarray(starts))
-        self.probabilities.extend(self.classifier.window_probabilities(images))
+        probabilities, distances = self.classifier.window_outputs(images)
+        self.probabilities.extend(probabilities)
+        if distances is not None:
+            self.genre_distances.extend(distances)
         self.start_times.extend(start / extractor.sampling_rate for start in starts)
         return len(starts)
 
@@ -115,6 +119,8 @@ class LiveAnalysis:
             spectrogram=self.extractor.song_spectrogram(self.waveform(), SPECTROGRAM_FRAMES_PER_SECOND),
             spectrogram_frames_per_second=SPECTROGRAM_FRAMES_PER_SECOND,
             window_has_music=has_music if has_music.any() else None,  # a silent start: shown as heard
+            window_genre_distances=np.asarray(self.genre_distances) if self.genre_distances else None,
+            none_of_these_distance=getattr(self.classifier.model.config, "none_of_these_distance", None),
         )
 
     def finish(self) -> GenreAnalysis:

@@ -8,14 +8,17 @@ A folder written by `train.py` (or `cross_validate.py`, or `python -m genre_vit 
 - `CROSS_VALIDATION_FILE`: for a model shipped after a cross-validation, the cross-validated numbers;
 - `PROTOCOLS_FILE`: for a shipped model, its accuracy under the other protocols: artist-disjoint folds of GTZAN and
   music from outside GTZAN (cross-dataset);
+- `CALIBRATION_FILE`: for a calibrated model, how its temperature and "none of these genres" threshold were fitted
+  (`genre_vit.training.calibration`);
 - `MODEL_CARD_FILE`: the Hugging Face model card.
 """
 
 RUN_FILE = "training_run.json"
 CROSS_VALIDATION_FILE = "cross_validation.json"
 PROTOCOLS_FILE = "evaluation_protocols.json"
+CALIBRATION_FILE = "calibration.json"
 MODEL_CARD_FILE = "README.md"
-RECORD_FILES = (RUN_FILE, CROSS_VALIDATION_FILE, PROTOCOLS_FILE, MODEL_CARD_FILE)
+RECORD_FILES = (RUN_FILE, CROSS_VALIDATION_FILE, PROTOCOLS_FILE, CALIBRATION_FILE, MODEL_CARD_FILE)
 """The files that travel with the weights when a folder is converted or shipped."""
 
 REMOTE_CODE_FILES = (
@@ -95,6 +98,9 @@ def accuracy_statement(source: str) -> str | None:
             f"; {other['track_accuracy']:.0%} on {other['tracks']} tracks from outside GTZAN ({other['data']}), "
             "the figure closest to your own music"
         )
+        if other.get("confident_answers"):
+            right = other["confident_answers_right"] / other["confident_answers"]
+            statement += f", where {right:.0%} of its confident answers were right"
     return statement + "."
 
 

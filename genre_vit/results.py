@@ -19,6 +19,26 @@ CLEAR_LEAD_MIN_PROBABILITY = 0.45
 CLEAR_LEAD_MIN_MARGIN = 0.15
 """...and at least this much above the second genre's; otherwise the answer is "uncertain: A or B"."""
 
+ANSWER_GENRE, ANSWER_UNCERTAIN, ANSWER_NONE_OF_THESE = "genre", "uncertain", "none_of_these"
+"""The three kinds of answer (`GenreAnalysis.answer`): a genre, said with confidence; "uncertain: A or B"; and
+"none of these genres", for music that lies far from every genre the model learnt (`none_of_these_distance`)."""
+
+_NUMBER_WORDS = (
+    "no",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+)
+
 
 def mean_window_probabilities(
     window_probabilities: np.ndarray, window_has_music: np.ndarray | None = None
@@ -53,6 +73,11 @@ class GenreAnalysis:
         spectrogram: an optional coarse log-Mel overview of the song for drawing, `(bands, frames)` in [0, 1], band 0
             the lowest (`GenreViTFeatureExtractor.song_spectrogram`); not written to JSON or CSV.
         spectrogram_frames_per_second: its time resolution, in frames per second.
+        window_genre_distances: `(T,)` each window's distance to the nearest genre the model learnt
+            (`GenreViTGenreDistance`: about 1 for a window as typical as the training windows), or None for a model
+            without a genre distance.
+        none_of_these_distance: the model's threshold (`GenreViTConfig.none_of_these_distance`): a song whose music
+            windows lie on average farther than this is answered "none of these genres"; None never answers so.
     """
 
     genres: tuple[str, ...]
@@ -65,6 +90,8 @@ class GenreAnalysis:
     spectrogram: np.ndarray | None = field(default=None, repr=False, compare=False)
     spectrogram_frames_per_second: float = 10.0
     window_has_music: np.ndarray | None = None
+    window_genre_distances: np.ndarray | None = None
+    none_of_these_distance: float | None = None
     mean_probabilities: np.ndarray = field(init=False)
 
     def __post_init__(self):
@@ -125,12 +152,61 @@ class GenreAnalysis:
         return ranked[0][1] < CLEAR_LEAD_MIN_PROBABILITY or margin < CLEAR_LEAD_MIN_MARGIN
 
     @property
+    def genre_distance(self) -> float | None:
+        """The song's distance to the nearest genre the model learnt: the mean of its music windows' distances (None
+        for a model without a genre distance)."""
+        if self.window_genre_distances is None:
+            return None
+        music = self.window_has_music if self.window_has_music.any() else slice(None)
+        return float(np.mean(self.window_genre_distances[music]))
+
+    @property
+    def fits_none_of_these(self) -> bool:
+        """Whether the song lies farther from every learnt genre than the model's `none_of_these_distance`."""
+        distance = self.genre_distance
+        return (
+            distance is not None and self.none_of_these_distance is not None and distance > self.none_of_these_distance
+        )
+
+    @property
+    def answer(self) -> str:
+        """`ANSWER_NONE_OF_THESE` when the song fits none of the genres, else `ANSWER_UNCERTAIN` when the top genre
+        is not clearly ahead, else `ANSWER_GENRE`: the answer is said with confidence."""
+        if self.fits_none_of_these:
+            return ANSWER_NONE_OF_THESE
+        return ANSWER_UNCERTAIN if self.is_uncertain else ANSWER_GENRE
+
+    @property
+    def is_confident(self) -> bool:
+        return self.answer == ANSWER_GENRE
+
+    @property
     def verdict(self) -> str:
-        """The answer in words: `"rock"`, or `"uncertain: rock or metal"` when rock is not clearly ahead."""
+        """The answer in words: `"rock"`; `"uncertain: rock or metal"` when rock is not clearly ahead; or
+        `"none of the ten genres fits (closest: rock)"` when the song fits none of them."""
         ranked = self.ranked()
-        if self.is_uncertain and len(ranked) > 1:
+        if self.answer == ANSWER_NONE_OF_THESE:
+            count = len(self.genres)
+            words = _NUMBER_WORDS[count] if count < len(_NUMBER_WORDS) else str(count)
+            return f"none of the {words} genres fits (closest: {ranked[0][0]})"
+        if self.answer == ANSWER_UNCERTAIN and len(ranked) > 1:
             return f"uncertain: {ranked[0][0]} or {ranked[1][0]}"
         return ranked[0][0]
+
+    def answer_reason(self) -> str:
+        """Why the answer is not a confident genre, in one sentence for the user ("" when it is one): the CLI and the
+        page say it the same way."""
+        if self.answer == ANSWER_NONE_OF_THESE:
+            return (
+                f"None of the genres fits well: the music lies {self.genre_distance:.2f} from the nearest genre the "
+                f"model learnt, beyond the {self.none_of_these_distance:.2f} within which it names a genre."
+            )
+        if self.answer == ANSWER_UNCERTAIN:
+            return (
+                f"Uncertain: the top genre is not clearly ahead (it needs a mean probability of at least "
+                f"{CLEAR_LEAD_MIN_PROBABILITY:.0%} and a lead of {CLEAR_LEAD_MIN_MARGIN:.0%} over the second)."
+            )
+        return ""
 
     def sections(
         self, switch_penalty: float = DEFAULT_SWITCH_PENALTY, min_section_seconds: float = DEFAULT_MIN_SECTION_SECONDS
@@ -160,7 +236,9 @@ class GenreAnalysis:
         if self.num_windows_without_music:
             windows += f" ({self.num_windows_without_music} without music)"
         ranked = self.ranked()
-        if self.verdict == self.top_genre:
+        if self.answer == ANSWER_NONE_OF_THESE:
+            answer = f"{self.verdict}, {self.confidence:.0%}"
+        elif self.verdict == self.top_genre:
             answer = f"{self.top_genre}, {self.confidence:.0%}"
         else:
             answer = f"{self.verdict} ({ranked[0][1]:.0%}, {ranked[1][1]:.0%})"
@@ -181,6 +259,9 @@ class GenreAnalysis:
             "top_genre": self.top_genre,
             "confidence": self.confidence,
             "verdict": self.verdict,
+            "answer": self.answer,
+            "genre_distance": self.genre_distance,
+            "none_of_these_distance": self.none_of_these_distance,
             "genres": list(self.genres),
             "notes": list(self.notes),
             "mean_probabilities": {g: float(p) for g, p in zip(self.genres, self.mean_probabilities)},
@@ -196,20 +277,31 @@ class GenreAnalysis:
                     "end_seconds": float(end),
                     "has_music": bool(has_music),
                     "top_genre": self.genres[int(np.argmax(probabilities))],
+                    "genre_distance": distance,
                     "probabilities": {g: float(p) for g, p in zip(self.genres, probabilities)},
                 }
-                for start, end, has_music, probabilities in zip(
-                    self.window_start_times, self.window_end_times, self.window_has_music, self.window_probabilities
+                for start, end, has_music, distance, probabilities in zip(
+                    self.window_start_times,
+                    self.window_end_times,
+                    self.window_has_music,
+                    self._window_distance_values(),
+                    self.window_probabilities,
                 )
             ],
         }
+
+    def _window_distance_values(self) -> list[float | None]:
+        if self.window_genre_distances is None:
+            return [None] * self.num_windows
+        return [float(d) for d in self.window_genre_distances]
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
     def to_csv(self) -> str:
         """One row per window: start, end, whether it holds music, top genre, its section (1-based; empty for a
-        window without music) and that section's genre, then one probability column per genre."""
+        window without music) and that section's genre, its distance to the nearest genre (empty for a model
+        without one), then one probability column per genre."""
         sections = self.sections()
         section_of = [None] * self.num_windows
         for number, section in enumerate(sections):
@@ -218,20 +310,34 @@ class GenreAnalysis:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         header = ["start_seconds", "end_seconds", "has_music", "top_genre", "section", "section_genre"]
-        writer.writerow([*header, *self.genres])
-        for index, (start, end, top, probabilities) in enumerate(
-            zip(self.window_start_times, self.window_end_times, self.window_top_genres, self.window_probabilities)
+        writer.writerow([*header, "genre_distance", *self.genres])
+        for index, (start, end, top, distance, probabilities) in enumerate(
+            zip(
+                self.window_start_times,
+                self.window_end_times,
+                self.window_top_genres,
+                self._window_distance_values(),
+                self.window_probabilities,
+            )
         ):
             number = section_of[index]
             section = ("", "") if number is None else (number + 1, sections[number].genre)
             has_music = int(self.window_has_music[index])
-            writer.writerow(
-                [f"{start:.3f}", f"{end:.3f}", has_music, top, *section, *(f"{p:.6f}" for p in probabilities)]
-            )
+            distance_cell = "" if distance is None else f"{distance:.4f}"
+            probability_cells = [f"{p:.6f}" for p in probabilities]
+            writer.writerow([f"{start:.3f}", f"{end:.3f}", has_music, top, *section, distance_cell, *probability_cells])
         return buffer.getvalue()
 
     def save_json(self, path: str | os.PathLike) -> Path:
         return write_text_atomic(path, self.to_json())
 
 
-__all__ = ["CLEAR_LEAD_MIN_MARGIN", "CLEAR_LEAD_MIN_PROBABILITY", "GenreAnalysis", "mean_window_probabilities"]
+__all__ = [
+    "ANSWER_GENRE",
+    "ANSWER_NONE_OF_THESE",
+    "ANSWER_UNCERTAIN",
+    "CLEAR_LEAD_MIN_MARGIN",
+    "CLEAR_LEAD_MIN_PROBABILITY",
+    "GenreAnalysis",
+    "mean_window_probabilities",
+]

@@ -17,10 +17,11 @@ Protocols, each scored by track (a track's answer is the mean of its window prob
    (labels from folder names: a test only, never fitted on); folders of other genres (electronic) count only for how
    often they get a confident answer.
 
-Confidence is the product's rule (`GenreAnalysis.is_uncertain`): an answer is confident when its top genre has at
-least 45% and leads the second by 15 points. Reported: the share of confident cross-dataset answers that are right,
-the share of artist-disjoint GTZAN tracks answered confidently, and the share of out-of-genre excerpts answered
-confidently.
+Confidence is the product's rule (`GenreAnalysis.is_confident`): an answer is confident when its top genre has at
+least 45% and leads the second by 15 points, and, for a model with a "none of these genres" threshold, the song lies
+within it (the fold models answer with the evaluated model's temperature and threshold). Reported: the share of
+confident cross-dataset answers that are right, the share of artist-disjoint GTZAN tracks answered confidently, and
+the share of out-of-genre excerpts answered confidently.
 
 Anchors (`--teacher-targets`: musicnn MSD outputs for every GTZAN and cross-dataset track, from
 `scripts/musicnn_teacher.py`): musicnn zero-shot (fixed tag mapping; it cannot name classical or reggae), hand-made
@@ -40,6 +41,7 @@ from genre_vit.audio import SAMPLING_RATE, load_audio
 from genre_vit.files import write_text_atomic
 from genre_vit.results import CLEAR_LEAD_MIN_MARGIN, CLEAR_LEAD_MIN_PROBABILITY
 from genre_vit.training.anchors import handmade_features, musicnn_zero_shot_scores, probe
+from genre_vit.training.calibration import fit_probe_folder
 from genre_vit.training.data import load_tracks, read_split_files, split_tracks_for_fold
 from genre_vit.training.distillation import TeacherTargets
 
@@ -88,8 +90,22 @@ def clip_features(path: Path) -> np.ndarray:
     return handmade_features(load_audio(path), SAMPLING_RATE)
 
 
-def score(rows: dict, name: str, probabilities_by_protocol: dict, labels: dict, out_of_genre=None) -> None:
-    """Accuracy and confidence figures of one system into `rows[name]`."""
+def score(
+    rows: dict,
+    name: str,
+    probabilities_by_protocol: dict,
+    labels: dict,
+    out_of_genre=None,
+    confident_by_protocol: dict | None = None,
+) -> None:
+    """Accuracy and confidence figures of one system into `rows[name]`. Which answers are confident is
+    `confident_by_protocol[protocol]` (`(n,)` bool, for "artist", "cross" and "out_of_genre") where given (the
+    product's own answer, with its "none of these genres"), else the probabilities' rule (`confident`)."""
+    given = confident_by_protocol or {}
+
+    def sure_of(protocol: str, probabilities: np.ndarray) -> np.ndarray:
+        return given[protocol] if protocol in given else confident(probabilities)
+
     row = {}
     for protocol in ("cv", "artist", "cross"):
         if protocol not in probabilities_by_protocol:
@@ -98,49 +114,60 @@ def score(rows: dict, name: str, probabilities_by_protocol: dict, labels: dict, 
         right = probabilities.argmax(axis=1) == truth
         row[protocol] = {"right": int(right.sum()), "tracks": int(len(truth))}
         if protocol == "cross":
-            sure = confident(probabilities)
+            sure = sure_of("cross", probabilities)
             row["confident_right"] = {"right": int((sure & right).sum()), "confident": int(sure.sum())}
         if protocol == "artist":
-            row["artist_confident"] = {"confident": int(confident(probabilities).sum()), "tracks": int(len(truth))}
+            row["artist_confident"] = {"confident": int(sure_of("artist", probabilities).sum()), "tracks": len(truth)}
     if out_of_genre is not None:
-        row["out_of_genre_confident"] = {"confident": int(confident(out_of_genre).sum()), "tracks": len(out_of_genre)}
+        sure = sure_of("out_of_genre", out_of_genre)
+        row["out_of_genre_confident"] = {"confident": int(sure.sum()), "tracks": len(out_of_genre)}
     rows[name] = row
 
 
 def genre_vit_rows(rows, name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cross, output) -> None:
-    """A GenreViT model under the three protocols (module docstring)."""
-    from genre_vit.training.trainer import TrainingOptions, run_training
-
+    """A GenreViT model under the three protocols (module docstring). The fold models answer with the evaluated
+    model's temperature and "none of these genres" threshold, so that every figure follows the product's rule for
+    that model."""
     record = json.loads((Path(folder) / "cross_validation.json").read_text())
     cv_right = sum(round(f["track_accuracy"] * f["test_tracks"]) for f in record["per_fold"])
     cv_tracks = sum(f["test_tracks"] for f in record["per_fold"])
-    artist_probabilities, artist_truth = [], []
-    for index, (train, test) in enumerate(splits["artist"]):
-        fold_dir = output / f"{name}-artist-{index}"
-        lists = fold_dir / "splits"
-        lists.mkdir(parents=True, exist_ok=True)
-        train_ids = [gtzan_paths[i].stem for i in train]
-        # the probe fits on training and validation tracks alike; a quarter of the partition is its validation
-        (lists / "train_filtered.txt").write_text("\n".join(train_ids[len(train_ids) // 4 :]) + "\n")
-        (lists / "valid_filtered.txt").write_text("\n".join(train_ids[: len(train_ids) // 4]) + "\n")
-        (lists / "test_filtered.txt").write_text("\n".join(gtzan_paths[i].stem for i in test) + "\n")
-        if not (fold_dir / "model" / "config.json").is_file():
-            arguments = ["--data", str(gtzan), "--split-files", str(lists), "--init-from", str(folder)]
-            # one process: this one has run torch, and forking datasets.map workers from it can deadlock
-            arguments += ["--classifier-only", "--output-dir", str(fold_dir / "model"), "--num-proc", "1"]
-            arguments += ["--cache-dir", str(output / "windows-cache")]
-            run_training(TrainingOptions.from_command_line(arguments))
-        classifier = GenreClassifier.from_pretrained(fold_dir / "model", device="cpu")
-        artist_probabilities += [classifier.analyze(gtzan_paths[i]).mean_probabilities for i in test]
-        artist_truth += [gtzan_labels[i] for i in test]
     classifier = GenreClassifier.from_pretrained(folder, device="cpu")
+    calibration = {
+        key: getattr(classifier.model.config, key, default)
+        for key, default in (("temperature", 1.0), ("none_of_these_distance", None))
+    }
+    artist_results, artist_truth = [], []
+    for index, (train, test) in enumerate(splits["artist"]):
+        train_ids = [gtzan_paths[i].stem for i in train]
+        test_ids = [gtzan_paths[i].stem for i in test]
+        fold_model = fit_probe_folder(Path(folder), gtzan, train_ids, test_ids, output / f"{name}-artist-{index}")
+        fold_classifier = GenreClassifier.from_pretrained(fold_model, device="cpu")
+        for key, value in calibration.items():
+            setattr(fold_classifier.model.config, key, value)
+        artist_results += [fold_classifier.analyze(gtzan_paths[i]) for i in test]
+        artist_truth += [gtzan_labels[i] for i in test]
     files, labels, _ = cross
-    cross_probabilities = np.stack([classifier.analyze(path).mean_probabilities for path in files])
+    cross_results = [classifier.analyze(path) for path in files]
     in_genre = np.array([label is not None for label in labels])
-    row_probabilities = {"artist": np.stack(artist_probabilities), "cross": cross_probabilities[in_genre]}
     truth = {"artist": np.array(artist_truth), "cross": np.array([label for label in labels if label is not None])}
-    score(rows, name, row_probabilities, truth, out_of_genre=cross_probabilities[~in_genre])
+    results = {"artist": artist_results, "cross": [r for r, keep in zip(cross_results, in_genre) if keep]}
+    score(
+        rows,
+        name,
+        {protocol: np.stack([r.mean_probabilities for r in found]) for protocol, found in results.items()},
+        truth,
+        out_of_genre=np.stack([r.mean_probabilities for r, keep in zip(cross_results, in_genre) if not keep]),
+        confident_by_protocol={
+            "artist": np.array([r.is_confident for r in artist_results]),
+            "cross": np.array([r.is_confident for r in results["cross"]]),
+            "out_of_genre": np.array([r.is_confident for r, keep in zip(cross_results, in_genre) if not keep]),
+        },
+    )
     rows[name]["cv"] = {"right": cv_right, "tracks": cv_tracks}
+    rows[name]["none_of_these"] = {
+        protocol: int(sum(r.fits_none_of_these for r in found))
+        for protocol, found in (("artist", artist_results), ("cross", cross_results))
+    }
 
 
 def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, splits, cross) -> None:

@@ -232,6 +232,11 @@ def test_the_page_states_the_models_own_accuracy(tiny_model_dir, tmp_path, monke
         "210 tracks from outside GTZAN (Emotify excerpts of classical, pop and rock), the figure closest to your own "
         "music."
     )
+    protocols["cross_dataset"] |= {"confident_answers": 40, "confident_answers_right": 34}
+    (folder / "evaluation_protocols.json").write_text(json.dumps(protocols))
+    assert app.load_classifier().description.endswith(
+        "the figure closest to your own music, where 85% of its confident answers were right."
+    )
 
 
 def test_limits_from_environment(monkeypatch):

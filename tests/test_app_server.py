@@ -6,6 +6,7 @@ Chromium is Debian's (`/usr/bin/chromium`, installed by .ci/run), driven by Play
 either is missing. A screenshot of each page is saved under `test-artifacts/` (git-ignored).
 """
 
+import contextlib
 import itertools
 import json
 import os
@@ -41,14 +42,13 @@ CHROMIUM_FLAGS = [
 MAX_UPLOAD_MB, MAX_MINUTES = 2, 1
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    """`python app.py` on a free localhost port with the tiny model; its log is kept for failures."""
+@contextlib.contextmanager
+def app_server(model_dir: Path, log: Path):
+    """`python app.py` with `model_dir` on a free localhost port, until the block ends; yields its URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
     environment = dict(
         os.environ,
-        GENRE_VIT_MODEL=str(tiny_model_dir),
+        GENRE_VIT_MODEL=str(model_dir),
         GRADIO_SERVER_NAME="127.0.0.1",
         GRADIO_SERVER_PORT=str(port),
         HF_HUB_OFFLINE="1",
@@ -75,12 +75,22 @@ def server(tiny_model_dir, tmp_path_factory):
     else:
         process.kill()
         pytest.fail(f"app.py did not answer within 120 s:\n{log.read_text()}")
-    yield url, log
-    process.terminate()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    """`python app.py` with the tiny model; its log is kept for failures."""
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    with app_server(tiny_model_dir, log) as url:
+        yield url, log
 
 
 @pytest.fixture()
@@ -298,3 +308,51 @@ def test_bad_upload_is_one_log_line_without_traceback(server, tmp_path):
         line for line in added.splitlines() if "rejected input" in line
     ]
     assert added.count("rejected input") == 1
+
+
+def test_the_page_says_none_of_these_and_uncertain(browser_factory, tmp_path, feature_extractor):
+    """A model with a genre distance and a temperature so high that every genre answer is uncertain; its threshold
+    sits between the distances of two songs, so that one is answered "none of the ten genres fits" and the other
+    "uncertain: A or B", each with its reason, on the page as in the library."""
+    import numpy as np
+    import torch
+
+    from genre_vit import GenreClassifier, GenreViTConfig, GenreViTForAudioClassification
+
+    torch.manual_seed(0)
+    model = GenreViTForAudioClassification(GenreViTConfig.tiny(temperature=1000.0)).eval()
+    model.set_genre_distance(torch.eye(64), torch.from_numpy(np.random.default_rng(0).normal(size=(10, 64))).float())
+    songs = {name: tmp_path / f"{name}.wav" for name in ("near", "far")}
+    soundfile.write(songs["near"], synth_music(20.0, seed=21), 22050)
+    soundfile.write(songs["far"], np.random.default_rng(1).normal(scale=0.3, size=22050 * 20), 22050)
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    feature_extractor.save_pretrained(folder)
+    library = GenreClassifier.from_pretrained(folder, device="cpu", dtype="float32")
+    distances = {name: library.analyze(path).genre_distance for name, path in songs.items()}
+    near, far = sorted(distances, key=distances.get)
+    model.config.none_of_these_distance = float(np.mean(list(distances.values())))
+    model.save_pretrained(folder)
+    expected = {name: GenreClassifier.from_pretrained(folder, device="cpu").analyze(songs[name]) for name in songs}
+    assert expected[far].answer == "none_of_these" and expected[near].answer == "uncertain"
+
+    with app_server(folder, tmp_path / "app.log") as url:
+        page = browser_factory().new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(url)
+        previous = ""
+        for name, reason in ((far, "None of the genres fits well"), (near, "Uncertain")):
+            upload(page, songs[name])
+            page.locator("#song").get_by_text("0:20").first.wait_for(timeout=30_000)
+            page.locator("#analyze").click()
+            page.wait_for_function(
+                "(previous) => { const box = document.querySelector('#summary textarea');"
+                " return box && box.value.includes('over') && box.value !== previous; }",
+                arg=previous,
+                timeout=120_000,
+            )
+            summary = previous = page.locator("#summary textarea").input_value()
+            verdict = page.locator("#verdict").inner_text()
+            assert verdict.startswith(expected[name].verdict) and summary.startswith(expected[name].verdict)
+            assert reason in verdict
+            assert error_badges(page) == 0
+            screenshot(page, f"app-{expected[name].answer.replace('_', '-')}.png")

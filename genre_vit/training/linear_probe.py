@@ -12,7 +12,10 @@ already separates genres. `train.py --init-from MODEL --classifier-only` then:
 3. fits the classifier with that strength on all of those windows: an L2-regularised multinomial logistic regression
    (full-batch L-BFGS, deterministic) on embeddings standardised with their mean and standard deviation;
 4. folds the standardisation into the weights, so the shipped model is the seed architecture, `Linear(hidden, labels)`
-   on the pooled embedding, with no extra layer.
+   on the pooled embedding, with no extra layer;
+5. fits the model's genre distance on the same windows (`fit_genre_distance`): each genre's mean embedding and the
+   shared within-genre covariance (Ledoit-Wolf shrinkage, since 512 dimensions meet a few thousand windows), buffers
+   that say how far a new window lies from every genre it learnt (`GenreViTGenreDistance`).
 
 Why cross-validation rather than the validation split alone, as `train.py`'s other mode does: with ~14 validation
 tracks, one track more or less right swings the choice; five folds over ~75 tracks choose steadily, and the final fit
@@ -180,6 +183,40 @@ def fit_linear_probe(
     )
 
 
+FAR_AWAY = 1e4
+"""Whitened coordinate given to the mean of a genre without training windows, so that it is never the nearest."""
+
+
+def fit_genre_distance(embeddings: np.ndarray, labels: np.ndarray, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The buffers of a `GenreViTGenreDistance` from training windows.
+
+    Args:
+        embeddings: `(n, D)` pooled embeddings of the training windows.
+        labels: `(n,)` their genre ids in `[0, num_labels)`.
+    Returns:
+        `whitening` `(D, D)` (the inverse square root of the Ledoit-Wolf-shrunk within-genre covariance) and
+        `whitened_means` `(num_labels, D)`, float32. A genre without windows gets a mean `FAR_AWAY`.
+    """
+    from sklearn.covariance import LedoitWolf
+
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    means = np.zeros((num_labels, embeddings.shape[1]))
+    present = np.zeros(num_labels, dtype=bool)
+    residuals = np.empty_like(embeddings)
+    for label in range(num_labels):
+        rows = labels == label
+        if rows.any():
+            present[label] = True
+            means[label] = embeddings[rows].mean(axis=0)
+            residuals[rows] = embeddings[rows] - means[label]
+    covariance = LedoitWolf(assume_centered=True).fit(residuals).covariance_
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    whitening = (eigenvectors / np.sqrt(np.maximum(eigenvalues, 1e-12))) @ eigenvectors.T
+    whitened_means = means @ whitening.T
+    whitened_means[~present] = FAR_AWAY
+    return whitening.astype(np.float32), whitened_means.astype(np.float32)
+
+
 def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, batch_size: int = 64) -> dict:
     """Embed `windows["train"]` and `windows["validation"]` (datasets with `input_values`, `labels`, `track_id`), fit
     the probe on both, write it into `model.classifier`, and return what happened (for the run record)."""
@@ -191,13 +228,13 @@ def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, ba
         labels.append(np.asarray(data["labels"]))
         groups.append(np.asarray(data["track_id"]))
     embed_seconds = time.perf_counter() - started
-    groups = np.concatenate(groups)
-    probe = fit_linear_probe(
-        np.concatenate(embeddings), np.concatenate(labels), groups, model.config.num_labels, strengths
-    )
+    groups, embeddings, labels = np.concatenate(groups), np.concatenate(embeddings), np.concatenate(labels)
+    probe = fit_linear_probe(embeddings, labels, groups, model.config.num_labels, strengths)
     with torch.no_grad():
         model.classifier.weight.copy_(torch.from_numpy(probe.weight))
         model.classifier.bias.copy_(torch.from_numpy(probe.bias))
+    whitening, whitened_means = fit_genre_distance(embeddings, labels, model.config.num_labels)
+    model.set_genre_distance(torch.from_numpy(whitening), torch.from_numpy(whitened_means))
     return {
         "strength": probe.strength,
         "selection": f"grouped stratified {probe.folds}-fold cross-validation over the training and validation tracks",
@@ -215,10 +252,12 @@ __all__ = [
     "DEFAULT_PROBE_STRENGTHS",
     "DEFAULT_PROBE_SPECTRAL_TILTS",
     "DEFAULT_PROBE_WINDOW_OFFSETS",
+    "FAR_AWAY",
     "PROBE_FOLDS",
     "LinearProbe",
     "cross_validation_accuracy",
     "embed_windows",
+    "fit_genre_distance",
     "fit_linear_probe",
     "fit_logistic_regression",
     "fit_standardised_probe",

@@ -1,0 +1,225 @@
+"""Honest confidence: the genre distance, the temperature and the "none of these genres" threshold of a model.
+
+A classifier trained on ten genres answers every input with one of them, and on music unlike its training tracks its
+probabilities say little. Two things are fitted here, on GTZAN tracks only:
+
+1. **The genre distance** (`GenreViTGenreDistance`), fitted with the linear probe on its training windows
+   (`genre_vit.training.linear_probe.fit_genre_distance`): each genre's mean pooled embedding and the shared
+   within-genre covariance. A window's distance is its Mahalanobis distance to the nearest genre mean.
+2. **The temperature and the distance threshold**, fitted on held-out tracks of artists the probe never saw: the
+   two artist-disjoint folds of the GTZAN partitions (`--split-files` lists: the first partition against the rest,
+   both ways). Each fold refits the probe (and its genre distance) on one partition and analyses the other.
+   - The temperature minimises the negative log-likelihood of the held-out tracks' answers (a track's answer is the
+     mean of its tempered window probabilities, as the product decides), over held-out tracks whose genre the fold
+     learnt.
+   - The threshold is the `DEFAULT_KEEP_QUANTILE` quantile of those tracks' mean window distances: nine in ten
+     tracks of a learnt genre by new artists stay answered. The held-out tracks of genres a fold did not learn
+     (a partition can lack a genre) are the GTZAN-internal check of the threshold: how many of them it flags.
+
+Nothing here reads a cross-dataset label: `scripts/protocol_table.py` scores the calibrated model on those.
+"""
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import AUDIO_FILE_SUFFIXES
+from ..configuration_genre_vit import GTZAN_GENRES
+from ..files import write_text_atomic
+from ..model_folder import CALIBRATION_FILE, CROSS_VALIDATION_FILE, MAX_SHARD_SIZE, RUN_FILE
+
+DEFAULT_KEEP_QUANTILE = 0.9
+"""Quantile of held-out, learnt-genre tracks' distances taken as the "none of these genres" threshold."""
+
+TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 61)))
+"""Temperatures tried (log-spaced from 0.25 to 8)."""
+
+
+def tempered_track_probabilities(window_probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """A track's answer `(C,)` at `temperature` from its windows' probabilities `(T, C)` at temperature 1: each
+    window's softmax of logits / temperature (`p ** (1 / temperature)`, renormalised), then their mean."""
+    logs = np.log(np.clip(window_probabilities, 1e-12, 1.0)) / temperature
+    logs -= logs.max(axis=1, keepdims=True)
+    tempered = np.exp(logs)
+    return (tempered / tempered.sum(axis=1, keepdims=True)).mean(axis=0)
+
+
+def fit_temperature(track_window_probabilities: list[np.ndarray], labels: np.ndarray) -> tuple[float, dict]:
+    """The temperature in `TEMPERATURES` that minimises the mean negative log-likelihood of the tracks' answers
+    (`tempered_track_probabilities`) at their `labels`; and that NLL at 1 and at the chosen temperature."""
+
+    def nll(temperature: float) -> float:
+        answers = [tempered_track_probabilities(p, temperature) for p in track_window_probabilities]
+        return float(-np.mean([np.log(max(a[y], 1e-12)) for a, y in zip(answers, labels)]))
+
+    losses = {t: nll(t) for t in TEMPERATURES}
+    chosen = min(losses, key=losses.get)
+    return chosen, {"negative_log_likelihood_at_1": nll(1.0), "negative_log_likelihood": losses[chosen]}
+
+
+@dataclass
+class HeldOutTrack:
+    """One held-out track of a fold: its label, whether the fold learnt its genre, its windows' probabilities
+    `(T, C)` at temperature 1 and its mean window distance to the nearest genre."""
+
+    track_id: str
+    label: int
+    genre_learnt: bool
+    window_probabilities: np.ndarray
+    genre_distance: float
+
+
+def fit_probe_folder(
+    init_from: Path, gtzan: Path, train_ids: list[str], test_ids: list[str], folder: Path, options: list[str] = ()
+) -> Path:
+    """`train.py --init-from INIT_FROM --classifier-only` on the GTZAN tracks `train_ids` (a quarter of them listed
+    as validation: the probe fits on both), with `test_ids` as the test list; the model lands in `folder/model`,
+    which is returned. A folder that already holds a model is kept (so an interrupted calibration resumes)."""
+    from .trainer import TrainingOptions, run_training
+
+    model = folder / "model"
+    if (model / "config.json").is_file():
+        return model
+    lists = folder / "splits"
+    lists.mkdir(parents=True, exist_ok=True)
+    quarter = len(train_ids) // 4
+    write_text_atomic(lists / "train_filtered.txt", "".join(f"{t}\n" for t in train_ids[quarter:]))
+    write_text_atomic(lists / "valid_filtered.txt", "".join(f"{t}\n" for t in train_ids[:quarter]))
+    write_text_atomic(lists / "test_filtered.txt", "".join(f"{t}\n" for t in test_ids))
+    arguments = ["--data", str(gtzan), "--split-files", str(lists), "--init-from", str(init_from)]
+    # one process: the caller may have run torch, and forking datasets.map workers from it can deadlock
+    arguments += ["--classifier-only", "--output-dir", str(model), "--num-proc", "1"]
+    arguments += ["--cache-dir", str(folder.parent / "windows-cache"), *options]
+    run_training(TrainingOptions.from_command_line(arguments))
+    return model
+
+
+def gtzan_clips(gtzan: Path) -> dict[str, Path]:
+    """`{track id: path}` of the audio files in the genre folders of `gtzan` (`blues/blues.00030.flac` ->
+    `blues.00030`)."""
+    return {
+        path.name.removesuffix(path.suffix): path
+        for path in sorted(Path(gtzan).glob("*/*"))
+        if path.suffix.lower() in AUDIO_FILE_SUFFIXES
+    }
+
+
+def artist_disjoint_partitions(gtzan: Path) -> tuple[list[str], list[str]]:
+    """The two artist-disjoint partitions of the GTZAN clips in `gtzan`: its `splits/` train list, and its valid and
+    test lists together (the test list is too small to be a fold of its own)."""
+    from .data import read_split_files
+
+    present = gtzan_clips(gtzan)
+    lists = read_split_files(Path(gtzan) / "splits")
+    first = [t for t in lists["train"] if t in present]
+    second = [t for t in lists["validation"] + lists["test"] if t in present]
+    return first, second
+
+
+def held_out_tracks(model_folder: Path, gtzan: Path, train_ids: list[str], test_ids: list[str]) -> list[HeldOutTrack]:
+    """Analyse the `test_ids` clips of `gtzan` with a fold's model (at temperature 1)."""
+    from ..analysis import GenreClassifier
+
+    classifier = GenreClassifier.from_pretrained(model_folder, device="cpu", dtype="float32")
+    classifier.model.config.temperature = 1.0
+    learnt = {track.split(".")[0] for track in train_ids}
+    paths = gtzan_clips(gtzan)
+    tracks = []
+    for track in test_ids:
+        result = classifier.analyze(paths[track])
+        genre = track.split(".")[0]
+        tracks.append(
+            HeldOutTrack(
+                track_id=track,
+                label=GTZAN_GENRES.index(genre),
+                genre_learnt=genre in learnt,
+                window_probabilities=result.window_probabilities[result.window_has_music],
+                genre_distance=float(result.genre_distance),
+            )
+        )
+    return tracks
+
+
+def calibrate_model(
+    model: Path,
+    gtzan: Path,
+    output: Path,
+    work_dir: Path,
+    keep_quantile: float = DEFAULT_KEEP_QUANTILE,
+    probe_options: list[str] = (),
+) -> dict:
+    """A calibrated copy of `model` in `output`: its probe refitted on every clip of `gtzan` that the partitions
+    list (the fault-filtered clips; with the genre distance), the temperature and "none of these genres" threshold
+    fitted on the artist-disjoint folds (module docstring), and `calibration.json` saying what was measured.
+    `work_dir` keeps the fold models (reused on a rerun). Returns the calibration record."""
+    first, second = artist_disjoint_partitions(gtzan)
+    folds = []
+    for index, (train_ids, test_ids) in enumerate(((first, second), (second, first))):
+        fold_model = fit_probe_folder(model, gtzan, train_ids, test_ids, work_dir / f"artist-{index}", probe_options)
+        folds.append(held_out_tracks(fold_model, gtzan, train_ids, test_ids))
+    tracks = [track for fold in folds for track in fold]
+    learnt = [track for track in tracks if track.genre_learnt]
+    unlearnt = [track for track in tracks if not track.genre_learnt]
+    temperature, losses = fit_temperature([t.window_probabilities for t in learnt], np.array([t.label for t in learnt]))
+    threshold = float(np.quantile([t.genre_distance for t in learnt], keep_quantile))
+    full = fit_probe_folder(model, gtzan, first + second, [], work_dir / "all-tracks", probe_options)
+    record = {
+        "fitted_on": "artist-disjoint folds of the GTZAN partitions (splits/ train against valid + test, both ways)",
+        "temperature": temperature,
+        **losses,
+        "none_of_these_distance": threshold,
+        "keep_quantile": keep_quantile,
+        "held_out_tracks": {"genre_learnt": len(learnt), "genre_not_learnt": len(unlearnt)},
+        "flagged_none_of_these": {
+            "genre_learnt": int(sum(t.genre_distance > threshold for t in learnt)),
+            "genre_not_learnt": int(sum(t.genre_distance > threshold for t in unlearnt)),
+        },
+        "mean_genre_distance": {
+            "genre_learnt": float(np.mean([t.genre_distance for t in learnt])),
+            "genre_not_learnt": float(np.mean([t.genre_distance for t in unlearnt])) if unlearnt else None,
+        },
+        "probe_options": list(probe_options),
+        "source_model": Path(model).name,
+    }
+    _write_calibrated(full, Path(model), output, temperature, threshold, record)
+    return record
+
+
+def _write_calibrated(fitted: Path, source: Path, output: Path, temperature, threshold, record: dict) -> None:
+    """`fitted` (the probe on every clip) with the temperature and threshold in its config, into `output`, with the
+    source model's cross-validation record (the same encoder and probe recipe); written beside and then moved, so
+    `output` is never half written."""
+    from ..modeling_genre_vit import GenreViTForAudioClassification
+
+    staging = output.with_name(output.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    stored_dtype = json.loads((source / "config.json").read_text()).get("dtype") or "float32"
+    model = GenreViTForAudioClassification.from_pretrained(fitted, dtype=getattr(torch, stored_dtype))
+    model.config.temperature = temperature
+    model.config.none_of_these_distance = threshold
+    model.save_pretrained(staging, max_shard_size=MAX_SHARD_SIZE)
+    for name in ("preprocessor_config.json", RUN_FILE):
+        if (fitted / name).is_file():
+            shutil.copy2(fitted / name, staging / name)
+    if (source / CROSS_VALIDATION_FILE).is_file():
+        shutil.copy2(source / CROSS_VALIDATION_FILE, staging / CROSS_VALIDATION_FILE)
+    write_text_atomic(staging / CALIBRATION_FILE, json.dumps(record, indent=2) + "\n")
+    shutil.rmtree(output, ignore_errors=True)
+    staging.rename(output)
+
+
+__all__ = [
+    "DEFAULT_KEEP_QUANTILE",
+    "HeldOutTrack",
+    "artist_disjoint_partitions",
+    "calibrate_model",
+    "fit_probe_folder",
+    "fit_temperature",
+    "gtzan_clips",
+    "held_out_tracks",
+    "tempered_track_probabilities",
+]
