@@ -233,6 +233,50 @@ def test_random_crops_are_the_librarys_windows_and_targets(tmp_path):
     assert len(grid) == windowing.num_windows(len(waveforms[0])) + windowing.num_windows(len(waveforms[1]))
 
 
+def test_recording_augmentation_re_records_crops_and_keeps_the_clean_targets(tmp_path):
+    """Each training crop is re-recorded (the same one for the same index), with the teachers' targets of the clean
+    audio; a low-pass takes the highs away; validation crops stay clean."""
+    from genre_vit.training.crops import RandomCropDataset, RecordingAugmentation, TrackAudio, _CropSource
+
+    windowing = LogMelWindowing()
+    waveforms = [synthetic_track(3, 10.0, seed=1), synthetic_track(6, 7.0, seed=2)]
+    audio = TrackAudio(["a", "b"], [3, 6], waveforms, windowing.sampling_rate)
+    teacher = TeacherTargets.load(write_random_targets(tmp_path / "targets.npz"), "max_pool")
+    source = _CropSource(audio, windowing, [teacher], mean=np.zeros(5), std=np.ones(5))
+    clean = RandomCropDataset(source, length=20, seed=7)
+    augmented = RandomCropDataset(source, length=20, seed=7, augmentation=RecordingAugmentation(22050))
+    for index in range(20):
+        before, after = clean[index], augmented[index]
+        assert after["crops"].shape == before["crops"].shape and after["crops"].dtype == torch.float32
+        assert not torch.equal(after["crops"], before["crops"])
+        assert torch.equal(after["crops"], augmented[index]["crops"])
+        torch.testing.assert_close(after["teacher_targets"], before["teacher_targets"], rtol=0, atol=0)
+
+    dull = RecordingAugmentation(
+        22050,
+        max_tilt_db_per_octave=0.0,
+        low_pass_hz=(2000.0, 2000.0),
+        low_pass_probability=1.0,
+        high_pass_probability=0.0,
+        reverb_probability=0.0,
+        noise_probability=0.0,
+    )
+    crop = clean[0]["crops"].numpy()
+    spectrum_before = np.abs(np.fft.rfft(crop)) ** 2
+    spectrum_after = np.abs(np.fft.rfft(dull(crop, np.random.default_rng(0)))) ** 2
+    highs = np.fft.rfftfreq(len(crop), 1 / 22050) > 4000  # an octave above the cut-off: 24 dB down
+    assert spectrum_after[highs].sum() < spectrum_before[highs].sum() * 10 ** (-2.0)
+    lows = np.fft.rfftfreq(len(crop), 1 / 22050) < 1000
+    np.testing.assert_allclose(spectrum_after[lows].sum(), spectrum_before[lows].sum(), rtol=1e-6)
+
+
+def test_recording_augmentation_needs_random_crops(tmp_path):
+    data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=2, seconds=5.0)
+    arguments = ["--data", data, "--config", "tiny", "--recording-augmentation", "--output-dir", tmp_path / "o"]
+    completed = run_train(*arguments)
+    assert completed.returncode == 2 and "--recording-augmentation re-records random crops" in completed.stderr
+
+
 def test_time_budget_callback_checkpoints_and_stops():
     from transformers import TrainerControl, TrainerState
 

@@ -85,6 +85,18 @@ class GenreViTConfig(PreTrainedConfig):
         window_chunk_size (`int`, defaults to 64):
             When the model is given whole songs, `(batch, windows, 1, H, W)`, it runs the windows through the
             encoder this many at a time, so memory stays bounded for long songs.
+        temperature (`float`, defaults to 1.0):
+            The classifier's logits are divided by this before the softmax. Fitted on held-out tracks
+            (`genre_vit.training.calibration`), it makes a probability of 0.7 right about 70% of the time on new
+            artists; 1.0 leaves the logits as trained.
+        genre_distance (`bool`, defaults to `False`):
+            Whether the model carries a `GenreViTGenreDistance`: each genre's mean pooled embedding and a whitening
+            of the embedding space (buffers `genre_distance.*`, fitted with the classifier on its training windows),
+            from which each window gets its distance to the nearest genre it learnt.
+        none_of_these_distance (`float`, *optional*):
+            A song whose windows lie on average farther than this from the nearest genre (`genre_distance`) is
+            answered "none of these genres": it looks like none of the music the classifier learnt. Fitted on
+            held-out tracks of new artists (`genre_vit.training.calibration`); None never answers so.
     """
 
     model_type = "genre_vit"
@@ -112,6 +124,9 @@ class GenreViTConfig(PreTrainedConfig):
     loss_type: Literal["focal", "cross_entropy"] = "focal"
     focal_loss_gamma: float | int = 2.5
     window_chunk_size: int = 64
+    temperature: float | int = 1.0
+    genre_distance: bool = False
+    none_of_these_distance: float | int | None = None
 
     def __post_init__(self, **kwargs):
         if self.id2label is None and kwargs.get("num_labels") is None:
@@ -162,6 +177,10 @@ class GenreViTConfig(PreTrainedConfig):
                 f"Patchout must leave patches: at most {rows - 1} of {rows} rows and {columns - 1} of {columns} "
                 f"columns, got {self.patchout_frequency_rows} and {self.patchout_time_columns}."
             )
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}.")
+        if self.none_of_these_distance is not None and not self.genre_distance:
+            raise ValueError("none_of_these_distance needs a model with a genre distance (genre_distance=True).")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")

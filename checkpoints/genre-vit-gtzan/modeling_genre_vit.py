@@ -119,6 +119,8 @@ class GenreViTClassifierOutput(ModelOutput):
         window_logits: `(B, T, C)` per-window logits for whole-song input (zeros at padded windows); else None.
         hidden_states: per-layer `(N, S, D)` states for window input, when asked for.
         attentions: per-layer attention weights `(N, heads, S, S)` for window input, when asked for.
+        genre_distance: for a model with a genre distance (`config.genre_distance`), each window's distance to the
+            nearest genre it learnt, `(N,)`, or each song's mean over its real windows, `(B,)`; else None.
     """
 
     loss: torch.FloatTensor | None = None
@@ -126,6 +128,7 @@ class GenreViTClassifierOutput(ModelOutput):
     window_logits: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    genre_distance: torch.FloatTensor | None = None
 
 
 class GenreViTForAudioClassification(GenreViTClassifierParts, GenreViTPreTrainedModel):
@@ -145,8 +148,9 @@ class GenreViTForAudioClassification(GenreViTClassifierParts, GenreViTPreTrained
 
     def _song_logits(
         self, input_values: torch.Tensor, window_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Whole songs `(B, T, 1, F, W)` -> (log mean probabilities `(B, C)`, window logits `(B, T, C)`)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Whole songs `(B, T, 1, F, W)` -> (log mean probabilities `(B, C)`, window logits `(B, T, C)`, mean genre
+        distance `(B,)` or None)."""
         songs, windows = input_values.shape[:2]
         if window_mask is None:
             window_mask = torch.ones(songs, windows, dtype=torch.bool, device=input_values.device)
@@ -156,16 +160,23 @@ class GenreViTForAudioClassification(GenreViTClassifierParts, GenreViTPreTrained
         if not bool(window_mask.any(dim=1).all()):
             raise ValueError("Every song needs at least one real window (window_mask is all False for a song).")
         real_windows = input_values[window_mask]
-        chunk_logits = [
-            self.forward_head(self.forward_features(chunk))
-            for chunk in real_windows.split(self.config.window_chunk_size)
-        ]
+        chunk_logits, chunk_distances = [], []
+        for chunk in real_windows.split(self.config.window_chunk_size):
+            tokens = self.forward_features(chunk)
+            chunk_logits.append(self.forward_head(tokens))
+            chunk_distances.append(self.window_genre_distances(tokens))
         flat_logits = torch.cat(chunk_logits).float()
         window_logits = flat_logits.new_zeros(songs, windows, flat_logits.shape[-1])
         window_logits[window_mask] = flat_logits
         probabilities = window_logits.softmax(-1) * window_mask.unsqueeze(-1)
-        mean_probabilities = probabilities.sum(1) / window_mask.sum(1, keepdim=True)
-        return mean_probabilities.clamp_min(torch.finfo(torch.float32).tiny).log(), window_logits
+        real_counts = window_mask.sum(1, keepdim=True)
+        mean_probabilities = probabilities.sum(1) / real_counts
+        song_distance = None
+        if self.genre_distance is not None:
+            window_distances = flat_logits.new_zeros(songs, windows)
+            window_distances[window_mask] = torch.cat(chunk_distances)
+            song_distance = window_distances.sum(1) / real_counts[:, 0]
+        return mean_probabilities.clamp_min(torch.finfo(torch.float32).tiny).log(), window_logits, song_distance
 
     def forward(
         self,
@@ -188,14 +199,14 @@ class GenreViTForAudioClassification(GenreViTClassifierParts, GenreViTPreTrained
         # `**kwargs` takes what pipelines and the Trainer pass along; the model declares `accepts_loss_kwargs = False`
         # so the Trainer still scales the loss itself.
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        window_logits = hidden_states = attentions = None
+        window_logits = hidden_states = attentions = genre_distance = None
         if input_values.ndim == 5:
             if output_hidden_states or output_attentions:
                 raise ValueError(
                     "output_hidden_states and output_attentions are only available for window input (N, 1, F, W); "
                     "pass a song's windows, e.g. from GenreViTFeatureExtractor.extract_windows."
                 )
-            logits, window_logits = self._song_logits(input_values, window_mask)
+            logits, window_logits, genre_distance = self._song_logits(input_values, window_mask)
         else:
             outputs = self.genre_vit(
                 input_values,
@@ -204,10 +215,16 @@ class GenreViTForAudioClassification(GenreViTClassifierParts, GenreViTPreTrained
                 return_dict=True,
             )
             logits = self.forward_head(outputs.last_hidden_state)
+            genre_distance = self.window_genre_distances(outputs.last_hidden_state)
             hidden_states, attentions = outputs.hidden_states, outputs.attentions
         loss = self._loss(logits, labels) if labels is not None else None
         output = GenreViTClassifierOutput(
-            loss=loss, logits=logits, window_logits=window_logits, hidden_states=hidden_states, attentions=attentions
+            loss=loss,
+            logits=logits,
+            window_logits=window_logits,
+            hidden_states=hidden_states,
+            attentions=attentions,
+            genre_distance=genre_distance,
         )
         return output if return_dict else output.to_tuple()
 

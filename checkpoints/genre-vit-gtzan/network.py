@@ -359,12 +359,50 @@ class GenreViTEncoder(GenreViTEncoderParts, nn.Module):
         return self.encode(input_values, output_hidden_states, output_attentions)
 
 
+class GenreViTGenreDistance(nn.Module):
+    """How far a pooled embedding lies from every genre the classifier learnt: the Mahalanobis distance to the
+    nearest genre's mean embedding, under one covariance shared by the genres, divided by `sqrt(hidden_size)`
+    (so that an embedding as typical as the training windows is about 1 away, whatever the width).
+
+    A classifier answers every input with some genre; this says whether the input looks like any of them. The
+    buffers are fitted with the classifier on its training windows (`genre_vit.training.calibration`):
+    `whitening` `(D, D)` is the inverse square root of the shared within-genre covariance, and `whitened_means`
+    `(C, D)` are the genres' mean embeddings times it. They are buffers, not parameters: nothing trains them.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.register_buffer("whitening", torch.eye(config.hidden_size))
+        self.register_buffer("whitened_means", torch.zeros(config.num_labels, config.hidden_size))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Pooled embeddings `(N, D)` -> distances `(N,)` to the nearest genre, float32."""
+        whitened = pooled.float() @ self.whitening.float().T
+        distances = torch.cdist(whitened, self.whitened_means.float())
+        return distances.min(dim=-1).values / pooled.shape[-1] ** 0.5
+
+
 class GenreViTClassifierParts:
     """The genre head on the encoder held as `genre_vit`, for `GenreViTNetwork` and the Hugging Face
-    `GenreViTForAudioClassification` alike (the same names: `genre_vit.*`, `classifier.*`)."""
+    `GenreViTForAudioClassification` alike (the same names: `genre_vit.*`, `classifier.*`, `genre_distance.*`).
+
+    The logits are the classifier's divided by `config.temperature` (fitted on held-out tracks, so that the
+    probabilities mean what they say). With `config.genre_distance`, the model also carries a
+    `GenreViTGenreDistance` (None otherwise), which says how far a window lies from every genre it learnt."""
 
     def _build_head(self, config) -> None:
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.genre_distance = GenreViTGenreDistance(config) if getattr(config, "genre_distance", False) else None
+
+    def set_genre_distance(self, whitening: torch.Tensor, whitened_means: torch.Tensor) -> None:
+        """Give the model its genre distance (`(D, D)` and `(C, D)` tensors, see `GenreViTGenreDistance`), creating
+        the module if it has none, and say so in its config."""
+        if self.genre_distance is None:
+            self.genre_distance = GenreViTGenreDistance(self.config).to(self.classifier.weight.device)
+        with torch.no_grad():
+            self.genre_distance.whitening.copy_(whitening)
+            self.genre_distance.whitened_means.copy_(whitened_means)
+        self.config.genre_distance = True
 
     def forward_features(self, input_values: torch.Tensor) -> torch.Tensor:
         """Tokens `(N, S, D)` after the final LayerNorm, for windows `(N, 1, F, W)` (as timm's `forward_features`).
@@ -376,7 +414,14 @@ class GenreViTClassifierParts:
         """Tokens `(N, S, D)` -> the pooled embedding `(N, D)` (the class token) with `pre_logits`, else logits
         `(N, C)` (as timm's `forward_head`)."""
         pooled = tokens[:, 0]
-        return pooled if pre_logits else self.classifier(pooled)
+        return pooled if pre_logits else self.classifier(pooled) / getattr(self.config, "temperature", 1.0)
+
+    def window_genre_distances(self, tokens: torch.Tensor) -> torch.Tensor | None:
+        """Tokens `(N, S, D)` -> each window's distance to the nearest genre `(N,)` (`GenreViTGenreDistance`), or
+        None for a model without a genre distance."""
+        if self.genre_distance is None:
+            return None
+        return self.genre_distance(self.forward_head(tokens, pre_logits=True))
 
     def encode_with_attentions(self, input_values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Tokens `(N, S, D)` and every block's attention weights `(N, heads, S, S)`."""
@@ -493,6 +538,7 @@ __all__ = [
     "GenreViTEncoder",
     "GenreViTEncoderParts",
     "GenreViTFeedForward",
+    "GenreViTGenreDistance",
     "GenreViTLayer",
     "GenreViTNetwork",
     "GenreViTSpecAugment",

@@ -103,12 +103,79 @@ def teacher_standardisation(audio: TrackAudio, windowing: LogMelWindowing, teach
     return values.mean(axis=0), values.std(axis=0)
 
 
+class RecordingAugmentation:
+    """A random change of recording for one crop: what a different studio, master or playback chain would do to the
+    same music, so that a student distilled on its output (with the teachers' targets of the clean audio) learns
+    features that survive it. GTZAN's clips are lo-fi, band-limited mono; users' files are not.
+
+    Each crop gets, independently, with the probabilities below:
+    - an EQ tilt, uniform in +-`max_tilt_db_per_octave` dB per octave about 1 kHz (always);
+    - a low-pass roll-off at a log-uniform cut-off in [`low_pass_hz`], as a band-limited or lossy source has;
+    - a high-pass roll-off at a log-uniform cut-off in [`high_pass_hz`], as small speakers or old transfers have;
+    - a room: convolution with exponentially decaying noise of a log-uniform RT60 in [`reverb_seconds`];
+    - noise at an SNR uniform in [`noise_snr_db`] dB.
+    The crop keeps its length; levels do not matter (each image is min-max normalised).
+    """
+
+    def __init__(
+        self,
+        sampling_rate: int,
+        max_tilt_db_per_octave: float = 4.0,
+        low_pass_hz: tuple[float, float] = (3000.0, 10000.0),
+        low_pass_probability: float = 0.5,
+        high_pass_hz: tuple[float, float] = (80.0, 400.0),
+        high_pass_probability: float = 0.3,
+        reverb_seconds: tuple[float, float] = (0.2, 1.2),
+        reverb_probability: float = 0.3,
+        noise_snr_db: tuple[float, float] = (15.0, 40.0),
+        noise_probability: float = 0.3,
+    ):
+        self.sampling_rate = sampling_rate
+        self.max_tilt = max_tilt_db_per_octave
+        self.low_pass_hz, self.low_pass_probability = low_pass_hz, low_pass_probability
+        self.high_pass_hz, self.high_pass_probability = high_pass_hz, high_pass_probability
+        self.reverb_seconds, self.reverb_probability = reverb_seconds, reverb_probability
+        self.noise_snr_db, self.noise_probability = noise_snr_db, noise_probability
+
+    def __call__(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """`(samples,)` float32 -> `(samples,)` float32."""
+        samples = crop.shape[0]
+        reverb = rng.random() < self.reverb_probability
+        size = samples * 2 if reverb else samples  # room for the reverb's tail without wrapping round
+        spectrum = np.fft.rfft(crop.astype(np.float64), n=size)
+        frequencies = np.maximum(np.fft.rfftfreq(size, 1.0 / self.sampling_rate), 20.0)
+        gain_db = np.clip(rng.uniform(-self.max_tilt, self.max_tilt) * np.log2(frequencies / 1000.0), -15, 15)
+        if rng.random() < self.low_pass_probability:
+            cutoff = np.exp(rng.uniform(*np.log(self.low_pass_hz)))
+            gain_db -= 24.0 * np.maximum(np.log2(frequencies / cutoff), 0.0)  # 24 dB per octave above the cut-off
+        if rng.random() < self.high_pass_probability:
+            cutoff = np.exp(rng.uniform(*np.log(self.high_pass_hz)))
+            gain_db -= 12.0 * np.maximum(np.log2(cutoff / frequencies), 0.0)
+        spectrum *= 10.0 ** (np.maximum(gain_db, -90.0) / 20.0)
+        if reverb:
+            rt60 = np.exp(rng.uniform(*np.log(self.reverb_seconds)))
+            length = min(int(rt60 * self.sampling_rate), samples)
+            time = np.arange(length) / self.sampling_rate
+            response = rng.standard_normal(length) * 10.0 ** (-3.0 * time / rt60)  # -60 dB at rt60
+            response[0] = 1.0 / 0.3  # the direct sound, above the room
+            spectrum *= np.fft.rfft(response, n=size)
+        out = np.fft.irfft(spectrum, n=size)[:samples]
+        if rng.random() < self.noise_probability:
+            power = float(np.mean(out**2))
+            snr = rng.uniform(*self.noise_snr_db)
+            out = out + rng.standard_normal(samples) * np.sqrt(power / 10.0 ** (snr / 10.0))
+        return out.astype(np.float32)
+
+
 class RandomCropDataset(torch.utils.data.Dataset):
     """`length` random windows of the tracks, each start uniform over every start on the STFT hop of every track
-    (longer tracks give more); item `i` is drawn by a generator seeded with `(seed, i)`."""
+    (longer tracks give more); item `i` is drawn by a generator seeded with `(seed, i)`, and re-recorded by
+    `augmentation` (a `RecordingAugmentation`) with the same generator where one is given, while its teacher targets
+    stay those of the clean audio."""
 
-    def __init__(self, source: _CropSource, length: int, seed: int):
+    def __init__(self, source: _CropSource, length: int, seed: int, augmentation: RecordingAugmentation | None = None):
         self.source, self.length, self.seed = source, length, seed
+        self.augmentation = augmentation
         windowing = source.windowing
         lengths = np.array([len(w) for w in source.audio.waveforms])
         self.cumulative = np.cumsum(np.maximum((lengths - windowing.window_samples) // windowing.hop_length + 1, 1))
@@ -117,10 +184,14 @@ class RandomCropDataset(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        slot = int(np.random.default_rng((self.seed, index)).integers(self.cumulative[-1]))
+        rng = np.random.default_rng((self.seed, index))
+        slot = int(rng.integers(self.cumulative[-1]))
         track = int(np.searchsorted(self.cumulative, slot, side="right"))
         start = (slot - (self.cumulative[track - 1] if track else 0)) * self.source.windowing.hop_length
-        return self.source.item(track, int(start))
+        item = self.source.item(track, int(start))
+        if self.augmentation is not None:
+            item["crops"] = torch.from_numpy(self.augmentation(item["crops"].numpy(), rng))
+        return item
 
 
 class GridCropDataset(torch.utils.data.Dataset):
@@ -138,17 +209,24 @@ class GridCropDataset(torch.utils.data.Dataset):
 
 
 def crop_datasets(
-    train: TrackAudio, validation: TrackAudio, windowing: LogMelWindowing, teachers, crops_per_epoch: int, seed: int
+    train: TrackAudio,
+    validation: TrackAudio,
+    windowing: LogMelWindowing,
+    teachers,
+    crops_per_epoch: int,
+    seed: int,
+    augmentation: RecordingAugmentation | None = None,
 ):
     """`(train dataset, validation dataset, mean, std)`: random crops of the training tracks (`crops_per_epoch` per
-    epoch; 0 for as many as the grid has windows) and the grid's windows of the validation tracks; the teachers'
-    targets standardised on the training tracks' grid windows (mean and std None without teachers)."""
+    epoch; 0 for as many as the grid has windows; re-recorded by `augmentation` where given) and the grid's windows of
+    the validation tracks, clean; the teachers' targets standardised on the training tracks' grid windows (mean and
+    std None without teachers)."""
     mean = std = None
     if teachers:
         mean, std = teacher_standardisation(train, windowing, teachers)
     length = crops_per_epoch or len(grid_windows(train, windowing))
     return (
-        RandomCropDataset(_CropSource(train, windowing, teachers, mean, std), length, seed),
+        RandomCropDataset(_CropSource(train, windowing, teachers, mean, std), length, seed, augmentation),
         GridCropDataset(_CropSource(validation, windowing, teachers, mean, std)),
         mean,
         std,
@@ -212,6 +290,7 @@ __all__ = [
     "FeaturesOnDevice",
     "GridCropDataset",
     "RandomCropDataset",
+    "RecordingAugmentation",
     "TimeBudgetCallback",
     "TrackAudio",
     "crop_datasets",

@@ -53,6 +53,14 @@ class DataArguments:
     crops_per_epoch: int = field(
         default=0, metadata={"help": "with --random-crops: crops per epoch (0: as many as the 2-s grid has windows)"}
     )
+    recording_augmentation: bool = field(
+        default=False,
+        metadata={
+            "help": "with --random-crops: re-record each training crop at random (EQ tilt, band limits, reverb, "
+            "noise; genre_vit.training.crops.RecordingAugmentation) while its teacher targets stay those of the "
+            "clean audio, so the student learns what survives a change of studio"
+        },
+    )
 
 
 @dataclass

@@ -209,6 +209,8 @@ def run_training(options: TrainingOptions) -> dict:
 
     if data.random_crops and model_options.classifier_only:
         raise ValueError("--random-crops trains the network; --classifier-only fits a probe on cached windows.")
+    if data.recording_augmentation and not data.random_crops:
+        raise ValueError("--recording-augmentation re-records random crops: it needs --random-crops.")
     with arguments.main_process_first(desc="preparing windows"):
         tracks = load_tracks_for(data)
         names = label_names(tracks)
@@ -307,7 +309,7 @@ def _with_teacher_head(options: TrainingOptions, student, teachers):
 def _train_on_random_crops(options, arguments, names, track_splits, split_method, feature_extractor) -> dict:
     """`--random-crops`: the tracks decoded once, random crops featurised on the training device
     (`genre_vit.training.crops`), then the same Trainer run as for cached windows."""
-    from .crops import FeaturesOnDevice, TrackAudio, crop_datasets, grid_windows
+    from .crops import FeaturesOnDevice, RecordingAugmentation, TrackAudio, crop_datasets, grid_windows
     from .data import assert_disjoint_ids
 
     training = options.training
@@ -326,8 +328,11 @@ def _train_on_random_crops(options, arguments, names, track_splits, split_method
     teachers = _load_teachers(options, record)
     for teacher in teachers:
         teacher.check_tracks(audio["train"].track_ids + audio["validation"].track_ids)
+    augmentation = None
+    if options.data.recording_augmentation:
+        augmentation = RecordingAugmentation(feature_extractor.sampling_rate)
     train_dataset, eval_dataset, _, _ = crop_datasets(
-        audio["train"], audio["validation"], feature_extractor, teachers, crops_per_epoch, training.seed
+        audio["train"], audio["validation"], feature_extractor, teachers, crops_per_epoch, training.seed, augmentation
     )
     model = _with_teacher_head(options, student, teachers) if teachers else student
     model = FeaturesOnDevice(model, feature_extractor)
