@@ -365,7 +365,7 @@ class GenreViTGenreDistance(nn.Module):
     (so that an embedding as typical as the training windows is about 1 away, whatever the width).
 
     A classifier answers every input with some genre; this says whether the input looks like any of them. The
-    buffers are fitted with the classifier on its training windows (`genre_vit.training.calibration`):
+    buffers are fitted with the classifier on its training windows (`genre_vit.training.linear_probe`):
     `whitening` `(D, D)` is the inverse square root of the shared within-genre covariance, and `whitened_means`
     `(C, D)` are the genres' mean embeddings times it. They are buffers, not parameters: nothing trains them.
     """
