@@ -30,6 +30,7 @@ regression).
 """
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -124,13 +125,34 @@ def score(
     rows[name] = row
 
 
-def genre_vit_rows(rows, name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cross, output) -> None:
-    """A GenreViT model under the three protocols (module docstring). The fold models answer with the evaluated
-    model's temperature and "none of these genres" threshold, so that every figure follows the product's rule for
-    that model."""
-    record = json.loads((Path(folder) / "cross_validation.json").read_text())
-    cv_right = sum(round(f["track_accuracy"] * f["test_tracks"]) for f in record["per_fold"])
-    cv_tracks = sum(f["test_tracks"] for f in record["per_fold"])
+def model_fingerprint(folder: Path) -> str:
+    """A digest of what decides a model's answers: its config and its weights."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.safetensors")) + [Path(folder) / "config.json"]:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def answers_of(results) -> dict:
+    """What the table needs of each analysed track: its mean probabilities and the product's answer."""
+    return {
+        "probabilities": np.stack([r.mean_probabilities for r in results]),
+        "confident": np.array([r.is_confident for r in results]),
+        "none_of_these": np.array([r.fits_none_of_these for r in results]),
+    }
+
+
+def genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cross, output) -> dict:
+    """The answers of a GenreViT model on the artist-disjoint folds' held-out tracks and on the cross-dataset tracks
+    (module docstring), kept in `output` with the model's fingerprint so that a rerun reuses them. The fold models
+    answer with the evaluated model's temperature and "none of these genres" threshold, so that every figure
+    follows the product's rule for that model."""
+    cache = output / f"{name}-answers.npz"
+    fingerprint = model_fingerprint(folder)
+    if cache.is_file():
+        with np.load(cache) as stored:
+            if str(stored["fingerprint"]) == fingerprint:
+                return {key: stored[key] for key in stored.files if key != "fingerprint"}
     classifier = GenreClassifier.from_pretrained(folder, device="cpu")
     calibration = {
         key: getattr(classifier.model.config, key, default)
@@ -146,31 +168,61 @@ def genre_vit_rows(rows, name, folder, gtzan, gtzan_paths, gtzan_labels, splits,
             setattr(fold_classifier.model.config, key, value)
         artist_results += [fold_classifier.analyze(gtzan_paths[i]) for i in test]
         artist_truth += [gtzan_labels[i] for i in test]
-    files, labels, _ = cross
-    cross_results = [classifier.analyze(path) for path in files]
+    cross_results = [classifier.analyze(path) for path in cross[0]]
+    answers = {f"artist_{key}": value for key, value in answers_of(artist_results).items()}
+    answers |= {f"cross_{key}": value for key, value in answers_of(cross_results).items()}
+    answers["artist_truth"] = np.array(artist_truth)
+    np.savez(cache.with_suffix(".partial.npz"), fingerprint=fingerprint, **answers)
+    cache.with_suffix(".partial.npz").replace(cache)
+    return answers
+
+
+def genre_vit_rows(rows, name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cross, output) -> None:
+    """A GenreViT model under the three protocols (module docstring), with the product's own answers."""
+    record = json.loads((Path(folder) / "cross_validation.json").read_text())
+    cv_right = sum(round(f["track_accuracy"] * f["test_tracks"]) for f in record["per_fold"])
+    cv_tracks = sum(f["test_tracks"] for f in record["per_fold"])
+    answers = genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cross, output)
+    labels = cross[1]
     in_genre = np.array([label is not None for label in labels])
-    truth = {"artist": np.array(artist_truth), "cross": np.array([label for label in labels if label is not None])}
-    results = {"artist": artist_results, "cross": [r for r, keep in zip(cross_results, in_genre) if keep]}
+    truth = {"artist": answers["artist_truth"], "cross": np.array([label for label in labels if label is not None])}
     score(
         rows,
         name,
-        {protocol: np.stack([r.mean_probabilities for r in found]) for protocol, found in results.items()},
+        {"artist": answers["artist_probabilities"], "cross": answers["cross_probabilities"][in_genre]},
         truth,
-        out_of_genre=np.stack([r.mean_probabilities for r, keep in zip(cross_results, in_genre) if not keep]),
+        out_of_genre=answers["cross_probabilities"][~in_genre],
         confident_by_protocol={
-            "artist": np.array([r.is_confident for r in artist_results]),
-            "cross": np.array([r.is_confident for r in results["cross"]]),
-            "out_of_genre": np.array([r.is_confident for r, keep in zip(cross_results, in_genre) if not keep]),
+            "artist": answers["artist_confident"],
+            "cross": answers["cross_confident"][in_genre],
+            "out_of_genre": answers["cross_confident"][~in_genre],
         },
     )
     rows[name]["cv"] = {"right": cv_right, "tracks": cv_tracks}
     rows[name]["none_of_these"] = {
-        protocol: int(sum(r.fits_none_of_these for r in found))
-        for protocol, found in (("artist", artist_results), ("cross", cross_results))
+        "artist": int(answers["artist_none_of_these"].sum()),
+        "cross": int(answers["cross_none_of_these"][in_genre].sum()),
+        "out_of_genre": int(answers["cross_none_of_these"][~in_genre].sum()),
     }
 
 
-def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, splits, cross) -> None:
+def handmade_features_of(gtzan_paths, cross_paths, cache: Path) -> dict:
+    """The hand-made features of every GTZAN and cross-dataset clip, kept in `cache` (keyed by the file list)."""
+    key = "\n".join(str(p) for p in [*gtzan_paths, *cross_paths])
+    if cache.is_file():
+        with np.load(cache) as stored:
+            if str(stored["key"]) == key:
+                return {"gtzan": stored["gtzan"], "cross": stored["cross"]}
+    features = {
+        "gtzan": np.stack([clip_features(p) for p in gtzan_paths]),
+        "cross": np.stack([clip_features(p) for p in cross_paths]),
+    }
+    np.savez(cache.with_suffix(".partial.npz"), key=key, **features)
+    cache.with_suffix(".partial.npz").replace(cache)
+    return features
+
+
+def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, splits, cross, output) -> None:
     """musicnn zero-shot, hand-made features + LR and the teacher probe under the three protocols."""
     files, labels, keys = cross
     in_genre = np.array([label is not None for label in labels])
@@ -184,10 +236,7 @@ def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, split
         return np.stack([np.concatenate([pooled.track_target(k), tags.track_target(k)]) for k in keys_])
 
     teacher = {"gtzan": musicnn(gtzan_keys), "cross": musicnn(keys)}
-    handmade = {
-        "gtzan": np.stack([clip_features(p) for p in gtzan_paths]),
-        "cross": np.stack([clip_features(p) for p in files]),
-    }
+    handmade = handmade_features_of(gtzan_paths, files, output / "handmade-features.npz")
     y = np.asarray(gtzan_labels)
     for name, features in (("hand-made features + LR", handmade), ("teacher probe (musicnn + LR)", teacher)):
         probabilities = {}
@@ -227,8 +276,9 @@ def markdown(rows: dict) -> str:
 
     lines = [
         "| system | 5-fold CV (leaky) | artist-disjoint | cross-dataset | confident answers right (cross-dataset) "
-        "| GTZAN tracks answered confidently (artist-disjoint) | out-of-genre excerpts answered confidently |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| GTZAN tracks answered confidently (artist-disjoint) | out-of-genre excerpts answered confidently "
+        '| "none of these" (artist-disjoint / cross-dataset / out-of-genre) |',
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in rows.items():
         cells = [
@@ -238,6 +288,9 @@ def markdown(rows: dict) -> str:
             cell(row.get("confident_right"), "right", "confident"),
             cell(row.get("artist_confident"), "confident", "tracks"),
             cell(row.get("out_of_genre_confident"), "confident", "tracks"),
+            " / ".join(str(row["none_of_these"][part]) for part in ("artist", "cross", "out_of_genre"))
+            if "none_of_these" in row
+            else "–",
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -264,7 +317,7 @@ def main(argv=None) -> None:
         genre_vit_rows(rows, name, Path(folder), args.gtzan, gtzan_paths, gtzan_labels, splits, cross, args.output)
     if args.teacher_targets:
         print("anchors", file=sys.stderr)
-        anchor_rows(rows, args.teacher_targets, gtzan_keys, gtzan_labels, gtzan_paths, splits, cross)
+        anchor_rows(rows, args.teacher_targets, gtzan_keys, gtzan_labels, gtzan_paths, splits, cross, args.output)
     table = markdown(rows)
     write_text_atomic(args.output / "protocols.json", json.dumps(rows, indent=2))
     write_text_atomic(args.output / "protocols.md", table)
