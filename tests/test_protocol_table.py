@@ -34,3 +34,33 @@ def test_cross_dataset_tracks_are_keyed_as_the_teacher_keys_them(tmp_path):
     by_key = dict(zip(keys, labels))
     assert by_key["rock.1"] == GTZAN_GENRES.index("rock") and by_key["electronic.1"] is None
     assert by_key["9"] == GTZAN_GENRES.index("classical") and by_key["2"] == GTZAN_GENRES.index("rock")
+
+
+def test_a_row_scored_with_the_products_answers_and_its_record():
+    script = load_script()
+    probabilities = np.eye(10)[[0, 1, 2, 3]] * 0.9 + 0.01  # every answer clear by the probabilities' rule
+    truth = {"artist": np.array([0, 1, 2, 0]), "cross": np.array([0, 1, 2, 3])}
+    rows = {}
+    script.score(
+        rows,
+        "model",
+        {"artist": probabilities, "cross": probabilities},
+        truth,
+        out_of_genre=probabilities[:2],
+        confident_by_protocol={  # the product held back some: "uncertain" or "none of these"
+            "artist": np.array([True, False, True, True]),
+            "cross": np.array([True, True, False, False]),
+            "out_of_genre": np.array([False, False]),
+        },
+    )
+    rows["model"] |= {"cv": {"right": 8, "tracks": 10}, "none_of_these": {"artist": 1, "cross": 2, "out_of_genre": 2}}
+    row = rows["model"]
+    assert row["artist"] == {"right": 3, "tracks": 4} and row["artist_confident"] == {"confident": 3, "tracks": 4}
+    assert row["confident_right"] == {"right": 2, "confident": 2}
+    assert row["out_of_genre_confident"] == {"confident": 0, "tracks": 2}
+    line = script.markdown(rows).splitlines()[2]
+    cells = "0.80 (8/10) | 0.75 (3/4) | 1.00 (4/4) | 1.00 (2/2) | 0.75 (3/4) | 0.00 (0/2) | 1 / 2 / 2"
+    assert line == f"| model | {cells} |"
+    record = script.protocols_record(row, "python scripts/protocol_table.py ...", 6)
+    assert record["artist_disjoint"]["track_accuracy"] == 0.75 and record["cross_dataset"]["confident_answers"] == 2
+    assert record["cross_dataset"]["none_of_these"] == {"artist": 1, "cross": 2, "out_of_genre": 2}
