@@ -205,7 +205,7 @@ def test_calibration_fits_on_artist_folds_and_writes_a_calibrated_model(tmp_path
     output = tmp_path / "calibrated"
     record = calibrate_model(encoder, root, output, tmp_path / "work", probe_options=["--probe-strengths", "1"])
     assert record["held_out_tracks"] == {"genre_learnt": 32, "genre_not_learnt": 4}  # blues, then rock, unlearnt
-    assert 0.25 <= record["temperature"] <= 8.0
+    assert 0.25 <= record["temperature"] <= 8.0 and 0.0 <= record["held_out_track_accuracy"] <= 1.0
     config = json.loads((output / "config.json").read_text())
     assert config["genre_distance"] is True
     assert config["temperature"] == pytest.approx(record["temperature"])

@@ -174,6 +174,9 @@ def calibrate_model(
         "none_of_these_distance": threshold,
         "keep_quantile": keep_quantile,
         "held_out_tracks": {"genre_learnt": len(learnt), "genre_not_learnt": len(unlearnt)},
+        "held_out_track_accuracy": float(
+            np.mean([t.window_probabilities.mean(axis=0).argmax() == t.label for t in tracks])
+        ),
         "flagged_none_of_these": {
             "genre_learnt": int(sum(t.genre_distance > threshold for t in learnt)),
             "genre_not_learnt": int(sum(t.genre_distance > threshold for t in unlearnt)),
