@@ -201,16 +201,25 @@ def test_train_with_teacher_targets_then_initialise_from_the_result(tmp_path):
     assert completed.returncode == 2 and "do not match the tracks" in completed.stderr
 
 
-def test_random_crops_are_the_librarys_windows_and_targets(tmp_path):
-    """Crops drawn anywhere in a track, next to its edges too, give the analysis' windows once featurised on the
-    device, and the teachers' window targets; the same index always draws the same crop."""
-    from genre_vit.training.crops import GridCropDataset, RandomCropDataset, TrackAudio, _CropSource
+def two_track_crop_source(tmp_path):
+    """The windowing, two synthetic tracks ("a", label 3, 10 s; "b", label 6, 7 s), a random teacher of them and
+    the crop source of both."""
+    from genre_vit.training.crops import TrackAudio, _CropSource
 
     windowing = LogMelWindowing()
     waveforms = [synthetic_track(3, 10.0, seed=1), synthetic_track(6, 7.0, seed=2)]
     audio = TrackAudio(["a", "b"], [3, 6], waveforms, windowing.sampling_rate)
     teacher = TeacherTargets.load(write_random_targets(tmp_path / "targets.npz"), "max_pool")
     source = _CropSource(audio, windowing, [teacher], mean=np.zeros(5), std=np.ones(5))
+    return windowing, waveforms, teacher, source
+
+
+def test_random_crops_are_the_librarys_windows_and_targets(tmp_path):
+    """Crops drawn anywhere in a track, next to its edges too, give the analysis' windows once featurised on the
+    device, and the teachers' window targets; the same index always draws the same crop."""
+    from genre_vit.training.crops import GridCropDataset, RandomCropDataset
+
+    windowing, waveforms, teacher, source = two_track_crop_source(tmp_path)
     crops = RandomCropDataset(source, length=50, seed=7)
     assert torch.equal(crops[3]["crops"], crops[3]["crops"]) and not torch.equal(crops[3]["crops"], crops[4]["crops"])
     front_end = windowing.front_end
@@ -236,13 +245,9 @@ def test_random_crops_are_the_librarys_windows_and_targets(tmp_path):
 def test_recording_augmentation_re_records_crops_and_keeps_the_clean_targets(tmp_path):
     """Each training crop is re-recorded (the same one for the same index), with the teachers' targets of the clean
     audio; a low-pass takes the highs away; validation crops stay clean."""
-    from genre_vit.training.crops import RandomCropDataset, RecordingAugmentation, TrackAudio, _CropSource
+    from genre_vit.training.crops import GridCropDataset, RandomCropDataset, RecordingAugmentation, crop_datasets
 
-    windowing = LogMelWindowing()
-    waveforms = [synthetic_track(3, 10.0, seed=1), synthetic_track(6, 7.0, seed=2)]
-    audio = TrackAudio(["a", "b"], [3, 6], waveforms, windowing.sampling_rate)
-    teacher = TeacherTargets.load(write_random_targets(tmp_path / "targets.npz"), "max_pool")
-    source = _CropSource(audio, windowing, [teacher], mean=np.zeros(5), std=np.ones(5))
+    windowing, _, _, source = two_track_crop_source(tmp_path)
     clean = RandomCropDataset(source, length=20, seed=7)
     augmented = RandomCropDataset(source, length=20, seed=7, augmentation=RecordingAugmentation(22050))
     for index in range(20):
@@ -251,6 +256,11 @@ def test_recording_augmentation_re_records_crops_and_keeps_the_clean_targets(tmp
         assert not torch.equal(after["crops"], before["crops"])
         assert torch.equal(after["crops"], augmented[index]["crops"])
         torch.testing.assert_close(after["teacher_targets"], before["teacher_targets"], rtol=0, atol=0)
+    _, validation, _, _ = crop_datasets(
+        source.audio, source.audio, windowing, source.teachers, 20, 7, RecordingAugmentation(22050)
+    )
+    clean_grid = GridCropDataset(source)
+    assert all(torch.equal(validation[i]["crops"], clean_grid[i]["crops"]) for i in range(len(clean_grid)))
 
     dull = RecordingAugmentation(
         22050,
