@@ -108,6 +108,13 @@ head that is not part of this model.
     cross_validation = ""
     if run.get("cross_validation"):
         cross_validation = "\n" + cross_validation_markdown(run["cross_validation"], heading_level=2)
+    outside = (
+        'Music far from every genre it learnt is answered "none of these genres" (beyond a genre distance of '
+        f"{config.none_of_these_distance:.2f}; see `calibration.json`)."
+        if getattr(config, "none_of_these_distance", None) is not None
+        else "Music outside these ten genres is still forced into one of them (`scripts/calibrate.py` fits a "
+        '"none of these genres" answer).'
+    )
     return _with_metadata(
         f"""# GenreViT: {run["output_name"]}
 
@@ -144,7 +151,7 @@ the package. Either way it needs `transformers>={MIN_TRANSFORMERS_VERSION}`.
 
 Genre tagging of Western popular music in the ten GTZAN genres, song by song or window by window. Genre labels are
 fuzzy and GTZAN has known faults (repeated and mislabelled clips, artist overlap between tracks), so numbers on a
-split of GTZAN overstate accuracy on new music. Music outside these ten genres is still forced into one of them.
+split of GTZAN overstate accuracy on new music. {outside}
 """
     )
 
