@@ -86,9 +86,10 @@ class GenreViTConfig(PreTrainedConfig):
             When the model is given whole songs, `(batch, windows, 1, H, W)`, it runs the windows through the
             encoder this many at a time, so memory stays bounded for long songs.
         temperature (`float`, defaults to 1.0):
-            The classifier's logits are divided by this before the softmax. Fitted on held-out tracks
-            (`genre_vit.training.calibration`), it makes a probability of 0.7 right about 70% of the time on new
-            artists; 1.0 leaves the logits as trained.
+            The classifier's logits are divided by this before the softmax. Fitted on held-out tracks of new
+            artists (`genre_vit.training.calibration`: the least negative log-likelihood of their answers), it
+            brings the probabilities nearer to how often the answers are right there; 1.0 leaves the logits as
+            trained.
         genre_distance (`bool`, defaults to `False`):
             Whether the model carries a `GenreViTGenreDistance`: each genre's mean pooled embedding and a whitening
             of the embedding space (buffers `genre_distance.*`, fitted with the classifier on its training windows),

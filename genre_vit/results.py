@@ -157,8 +157,8 @@ class GenreAnalysis:
         for a model without a genre distance)."""
         if self.window_genre_distances is None:
             return None
-        music = self.window_has_music if self.window_has_music.any() else slice(None)
-        return float(np.mean(self.window_genre_distances[music]))
+        # the same windows as the song's probabilities: those with music
+        return float(mean_window_probabilities(self.window_genre_distances, self.window_has_music))
 
     @property
     def fits_none_of_these(self) -> bool:

@@ -40,12 +40,12 @@ import numpy as np
 
 from genre_vit import GTZAN_GENRES, GenreClassifier
 from genre_vit.audio import SAMPLING_RATE, load_audio
-from genre_vit.files import write_text_atomic
+from genre_vit.files import write_atomic, write_text_atomic
 from genre_vit.model_folder import PROTOCOLS_FILE
 from genre_vit.results import CLEAR_LEAD_MIN_MARGIN, CLEAR_LEAD_MIN_PROBABILITY
 from genre_vit.training.anchors import handmade_features, musicnn_zero_shot_scores, probe
-from genre_vit.training.calibration import fit_probe_folder
-from genre_vit.training.data import load_tracks, read_split_files, split_tracks_for_fold
+from genre_vit.training.calibration import artist_disjoint_partitions, fit_probe_folder, gtzan_clips
+from genre_vit.training.data import load_tracks, load_tracks_from_folder, split_tracks_for_fold
 from genre_vit.training.distillation import TeacherTargets
 
 
@@ -56,17 +56,18 @@ def confident(probabilities: np.ndarray) -> np.ndarray:
 
 
 def cross_dataset_tracks(root: Path) -> tuple[list[Path], list[int | None], list[str]]:
-    """Files of the cross-dataset folders, their GTZAN label id (None for folders of other genres), and the keys
-    `scripts/musicnn_teacher.py` gave them (folder prefix where names repeat across folders)."""
-    files = sorted(p for p in root.glob("*/*") if p.suffix in (".opus", ".mp3", ".wav", ".flac", ".ogg"))
-    stems = [p.stem for p in files]
-    keys = [f"{p.parent.name}.{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in files]
+    """Files of the cross-dataset folders, their GTZAN label id (None for folders of other genres), and their track
+    ids (`data.load_tracks_from_folder`: the file name, with the folder as prefix where names repeat across folders,
+    as `scripts/musicnn_teacher.py` keys them)."""
+    tracks = load_tracks_from_folder(root)
+    files = [Path(path) for path in tracks["audio_path"]]
     labels = [GTZAN_GENRES.index(p.parent.name) if p.parent.name in GTZAN_GENRES else None for p in files]
-    return files, labels, keys
+    return files, labels, list(tracks["track_id"])
 
 
 def gtzan_splits(gtzan: Path, ids: list[str], labels: np.ndarray):
-    """`{protocol: [(train indices, test indices), ...]}` over the GTZAN tracks `ids`."""
+    """`{protocol: [(train indices, test indices), ...]}` over the GTZAN tracks `ids`: the 5 CV folds and the two
+    artist-disjoint folds (`calibration.artist_disjoint_partitions`, both ways)."""
     tracks = load_tracks(gtzan)
     order = {track: index for index, track in enumerate(ids)}
     folds = []
@@ -74,9 +75,7 @@ def gtzan_splits(gtzan: Path, ids: list[str], labels: np.ndarray):
         split = split_tracks_for_fold(tracks, 5, fold, 0.15, 42)
         test = [order[t] for t in split["test"]["track_id"]]
         folds.append((np.setdiff1d(np.arange(len(ids)), test), np.array(test)))
-    lists = read_split_files(gtzan / "splits")
-    first = np.array([order[t] for t in lists["train"] if t in order])
-    second = np.array([order[t] for t in lists["validation"] + lists["test"] if t in order])
+    first, second = (np.array([order[t] for t in part]) for part in artist_disjoint_partitions(gtzan))
     return {"cv": folds, "artist": [(first, second), (second, first)]}
 
 
@@ -127,6 +126,18 @@ def score(
     rows[name] = row
 
 
+def cached_arrays(path: Path, key: str, compute) -> dict:
+    """The arrays `compute()` returns, kept in `path` (written atomically) with `key`; a later call with the same
+    key reads them back instead."""
+    if path.is_file():
+        with np.load(path) as stored:
+            if str(stored["cache_key"]) == key:
+                return {name: stored[name] for name in stored.files if name != "cache_key"}
+    arrays = compute()
+    write_atomic(path, lambda temporary: np.savez(temporary, cache_key=key, **arrays))
+    return arrays
+
+
 def model_fingerprint(folder: Path) -> str:
     """A digest of what decides a model's answers: its config and its weights."""
     digest = hashlib.sha256()
@@ -149,12 +160,15 @@ def genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cr
     (module docstring), kept in `output` with the model's fingerprint so that a rerun reuses them. The fold models
     answer with the evaluated model's temperature and "none of these genres" threshold, so that every figure
     follows the product's rule for that model."""
-    cache = output / f"{name}-answers.npz"
-    fingerprint = model_fingerprint(folder)
-    if cache.is_file():
-        with np.load(cache) as stored:
-            if str(stored["fingerprint"]) == fingerprint:
-                return {key: stored[key] for key in stored.files if key != "fingerprint"}
+    return cached_arrays(
+        output / f"{name}-answers.npz",
+        model_fingerprint(folder),
+        lambda: compute_genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cross, output),
+    )
+
+
+def compute_genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cross, output) -> dict:
+    """`genre_vit_answers`, computed."""
     classifier = GenreClassifier.from_pretrained(folder, device="cpu")
     calibration = {
         key: getattr(classifier.model.config, key, default)
@@ -174,8 +188,6 @@ def genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cr
     answers = {f"artist_{key}": value for key, value in answers_of(artist_results).items()}
     answers |= {f"cross_{key}": value for key, value in answers_of(cross_results).items()}
     answers["artist_truth"] = np.array(artist_truth)
-    np.savez(cache.with_suffix(".partial.npz"), fingerprint=fingerprint, **answers)
-    cache.with_suffix(".partial.npz").replace(cache)
     return answers
 
 
@@ -213,18 +225,14 @@ def genre_vit_rows(rows, name, folder, gtzan, gtzan_paths, gtzan_labels, splits,
 
 def handmade_features_of(gtzan_paths, cross_paths, cache: Path) -> dict:
     """The hand-made features of every GTZAN and cross-dataset clip, kept in `cache` (keyed by the file list)."""
-    key = "\n".join(str(p) for p in [*gtzan_paths, *cross_paths])
-    if cache.is_file():
-        with np.load(cache) as stored:
-            if str(stored["key"]) == key:
-                return {"gtzan": stored["gtzan"], "cross": stored["cross"]}
-    features = {
-        "gtzan": np.stack([clip_features(p) for p in gtzan_paths]),
-        "cross": np.stack([clip_features(p) for p in cross_paths]),
-    }
-    np.savez(cache.with_suffix(".partial.npz"), key=key, **features)
-    cache.with_suffix(".partial.npz").replace(cache)
-    return features
+    return cached_arrays(
+        cache,
+        "\n".join(str(p) for p in [*gtzan_paths, *cross_paths]),
+        lambda: {
+            "gtzan": np.stack([clip_features(p) for p in gtzan_paths]),
+            "cross": np.stack([clip_features(p) for p in cross_paths]),
+        },
+    )
 
 
 def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, splits, cross, output) -> None:
@@ -345,8 +353,8 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
-    gtzan_paths = sorted(args.gtzan.glob("*/*.flac"))
-    gtzan_keys = [p.stem for p in gtzan_paths]
+    clips = gtzan_clips(args.gtzan)
+    gtzan_paths, gtzan_keys = list(clips.values()), list(clips)
     gtzan_labels = [GTZAN_GENRES.index(p.parent.name) for p in gtzan_paths]
     splits = gtzan_splits(args.gtzan, gtzan_keys, np.asarray(gtzan_labels))
     cross = cross_dataset_tracks(args.cross_dataset)

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import AUDIO_FILE_SUFFIXES
 from ..configuration_genre_vit import GTZAN_GENRES
 from ..files import write_text_atomic
 from ..model_folder import CALIBRATION_FILE, CROSS_VALIDATION_FILE, MAX_SHARD_SIZE, RUN_FILE
+from ..network import read_json
 
 DEFAULT_KEEP_QUANTILE = 0.9
 """Quantile of held-out, learnt-genre tracks' distances taken as the "none of these genres" threshold."""
@@ -100,12 +100,11 @@ def fit_probe_folder(
 
 def gtzan_clips(gtzan: Path) -> dict[str, Path]:
     """`{track id: path}` of the audio files in the genre folders of `gtzan` (`blues/blues.00030.flac` ->
-    `blues.00030`)."""
-    return {
-        path.name.removesuffix(path.suffix): path
-        for path in sorted(Path(gtzan).glob("*/*"))
-        if path.suffix.lower() in AUDIO_FILE_SUFFIXES
-    }
+    `blues.00030`), with the track ids training gives them (`data.load_tracks_from_folder`)."""
+    from .data import load_tracks_from_folder
+
+    tracks = load_tracks_from_folder(gtzan)
+    return {track: Path(path) for track, path in zip(tracks["track_id"], tracks["audio_path"])}
 
 
 def artist_disjoint_partitions(gtzan: Path) -> tuple[list[str], list[str]]:
@@ -200,7 +199,7 @@ def _write_calibrated(fitted: Path, source: Path, output: Path, temperature, thr
 
     staging = output.with_name(output.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    stored_dtype = json.loads((source / "config.json").read_text()).get("dtype") or "float32"
+    stored_dtype = read_json(source / "config.json").get("dtype") or "float32"
     model = GenreViTForAudioClassification.from_pretrained(fitted, dtype=getattr(torch, stored_dtype))
     model.config.temperature = temperature
     model.config.none_of_these_distance = threshold
