@@ -139,12 +139,14 @@ class RecordingAugmentation:
 
     def __call__(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """`(samples,)` float32 -> `(samples,)` float32."""
+        from .data import tilt_gain_db
+
         samples = crop.shape[0]
         reverb = rng.random() < self.reverb_probability
         size = samples * 2 if reverb else samples  # room for the reverb's tail without wrapping round
         spectrum = np.fft.rfft(crop.astype(np.float64), n=size)
         frequencies = np.maximum(np.fft.rfftfreq(size, 1.0 / self.sampling_rate), 20.0)
-        gain_db = np.clip(rng.uniform(-self.max_tilt, self.max_tilt) * np.log2(frequencies / 1000.0), -15, 15)
+        gain_db = tilt_gain_db(frequencies, rng.uniform(-self.max_tilt, self.max_tilt), limit_db=15.0)
         if rng.random() < self.low_pass_probability:
             cutoff = np.exp(rng.uniform(*np.log(self.low_pass_hz)))
             gain_db -= 24.0 * np.maximum(np.log2(frequencies / cutoff), 0.0)  # 24 dB per octave above the cut-off

@@ -368,9 +368,16 @@ def spectral_tilt(
     darken. `(samples,)` float32 -> `(samples,)` float32, same length; applied to the whole track at once (one FFT),
     so windows cut from it see no block edges."""
     spectrum = np.fft.rfft(waveform.astype(np.float64))
-    frequencies = np.maximum(np.fft.rfftfreq(waveform.shape[0], 1.0 / sampling_rate), 20.0)
-    gain_db = np.clip(db_per_octave * np.log2(frequencies / pivot_hz), -limit_db, limit_db)
+    gain_db = tilt_gain_db(np.fft.rfftfreq(waveform.shape[0], 1.0 / sampling_rate), db_per_octave, pivot_hz, limit_db)
     return np.fft.irfft(spectrum * 10.0 ** (gain_db / 20.0), n=waveform.shape[0]).astype(np.float32)
+
+
+def tilt_gain_db(
+    frequencies: np.ndarray, db_per_octave: float, pivot_hz: float = 1000.0, limit_db: float = 12.0
+) -> np.ndarray:
+    """The gain (dB) of a spectral tilt at `frequencies` (Hz): `db_per_octave * log2(f / pivot_hz)`, limited to
+    +-`limit_db`, frequencies below 20 Hz counting as 20 Hz."""
+    return np.clip(db_per_octave * np.log2(np.maximum(frequencies, 20.0) / pivot_hz), -limit_db, limit_db)
 
 
 def _windows_fingerprint(
@@ -504,4 +511,5 @@ __all__ = [
     "split_tracks_for_fold",
     "split_tracks_from_files",
     "spectral_tilt",
+    "tilt_gain_db",
 ]
