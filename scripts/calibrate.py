@@ -33,7 +33,10 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
     options = shlex.split(args.probe_options)
-    record = calibrate_model(args.model, args.gtzan, args.output, args.work_dir, args.keep_quantile, options)
+    try:
+        record = calibrate_model(args.model, args.gtzan, args.output, args.work_dir, args.keep_quantile, options)
+    except ValueError as error:  # the training library's bad-input errors, e.g. a folder that is not a model
+        parser.exit(2, f"calibrate.py: error: {error}\n")
     print(json.dumps(record, indent=2))
 
 
