@@ -11,7 +11,13 @@ from test_distillation import run_train
 
 from genre_vit import GenreClassifier
 from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
-from genre_vit.training.linear_probe import cross_validation_accuracy, fit_linear_probe, fit_logistic_regression
+from genre_vit.training.linear_probe import (
+    TeacherLabelledWindows,
+    cross_validation_accuracy,
+    fit_linear_probe,
+    fit_logistic_regression,
+    teacher_probe_probabilities,
+)
 
 
 def blobs(seed: int, per_class: int = 40, classes: int = 4, dimension: int = 8, noise: float = 1.5):
@@ -32,6 +38,49 @@ def test_logistic_regression_matches_sklearn():
         reference = LogisticRegression(C=strength, max_iter=10_000, tol=1e-10).fit(features, labels)
         ours = torch.softmax(torch.from_numpy(features @ weight.T + bias), 1).numpy()
         np.testing.assert_allclose(ours, reference.predict_proba(features), atol=2e-3)
+
+
+def test_one_hot_soft_targets_fit_as_the_labels_do():
+    features, labels = blobs(5)
+    features = (features - features.mean(0)) / features.std(0)
+    hard = fit_logistic_regression(features, labels, 4, 1.0)
+    soft = fit_logistic_regression(features, np.eye(4)[labels], 4, 1.0)
+    for ours, reference in zip(soft, hard):
+        np.testing.assert_allclose(ours, reference, atol=1e-4)
+
+
+def test_teacher_labelled_windows_teach_what_the_labels_lack():
+    """Labelled windows of genres 0-2 only; windows of the fourth cluster come without labels but with a teacher's
+    probabilities that put them in genre 3: the probe then names that cluster, which it cannot learn otherwise."""
+    features, labels, tracks = track_blobs(6)
+    labelled = labels < 3
+    unseen, unseen_labels = blobs(6, per_class=10)
+    cluster = features[labels == 3]
+    teacher = TeacherLabelledWindows(cluster, np.tile([0.05, 0.05, 0.1, 0.8], (len(cluster), 1)), weight=0.5)
+    plain = fit_linear_probe(features[labelled], labels[labelled], tracks[labelled], 4, strengths=(1.0,))
+    taught = fit_linear_probe(
+        features[labelled], labels[labelled], tracks[labelled], 4, strengths=(1.0,), teacher_labelled=teacher
+    )
+    fourth = unseen[unseen_labels == 3]
+    assert (plain.predict(fourth).argmax(1) == 3).mean() == 0.0
+    assert (taught.predict(fourth).argmax(1) == 3).mean() >= 0.9
+    # the labelled genres stay learnt
+    known = unseen_labels < 3
+    assert (taught.predict(unseen[known]).argmax(1) == unseen_labels[known]).mean() >= 0.9
+    with pytest.raises(ValueError, match="must be positive"):
+        TeacherLabelledWindows(cluster, teacher.targets, weight=0.0)
+    with pytest.raises(ValueError, match="one target row per embedding"):
+        TeacherLabelledWindows(cluster, teacher.targets[:-1], weight=1.0)
+
+
+def test_the_teacher_probe_gives_no_probability_to_genres_without_labelled_tracks():
+    features, labels = blobs(7, per_class=12)
+    keep = labels != 2
+    probabilities = teacher_probe_probabilities(features[keep], labels[keep], features, 4)
+    assert probabilities.shape == (len(features), 4)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-6)
+    assert (probabilities[:, 2] == 0).all()
+    assert (probabilities[keep].argmax(1) == labels[keep]).mean() >= 0.9
 
 
 def track_blobs(seed: int, tracks_per_class: int = 6, windows_per_track: int = 8, **kwargs):
@@ -130,9 +179,69 @@ def test_classifier_only_training_keeps_the_encoder_and_learns_the_genres(tmp_pa
     assert correct >= 6  # chance is 1 in 10
 
 
+def write_genre_teacher_targets(path, genre_of_track: dict[str, int], seconds: float = 8.0):
+    """A targets file whose `max_pool` says each track's genre (a one-hot of 10, plus a little noise)."""
+    rng = np.random.default_rng(0)
+    arrays = {"patch_seconds": np.float32(3.0)}
+    starts = np.arange(0, seconds - 3.0 + 1e-9, 1.0, dtype=np.float32)
+    for track, genre in genre_of_track.items():
+        values = np.eye(10)[np.full(len(starts), genre)] + rng.normal(0, 0.05, (len(starts), 10))
+        arrays |= {f"{track}/start_seconds": starts, f"{track}/max_pool": values.astype(np.float32)}
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.slow
+def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tiny_model_dir):
+    """`--probe-unlabelled-data` with `--teacher-targets`: synthetic disco (genre 3) without labels, which the
+    teacher calls jazz (genre 5), pulls the probe's answers on that music towards jazz."""
+    import soundfile
+
+    from genre_vit import GTZAN_GENRES
+
+    data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=3, seconds=8.0)
+    unlabelled = tmp_path / "unlabelled" / "music"
+    unlabelled.mkdir(parents=True)
+    for index in range(4):
+        soundfile.write(unlabelled / f"song{index}.wav", synthetic_track(3, 8.0, seed=900 + index), 22050)
+    genre_of_track = {f"{genre}.{track:05d}": g for g, genre in enumerate(GTZAN_GENRES) for track in range(3)}
+    genre_of_track |= {f"song{index}": 5 for index in range(4)}
+    targets = write_genre_teacher_targets(tmp_path / "teacher.npz", genre_of_track)
+    common = ["--data", data, "--init-from", tiny_model_dir, "--classifier-only", "--probe-strengths", "1"]
+    common += ["--num-proc", "1", "--split-fractions", "0.7", "0.3", "0.0", "--cache-dir", tmp_path / "cache"]
+    plain, taught = tmp_path / "plain", tmp_path / "taught"
+    completed = run_train(*common, "--output-dir", plain)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    teacher = ["--teacher-targets", targets, "--probe-unlabelled-data", tmp_path / "unlabelled"]
+    completed = run_train(*common, *teacher, "--probe-unlabelled-weight", "2", "--output-dir", taught)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    run = json.loads((taught / "training_run.json").read_text())
+    record = run["linear_probe"]["teacher_labelled"]
+    # four 8-s songs: windows at 0, 2 and 4 s (the probe's shifted windows are for labelled tracks only)
+    assert record["tracks"] == 4 and record["windows"] == 12 and record["weight"] == 2.0
+    assert record["teacher_answers"]["jazz"] == 4
+    assert run["teacher"][0]["output"] == "max_pool"
+    songs = [(synthetic_track(3, 8.0, seed=900 + index), 22050) for index in range(4)]
+
+    def jazz(folder):
+        classifier = GenreClassifier.from_pretrained(folder, device="cpu", dtype="float32")
+        return np.mean([classifier.analyze(song).mean_probabilities[5] for song in songs])
+
+    assert jazz(taught) > jazz(plain) + 0.2
+    # the unlabelled music is embedded once per encoder: a second fit finds the embeddings in the cache
+    assert len(list((tmp_path / "cache").glob("embeddings-*.npy"))) == 1
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
+        (["--classifier-only", "--init-from", "x", "--teacher-targets", "t.npz"], "go together"),
+        (["--probe-unlabelled-data", "u"], "--probe-unlabelled-data feeds the linear probe"),
+        (
+            ["--classifier-only", "--init-from", "x", "--probe-unlabelled-data", "u", "--probe-unlabelled-weight", "0"],
+            "--probe-unlabelled-weight must be positive",
+        ),
         (["--classifier-only"], "--classifier-only needs --init-from"),
         (["--classifier-only", "--init-from", "x", "--probe-strengths", "0"], "--probe-strengths must be positive"),
     ],

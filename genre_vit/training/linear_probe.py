@@ -63,19 +63,28 @@ def embed_windows(model, input_values: np.ndarray, batch_size: int = 64) -> np.n
 
 
 def fit_logistic_regression(
-    features: np.ndarray, labels: np.ndarray, num_labels: int, strength: float, max_iterations: int = 500
+    features: np.ndarray,
+    targets: np.ndarray,
+    num_labels: int,
+    strength: float,
+    max_iterations: int = 500,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression by full-batch L-BFGS, minimising the mean cross-entropy plus
+    """Multinomial logistic regression by full-batch L-BFGS, minimising the (weighted) mean cross-entropy plus
     `||W||^2 / (2 * strength * n)` (sklearn's objective divided by n; the bias is not penalised).
 
     Args:
         features: `(n, d)` float features (already standardised).
-        labels: `(n,)` label ids in `[0, num_labels)`.
+        targets: `(n,)` label ids in `[0, num_labels)`, or `(n, num_labels)` probabilities (soft targets).
+        sample_weight: `(n,)` non-negative weights of the windows in the mean (default: all 1).
     Returns:
         weight `(num_labels, d)` and bias `(num_labels,)`, float32.
     """
     x = torch.as_tensor(features, dtype=torch.float64)
-    y = torch.as_tensor(labels, dtype=torch.long)
+    targets = np.asarray(targets)
+    y = torch.as_tensor(targets, dtype=torch.long if targets.ndim == 1 else torch.float64)
+    window_weight = torch.as_tensor(np.ones(len(x)) if sample_weight is None else sample_weight, dtype=torch.float64)
+    window_weight = window_weight / window_weight.sum()
     weight = torch.zeros(num_labels, x.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(num_labels, dtype=torch.float64, requires_grad=True)
     penalty = 1.0 / (2.0 * strength * len(x))
@@ -91,13 +100,36 @@ def fit_logistic_regression(
 
     def closure():
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ weight.T + bias, y) + penalty * weight.pow(2).sum()
+        per_window = torch.nn.functional.cross_entropy(x @ weight.T + bias, y, reduction="none")
+        loss = (window_weight * per_window).sum() + penalty * weight.pow(2).sum()
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
     return weight.detach().float().numpy(), bias.detach().float().numpy()
+
+
+@dataclass
+class TeacherLabelledWindows:
+    """Windows of music without labels, each with the genre probabilities a teacher gave its track: extra windows of
+    the probe's fit, never scored (`run_linear_probe`).
+
+    Attributes:
+        embeddings: `(m, D)` pooled embeddings.
+        targets: `(m, C)` genre probabilities (soft targets).
+        weight: their total weight in the fit, relative to the labelled windows' (1: as much as all of those).
+    """
+
+    embeddings: np.ndarray
+    targets: np.ndarray
+    weight: float
+
+    def __post_init__(self):
+        if len(self.embeddings) != len(self.targets) or not len(self.embeddings):
+            raise ValueError("Teacher-labelled windows need one target row per embedding, and at least one window.")
+        if self.weight <= 0:
+            raise ValueError(f"The weight of the teacher-labelled windows must be positive, got {self.weight}.")
 
 
 @dataclass
@@ -115,13 +147,30 @@ class LinearProbe:
 
 
 def fit_standardised_probe(
-    embeddings: np.ndarray, labels: np.ndarray, num_labels: int, strength: float
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    num_labels: int,
+    strength: float,
+    teacher_labelled: TeacherLabelledWindows | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Standardise with these embeddings' mean and standard deviation, fit the logistic regression, and fold the
-    standardisation into the returned `(weight (C, D), bias (C,))`."""
+    standardisation into the returned `(weight (C, D), bias (C,))`. With `teacher_labelled`, its windows join the
+    fit (and the standardisation) with their soft targets, at their relative weight."""
+    targets, sample_weight = labels, None
+    if teacher_labelled is not None:
+        targets = np.concatenate([np.eye(num_labels)[labels], teacher_labelled.targets])
+        sample_weight = np.concatenate(
+            [
+                np.full(len(labels), 1.0 / len(labels)),
+                np.full(len(teacher_labelled.targets), teacher_labelled.weight / len(teacher_labelled.targets)),
+            ]
+        )
+        embeddings = np.concatenate([embeddings, teacher_labelled.embeddings])
     mean = embeddings.mean(axis=0)
     std = embeddings.std(axis=0) + 1e-6
-    weight, bias = fit_logistic_regression((embeddings - mean) / std, labels, num_labels, strength)
+    weight, bias = fit_logistic_regression(
+        (embeddings - mean) / std, targets, num_labels, strength, sample_weight=sample_weight
+    )
     return weight / std, bias - (weight / std) @ mean
 
 
@@ -133,11 +182,13 @@ def cross_validation_accuracy(
     strengths,
     folds: int = PROBE_FOLDS,
     seed: int = PROBE_SEED,
+    teacher_labelled: TeacherLabelledWindows | None = None,
 ) -> tuple[dict[float, float], int]:
     """Held-out window accuracy (pooled over folds) of each strength in a grouped, stratified `folds`-fold split of
     the windows (`groups`: the track of each window), and the number of folds used: at most `folds`, at least 2,
     and no more than the tracks of the smallest genre that has two. A genre of one track (an artist-disjoint
-    partition can leave one) is held out once, where no strength can name it: it costs every strength the same."""
+    partition can leave one) is held out once, where no strength can name it: it costs every strength the same.
+    `teacher_labelled` windows join every fold's fit and are never held out."""
     import warnings
 
     from sklearn.model_selection import StratifiedGroupKFold
@@ -157,7 +208,9 @@ def cross_validation_accuracy(
         splits = list(splitter.split(embeddings, labels, groups))
     for train_index, held_out_index in splits:
         for strength in correct:
-            weight, bias = fit_standardised_probe(embeddings[train_index], labels[train_index], num_labels, strength)
+            weight, bias = fit_standardised_probe(
+                embeddings[train_index], labels[train_index], num_labels, strength, teacher_labelled
+            )
             predictions = (embeddings[held_out_index] @ weight.T + bias).argmax(axis=1)
             correct[strength] += int((predictions == labels[held_out_index]).sum())
     return {strength: count / len(labels) for strength, count in correct.items()}, folds
@@ -171,13 +224,17 @@ def fit_linear_probe(
     strengths=DEFAULT_PROBE_STRENGTHS,
     folds: int = PROBE_FOLDS,
     seed: int = PROBE_SEED,
+    teacher_labelled: TeacherLabelledWindows | None = None,
 ) -> LinearProbe:
-    """Choose the strength by grouped cross-validation, then fit on all the windows (module docstring, steps 2-4)."""
+    """Choose the strength by grouped cross-validation, then fit on all the windows (module docstring, steps 2-4);
+    `teacher_labelled` windows join every fit."""
     if not strengths:
         raise ValueError("The linear probe needs at least one regularisation strength.")
-    accuracy, folds = cross_validation_accuracy(embeddings, labels, groups, num_labels, strengths, folds, seed)
+    accuracy, folds = cross_validation_accuracy(
+        embeddings, labels, groups, num_labels, strengths, folds, seed, teacher_labelled
+    )
     chosen = max(sorted(accuracy), key=lambda s: accuracy[s])  # ascending: a tie keeps the stronger regularisation
-    weight, bias = fit_standardised_probe(embeddings, labels, num_labels, chosen)
+    weight, bias = fit_standardised_probe(embeddings, labels, num_labels, chosen, teacher_labelled)
     return LinearProbe(
         weight=weight, bias=bias, strength=chosen, cross_validation_accuracy_by_strength=accuracy, folds=folds
     )
@@ -217,9 +274,73 @@ def fit_genre_distance(embeddings: np.ndarray, labels: np.ndarray, num_labels: i
     return whitening.astype(np.float32), whitened_means.astype(np.float32)
 
 
-def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, batch_size: int = 64) -> dict:
+def teacher_probe_probabilities(
+    labelled_features: np.ndarray, labels: np.ndarray, features: np.ndarray, num_labels: int
+) -> np.ndarray:
+    """The teacher probe's genre probabilities `(n, num_labels)` of tracks described by a teacher's `features`
+    `(n, F)`: a standardised logistic regression (`anchors.probe`, the protocol table's teacher probe) fitted on
+    the labelled tracks' `labelled_features` `(k, F)` and `labels` `(k,)`. A genre without labelled tracks gets 0."""
+    from .anchors import probe
+
+    fitted, classes = probe(labelled_features, labels, features)
+    probabilities = np.zeros((len(features), num_labels))
+    probabilities[:, classes] = fitted
+    return probabilities
+
+
+def encoder_fingerprint(model) -> str:
+    """A digest of the encoder's weights (everything but the classifier and the genre distance): two models with
+    the same fingerprint embed every window alike."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith(("classifier.", "genre_distance.")):
+            continue
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def embed_windows_cached(model, windows, batch_size: int = 64, cache_dir=None) -> np.ndarray:
+    """`embed_windows` of a windows dataset (column `input_values`), kept in `cache_dir` (when given) under the
+    encoder's fingerprint and the dataset's, so that probes of the same encoder on the same windows (a calibration's
+    folds) embed them once."""
+    from pathlib import Path
+
+    from ..files import write_atomic
+
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"embeddings-{encoder_fingerprint(model)}-{windows._fingerprint}.npy"
+        if path.is_file():
+            return np.load(path)
+    data = windows.with_format("numpy", columns=["input_values"])
+    # a thousand windows at a time: hours of music as one array would take gigabytes
+    blocks = [
+        embed_windows(model, data[start : start + 1024]["input_values"], batch_size)
+        for start in range(0, len(data), 1024)
+    ]
+    embeddings = np.concatenate(blocks) if blocks else np.zeros((0, model.config.hidden_size), np.float32)
+    if path is not None:
+        write_atomic(path, lambda temporary: np.save(temporary, embeddings))
+    return embeddings
+
+
+def run_linear_probe(
+    model,
+    windows: dict,
+    strengths=DEFAULT_PROBE_STRENGTHS,
+    batch_size: int = 64,
+    teacher_labelled: dict | None = None,
+) -> dict:
     """Embed `windows["train"]` and `windows["validation"]` (datasets with `input_values`, `labels`, `track_id`), fit
-    the probe on both, write it into `model.classifier`, and return what happened (for the run record)."""
+    the probe on both, write it into `model.classifier`, and return what happened (for the run record).
+
+    `teacher_labelled` (optional): `{"windows": dataset of unlabelled windows (`input_values`, `track_id`),
+    "track_probabilities": {track id: (C,) teacher genre probabilities}, "weight": relative weight, "cache_dir":
+    folder or None}`: those windows join the probe's fit with their track's probabilities as soft targets
+    (`TeacherLabelledWindows`). The genre distance stays fitted on the labelled windows alone."""
     started = time.perf_counter()
     embeddings, labels, groups = [], [], []
     for name in ("train", "validation"):
@@ -227,15 +348,24 @@ def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, ba
         embeddings.append(embed_windows(model, data["input_values"], batch_size))
         labels.append(np.asarray(data["labels"]))
         groups.append(np.asarray(data["track_id"]))
+    extra = None
+    if teacher_labelled is not None:
+        unlabelled = teacher_labelled["windows"]
+        probabilities = teacher_labelled["track_probabilities"]
+        extra = TeacherLabelledWindows(
+            embeddings=embed_windows_cached(model, unlabelled, batch_size, teacher_labelled.get("cache_dir")),
+            targets=np.stack([probabilities[track] for track in unlabelled["track_id"]]),
+            weight=teacher_labelled["weight"],
+        )
     embed_seconds = time.perf_counter() - started
     groups, embeddings, labels = np.concatenate(groups), np.concatenate(embeddings), np.concatenate(labels)
-    probe = fit_linear_probe(embeddings, labels, groups, model.config.num_labels, strengths)
+    probe = fit_linear_probe(embeddings, labels, groups, model.config.num_labels, strengths, teacher_labelled=extra)
     with torch.no_grad():
         model.classifier.weight.copy_(torch.from_numpy(probe.weight))
         model.classifier.bias.copy_(torch.from_numpy(probe.bias))
     whitening, whitened_means = fit_genre_distance(embeddings, labels, model.config.num_labels)
     model.set_genre_distance(torch.from_numpy(whitening), torch.from_numpy(whitened_means))
-    return {
+    record = {
         "strength": probe.strength,
         "selection": f"grouped stratified {probe.folds}-fold cross-validation over the training and validation tracks",
         "cross_validation_accuracy_by_strength": {
@@ -246,6 +376,15 @@ def run_linear_probe(model, windows: dict, strengths=DEFAULT_PROBE_STRENGTHS, ba
         "embed_seconds": embed_seconds,
         "fit_seconds": time.perf_counter() - started - embed_seconds,
     }
+    if extra is not None:
+        answers = np.bincount(np.stack(list(probabilities.values())).argmax(axis=1), minlength=model.config.num_labels)
+        record["teacher_labelled"] = {
+            "tracks": len(probabilities),
+            "windows": len(extra.embeddings),
+            "weight": extra.weight,
+            "teacher_answers": {name: int(count) for name, count in zip(model.config.id2label.values(), answers)},
+        }
+    return record
 
 
 __all__ = [
@@ -255,11 +394,15 @@ __all__ = [
     "FAR_AWAY",
     "PROBE_FOLDS",
     "LinearProbe",
+    "TeacherLabelledWindows",
     "cross_validation_accuracy",
     "embed_windows",
+    "embed_windows_cached",
+    "encoder_fingerprint",
     "fit_genre_distance",
     "fit_linear_probe",
     "fit_logistic_regression",
     "fit_standardised_probe",
     "run_linear_probe",
+    "teacher_probe_probabilities",
 ]

@@ -143,7 +143,28 @@ class ModelArguments:
         },
     )
 
+    probe_unlabelled_data: str | None = field(
+        default=None,
+        metadata={
+            "help": "with --classifier-only and --teacher-targets: a folder of sub-folders of music without labels "
+            "(the sub-folders' names are never read). The teacher probe, a logistic regression on the teachers' "
+            "features of the labelled tracks, gives each of these tracks genre probabilities, and its windows join "
+            "the probe's fit with them as soft targets (genre_vit.training.linear_probe)"
+        },
+    )
+    probe_unlabelled_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "with --probe-unlabelled-data: the unlabelled windows' total weight in the probe's fit, relative "
+            "to all labelled windows'"
+        },
+    )
+
     def __post_init__(self):
+        if self.probe_unlabelled_data and not self.classifier_only:
+            raise ValueError("--probe-unlabelled-data feeds the linear probe: it needs --classifier-only.")
+        if self.probe_unlabelled_weight <= 0:
+            raise ValueError(f"--probe-unlabelled-weight must be positive, got {self.probe_unlabelled_weight}.")
         if self.patchout is not None and len(self.patchout) != 2:
             raise ValueError(f"--patchout takes two numbers (rows, columns), got {self.patchout}.")
         if self.classifier_only and not self.init_from:

@@ -209,6 +209,13 @@ def run_training(options: TrainingOptions) -> dict:
 
     if data.random_crops and model_options.classifier_only:
         raise ValueError("--random-crops trains the network; --classifier-only fits a probe on cached windows.")
+    if model_options.classifier_only and bool(distillation.teacher_targets) != bool(
+        model_options.probe_unlabelled_data
+    ):
+        raise ValueError(
+            "With --classifier-only, --teacher-targets and --probe-unlabelled-data go together: the teachers label "
+            "the unlabelled music for the probe."
+        )
     if data.recording_augmentation and not data.random_crops:
         raise ValueError("--recording-augmentation re-records random crops: it needs --random-crops.")
     with arguments.main_process_first(desc="preparing windows"):
@@ -243,7 +250,9 @@ def run_training(options: TrainingOptions) -> dict:
     record = _run_record(options, track_splits)
     model = _build_model(options, names)
     if model_options.classifier_only:
-        return _fit_classifier_only(options, model, feature_extractor, windows, track_splits, split_method, record)
+        return _fit_classifier_only(
+            options, model, feature_extractor, windows, track_splits, split_method, record, cache_dir
+        )
     student = model
     columns = ["input_values", "labels"]
     teachers = _load_teachers(options, record)
@@ -440,19 +449,24 @@ def _data_record(options: TrainingOptions, track_ids: dict, readable: dict, wind
     }
 
 
-def _fit_classifier_only(options, model, feature_extractor, windows, track_splits, split_method, record) -> dict:
+def _fit_classifier_only(
+    options, model, feature_extractor, windows, track_splits, split_method, record, cache_dir: Path
+) -> dict:
     """`--classifier-only`: a linear probe of the frozen encoder of `--init-from` (genre_vit.training.linear_probe)."""
     from .data import split_track_ids
     from .linear_probe import run_linear_probe
 
-    if options.distillation.teacher_targets:
-        raise ValueError("--classifier-only fits the classifier on genre labels alone; drop --teacher-targets.")
     output_dir = Path(options.training.output_dir)
     device = options.training.device
+    teacher_labelled = _teacher_labelled_windows(options, feature_extractor, windows, record, cache_dir)
     model.to(device)
     started = time.perf_counter()
     probe = run_linear_probe(
-        model, windows, options.model.probe_strengths, batch_size=options.training.per_device_eval_batch_size
+        model,
+        windows,
+        options.model.probe_strengths,
+        batch_size=options.training.per_device_eval_batch_size,
+        teacher_labelled=teacher_labelled,
     )
     model.to("cpu")
     probe["window_offsets_seconds"] = list(options.model.probe_window_offsets)
@@ -482,6 +496,46 @@ def _fit_classifier_only(options, model, feature_extractor, windows, track_split
 
         push_folder(output_dir, options.training.hub_model_id)
     return run
+
+
+def _teacher_labelled_windows(options, feature_extractor, windows, record, cache_dir: Path) -> dict | None:
+    """`--probe-unlabelled-data` with `--teacher-targets`: the unlabelled tracks' windows and the teacher probe's
+    genre probabilities of each of those tracks (`linear_probe.run_linear_probe`'s `teacher_labelled`), or None.
+    The teacher probe learns from the labelled training and validation tracks alone."""
+    if not options.model.probe_unlabelled_data:
+        return None
+    from .data import load_tracks_from_folder, make_windows
+    from .linear_probe import teacher_probe_probabilities
+
+    teachers = _load_teachers(options, record)
+    unlabelled = load_tracks_from_folder(options.model.probe_unlabelled_data)
+    labelled = {}
+    for name in ("train", "validation"):
+        for track, label in zip(windows[name]["track_id"], windows[name]["labels"]):
+            labelled[track] = label
+    unlabelled_ids = list(unlabelled["track_id"])
+    overlap = sorted(set(unlabelled_ids) & labelled.keys())
+    if overlap:
+        raise ValueError(
+            f"--probe-unlabelled-data holds {len(overlap)} labelled training track(s) ({', '.join(overlap[:3])}): "
+            "give it music that is not in --data."
+        )
+    for teacher in teachers:
+        teacher.check_tracks([*labelled, *unlabelled_ids])
+
+    def features(tracks):
+        return np.stack([np.concatenate([teacher.track_target(track) for teacher in teachers]) for track in tracks])
+
+    num_labels = len(windows["train"].features["labels"].names)
+    probabilities = teacher_probe_probabilities(
+        features(list(labelled)), np.array(list(labelled.values())), features(unlabelled_ids), num_labels
+    )
+    return {
+        "windows": make_windows(unlabelled, feature_extractor, cache_dir=cache_dir, num_proc=options.data.num_proc),
+        "track_probabilities": dict(zip(unlabelled_ids, probabilities)),
+        "weight": options.model.probe_unlabelled_weight,
+        "cache_dir": cache_dir,
+    }
 
 
 def save_model_folder(model, feature_extractor, output_dir: Path, run: dict) -> None:
