@@ -12,7 +12,8 @@ Protocols, each scored by track (a track's answer is the mean of its window prob
    `cross_validation.json` ("–" where it has none); the anchors are fitted and scored here on the same folds.
 2. **Artist-disjoint**: the fault-filtered partitions of `--gtzan`/splits (train against valid + test), two folds,
    fitted on one partition and scored on the other, both ways. A GenreViT model keeps its encoder and refits its
-   linear probe per fold (`train.py --init-from MODEL --classifier-only`, the bundled recipe's last step).
+   linear probe per fold (`train.py --init-from MODEL --classifier-only`, the bundled recipe's last step, with the
+   probe options its `calibration.json` records, e.g. the teacher-labelled unlabelled music).
 3. **Cross-dataset**: fitted on every GTZAN clip, scored on the `--cross-dataset` folders named after GTZAN genres
    (labels from folder names: a test only, never fitted on); folders of other genres (electronic) count only for how
    often they get a confident answer.
@@ -26,7 +27,7 @@ the share of out-of-genre excerpts answered confidently.
 Anchors (`--teacher-targets`: musicnn MSD outputs for every GTZAN and cross-dataset track, from
 `scripts/musicnn_teacher.py`): musicnn zero-shot (fixed tag mapping; it cannot name classical or reggae), hand-made
 librosa clip features + logistic regression, and the teacher probe (musicnn `max_pool` and tag means + logistic
-regression).
+regression), also on musicnn's penultimate layer alone (the teacher of `--probe-unlabelled-data`).
 """
 
 import argparse
@@ -41,7 +42,7 @@ import numpy as np
 from genre_vit import GTZAN_GENRES, GenreClassifier
 from genre_vit.audio import SAMPLING_RATE, load_audio
 from genre_vit.files import write_atomic, write_text_atomic
-from genre_vit.model_folder import PROTOCOLS_FILE
+from genre_vit.model_folder import CALIBRATION_FILE, PROTOCOLS_FILE
 from genre_vit.results import CLEAR_LEAD_MIN_MARGIN, CLEAR_LEAD_MIN_PROBABILITY
 from genre_vit.training.anchors import handmade_features, musicnn_zero_shot_scores, probe
 from genre_vit.training.calibration import artist_disjoint_partitions, fit_probe_folder, gtzan_clips
@@ -139,11 +140,20 @@ def cached_arrays(path: Path, key: str, compute) -> dict:
 
 
 def model_fingerprint(folder: Path) -> str:
-    """A digest of what decides a model's answers: its config and its weights."""
+    """A digest of what decides a model's answers: its config and its weights, and how its fold models are fitted
+    (`probe_options`)."""
     digest = hashlib.sha256()
     for path in sorted(Path(folder).glob("*.safetensors")) + [Path(folder) / "config.json"]:
         digest.update(path.name.encode() + path.read_bytes())
+    digest.update(" ".join(probe_options(folder)).encode())
     return digest.hexdigest()
+
+
+def probe_options(folder: Path) -> list[str]:
+    """The `train.py` options its calibration fitted the model's probe with (its `calibration.json`), which the
+    artist-disjoint fold models are fitted with too: the same recipe, on one partition."""
+    calibration = Path(folder) / CALIBRATION_FILE
+    return list(json.loads(calibration.read_text()).get("probe_options", [])) if calibration.is_file() else []
 
 
 def answers_of(results) -> dict:
@@ -178,7 +188,9 @@ def compute_genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, sp
     for index, (train, test) in enumerate(splits["artist"]):
         train_ids = [gtzan_paths[i].stem for i in train]
         test_ids = [gtzan_paths[i].stem for i in test]
-        fold_model = fit_probe_folder(Path(folder), gtzan, train_ids, test_ids, output / f"{name}-artist-{index}")
+        fold_model = fit_probe_folder(
+            Path(folder), gtzan, train_ids, test_ids, output / f"{name}-artist-{index}", probe_options(folder)
+        )
         fold_classifier = GenreClassifier.from_pretrained(fold_model, device="cpu")
         for key, value in calibration.items():
             setattr(fold_classifier.model.config, key, value)
@@ -249,9 +261,18 @@ def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, split
         return np.stack([np.concatenate([pooled.track_target(k), tags.track_target(k)]) for k in keys_])
 
     teacher = {"gtzan": musicnn(gtzan_keys), "cross": musicnn(keys)}
+    penultimate = TeacherTargets.load(teacher_path, "penultimate")
+    teacher_penultimate = {
+        part: np.stack([penultimate.track_target(k) for k in keys_])
+        for part, keys_ in (("gtzan", gtzan_keys), ("cross", keys))
+    }
     handmade = handmade_features_of(gtzan_paths, files, output / "handmade-features.npz")
     y = np.asarray(gtzan_labels)
-    for name, features in (("hand-made features + LR", handmade), ("teacher probe (musicnn + LR)", teacher)):
+    for name, features in (
+        ("hand-made features + LR", handmade),
+        ("teacher probe (musicnn + LR)", teacher),
+        ("teacher probe, penultimate layer (musicnn penultimate + LR)", teacher_penultimate),
+    ):
         probabilities = {}
         for protocol in ("cv", "artist"):
             pieces = np.zeros((len(y), len(GTZAN_GENRES)))

@@ -64,3 +64,19 @@ def test_a_row_scored_with_the_products_answers_and_its_record():
     record = script.protocols_record(row, "python scripts/protocol_table.py ...", 6)
     assert record["artist_disjoint"]["track_accuracy"] == 0.75 and record["cross_dataset"]["confident_answers"] == 2
     assert record["cross_dataset"]["none_of_these"] == {"artist": 1, "cross": 2, "out_of_genre": 2}
+
+
+def test_fold_models_follow_the_probe_options_the_calibration_records(tmp_path):
+    """A model calibrated with `--probe-options` has its artist-disjoint fold models fitted the same way, and a
+    change of those options is a different model to the table's cache."""
+    import json
+
+    script = load_script()
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    assert script.probe_options(tmp_path) == []
+    plain = script.model_fingerprint(tmp_path)
+    options = ["--teacher-targets", "t.npz", "--probe-unlabelled-data", "music"]
+    (tmp_path / "calibration.json").write_text(json.dumps({"probe_options": options}))
+    assert script.probe_options(tmp_path) == options
+    assert script.model_fingerprint(tmp_path) != plain
