@@ -202,8 +202,10 @@ def test_calibration_fits_on_artist_folds_and_writes_a_calibrated_model(tmp_path
     completed = run_train(*common, "--split-fractions", "0.75", "0.25", "0.0", "--output-dir", encoder, "--lr", "1e-3")
     assert completed.returncode == 0, completed.stderr[-3000:]
 
+    (encoder / "cross_validation.json").write_text("{}")  # the encoder's own probe recipe, cross-validated
     output = tmp_path / "calibrated"
     record = calibrate_model(encoder, root, output, tmp_path / "work", probe_options=["--probe-strengths", "1"])
+    assert not (output / "cross_validation.json").exists()  # probe options: a recipe that record did not measure
     assert record["held_out_tracks"] == {"genre_learnt": 32, "genre_not_learnt": 4}  # blues, then rock, unlearnt
     assert 0.25 <= record["temperature"] <= 8.0 and 0.0 <= record["held_out_track_accuracy"] <= 1.0
     config = json.loads((output / "config.json").read_text())

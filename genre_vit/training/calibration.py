@@ -193,8 +193,9 @@ def calibrate_model(
 
 def _write_calibrated(fitted: Path, source: Path, output: Path, temperature, threshold, record: dict) -> None:
     """`fitted` (the probe on every clip) with the temperature and threshold in its config, into `output`, with the
-    source model's cross-validation record (the same encoder and probe recipe); written beside and then moved, so
-    `output` is never half written."""
+    source model's cross-validation record where the probe was refitted by the source's own recipe (no
+    `probe_options` in `record`: options make another recipe, which that record did not measure); written beside
+    and then moved, so `output` is never half written."""
     from ..modeling_genre_vit import GenreViTForAudioClassification
 
     staging = output.with_name(output.name + ".partial")
@@ -207,7 +208,7 @@ def _write_calibrated(fitted: Path, source: Path, output: Path, temperature, thr
     for name in ("preprocessor_config.json", RUN_FILE):
         if (fitted / name).is_file():
             shutil.copy2(fitted / name, staging / name)
-    if (source / CROSS_VALIDATION_FILE).is_file():
+    if (source / CROSS_VALIDATION_FILE).is_file() and not record["probe_options"]:
         shutil.copy2(source / CROSS_VALIDATION_FILE, staging / CROSS_VALIDATION_FILE)
     write_text_atomic(staging / CALIBRATION_FILE, json.dumps(record, indent=2) + "\n")
     shutil.rmtree(output, ignore_errors=True)
