@@ -16,6 +16,7 @@ from genre_vit.training.linear_probe import (
     cross_validation_accuracy,
     fit_linear_probe,
     fit_logistic_regression,
+    fit_standardised_probes,
     teacher_probe_probabilities,
 )
 
@@ -47,6 +48,25 @@ def test_one_hot_soft_targets_fit_as_the_labels_do():
     soft = fit_logistic_regression(features, np.eye(4)[labels], 4, 1.0)
     for ours, reference in zip(soft, hard):
         np.testing.assert_allclose(ours, reference, atol=1e-4)
+
+
+def test_a_warm_start_reaches_the_same_minimum():
+    """Started from the solution at a stronger regularisation, the fit lands where the fit from zero does, and
+    fitting a path of strengths gives each strength the probe that fitting it alone gives."""
+    features, labels = blobs(3, noise=3.0)
+    standardised = (features - features.mean(0)) / features.std(0)
+    strong = fit_logistic_regression(standardised, labels, 4, 0.01)
+    from_zero = fit_logistic_regression(standardised, labels, 4, 10.0)
+    warm = fit_logistic_regression(standardised, labels, 4, 10.0, initial=strong)
+    assert not np.allclose(strong[0], from_zero[0], atol=1e-2)  # the start is not already the answer
+    for ours, reference in zip(warm, from_zero):
+        np.testing.assert_allclose(ours, reference, atol=2e-3)
+
+    path = fit_standardised_probes(features, labels, 4, (10.0, 0.01, 1.0))
+    assert list(path) == [0.01, 1.0, 10.0]
+    for strength, (weight, bias) in path.items():
+        alone_weight, alone_bias = fit_standardised_probes(features, labels, 4, [strength])[strength]
+        np.testing.assert_allclose(features @ weight.T + bias, features @ alone_weight.T + alone_bias, atol=1e-2)
 
 
 def test_teacher_labelled_windows_teach_what_the_labels_lack():

@@ -69,6 +69,7 @@ def fit_logistic_regression(
     strength: float,
     max_iterations: int = 500,
     sample_weight: np.ndarray | None = None,
+    initial: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression by full-batch L-BFGS, minimising the (weighted) mean cross-entropy plus
     `||W||^2 / (2 * strength * n)` (sklearn's objective divided by n; the bias is not penalised).
@@ -77,6 +78,8 @@ def fit_logistic_regression(
         features: `(n, d)` float features (already standardised).
         targets: `(n,)` label ids in `[0, num_labels)`, or `(n, num_labels)` probabilities (soft targets).
         sample_weight: `(n,)` non-negative weights of the windows in the mean (default: all 1).
+        initial: `(weight, bias)` to start from (default: zeros). The objective is strictly convex, so the start
+            changes only how many iterations reach its minimum: the solution for a nearby strength is a warm start.
     Returns:
         weight `(num_labels, d)` and bias `(num_labels,)`, float32.
     """
@@ -85,8 +88,10 @@ def fit_logistic_regression(
     y = torch.as_tensor(targets, dtype=torch.long if targets.ndim == 1 else torch.float64)
     window_weight = torch.as_tensor(np.ones(len(x)) if sample_weight is None else sample_weight, dtype=torch.float64)
     window_weight = window_weight / window_weight.sum()
-    weight = torch.zeros(num_labels, x.shape[1], dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(num_labels, dtype=torch.float64, requires_grad=True)
+    if initial is None:
+        initial = (np.zeros((num_labels, x.shape[1])), np.zeros(num_labels))
+    weight = torch.tensor(initial[0], dtype=torch.float64).reshape(num_labels, x.shape[1]).requires_grad_()
+    bias = torch.tensor(initial[1], dtype=torch.float64).reshape(num_labels).requires_grad_()
     penalty = 1.0 / (2.0 * strength * len(x))
     optimizer = torch.optim.LBFGS(
         [weight, bias],
@@ -146,16 +151,21 @@ class LinearProbe:
         return embeddings @ self.weight.T + self.bias
 
 
-def fit_standardised_probe(
+def fit_standardised_probes(
     embeddings: np.ndarray,
     labels: np.ndarray,
     num_labels: int,
-    strength: float,
+    strengths,
     teacher_labelled: TeacherLabelledWindows | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Standardise with these embeddings' mean and standard deviation, fit the logistic regression, and fold the
-    standardisation into the returned `(weight (C, D), bias (C,))`. With `teacher_labelled`, its windows join the
-    fit (and the standardisation) with their soft targets, at their relative weight."""
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Standardise with these embeddings' mean and standard deviation, fit the logistic regression at each strength,
+    and fold the standardisation into each returned `(weight (C, D), bias (C,))`, keyed by strength. With
+    `teacher_labelled`, its windows join the fit (and the standardisation) with their soft targets, at their
+    relative weight.
+
+    The strengths are fitted from the strongest regularisation to the weakest, each starting from the previous
+    solution: the weaker the regularisation, the more iterations L-BFGS needs from zero, and the closer the
+    neighbouring solution already is (`benchmarks/bench_probe.py` measures the saving)."""
     targets, sample_weight = labels, None
     if teacher_labelled is not None:
         targets = np.concatenate([np.eye(num_labels)[labels], teacher_labelled.targets])
@@ -168,10 +178,15 @@ def fit_standardised_probe(
         embeddings = np.concatenate([embeddings, teacher_labelled.embeddings])
     mean = embeddings.mean(axis=0)
     std = embeddings.std(axis=0) + 1e-6
-    weight, bias = fit_logistic_regression(
-        (embeddings - mean) / std, targets, num_labels, strength, sample_weight=sample_weight
-    )
-    return weight / std, bias - (weight / std) @ mean
+    standardised = (embeddings - mean) / std
+    probes, previous = {}, None
+    for strength in sorted({float(strength) for strength in strengths}):
+        previous = fit_logistic_regression(
+            standardised, targets, num_labels, strength, sample_weight=sample_weight, initial=previous
+        )
+        weight, bias = previous
+        probes[strength] = (weight / std, bias - (weight / std) @ mean)
+    return probes
 
 
 def cross_validation_accuracy(
@@ -207,10 +222,10 @@ def cross_validation_accuracy(
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         splits = list(splitter.split(embeddings, labels, groups))
     for train_index, held_out_index in splits:
-        for strength in correct:
-            weight, bias = fit_standardised_probe(
-                embeddings[train_index], labels[train_index], num_labels, strength, teacher_labelled
-            )
+        probes = fit_standardised_probes(
+            embeddings[train_index], labels[train_index], num_labels, correct, teacher_labelled
+        )
+        for strength, (weight, bias) in probes.items():
             predictions = (embeddings[held_out_index] @ weight.T + bias).argmax(axis=1)
             correct[strength] += int((predictions == labels[held_out_index]).sum())
     return {strength: count / len(labels) for strength, count in correct.items()}, folds
@@ -234,7 +249,7 @@ def fit_linear_probe(
         embeddings, labels, groups, num_labels, strengths, folds, seed, teacher_labelled
     )
     chosen = max(sorted(accuracy), key=lambda s: accuracy[s])  # ascending: a tie keeps the stronger regularisation
-    weight, bias = fit_standardised_probe(embeddings, labels, num_labels, chosen, teacher_labelled)
+    weight, bias = fit_standardised_probes(embeddings, labels, num_labels, [chosen], teacher_labelled)[chosen]
     return LinearProbe(
         weight=weight, bias=bias, strength=chosen, cross_validation_accuracy_by_strength=accuracy, folds=folds
     )
@@ -402,7 +417,7 @@ __all__ = [
     "fit_genre_distance",
     "fit_linear_probe",
     "fit_logistic_regression",
-    "fit_standardised_probe",
+    "fit_standardised_probes",
     "run_linear_probe",
     "teacher_probe_probabilities",
 ]
