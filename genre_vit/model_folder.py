@@ -73,7 +73,8 @@ def accuracy_statement(source: str) -> str | None:
     """What a model's own records say of its accuracy on tracks it has not seen, in one sentence, e.g. "Track
     accuracy on unseen tracks: 49% ± 10% (5-fold cross-validation by track on 94 tracks)", from its
     `CROSS_VALIDATION_FILE`, followed by the artist-disjoint and cross-dataset figures of its `PROTOCOLS_FILE` where
-    it has one; None where the model has no cross-validation."""
+    it has one (the cross-fitted cross-dataset figures where its classifier heard those tracks' audio); None where
+    the model has no cross-validation."""
     cross_validation = read_record(source, CROSS_VALIDATION_FILE)
     if not (cross_validation and "mean_std" in cross_validation):
         return None
@@ -94,8 +95,13 @@ def accuracy_statement(source: str) -> str | None:
         )
     if "cross_dataset" in protocols:
         other = protocols["cross_dataset"]
+        data = other["data"]
+        if "cross_fitted" in other:  # its classifier heard those tracks (never their labels): quote the answers of
+            # classifiers that had not heard the track they answer, as a user's own music is unheard
+            other = other | other["cross_fitted"]
+            data += ", each answered by a classifier that had not heard it"
         statement += (
-            f"; {other['track_accuracy']:.0%} on {other['tracks']} tracks from outside GTZAN ({other['data']}), "
+            f"; {other['track_accuracy']:.0%} on {other['tracks']} tracks from outside GTZAN ({data}), "
             "the figure closest to your own music"
         )
         if other.get("confident_answers"):

@@ -237,6 +237,17 @@ def test_the_page_states_the_models_own_accuracy(tiny_model_dir, tmp_path, monke
     assert app.load_classifier().description.endswith(
         "the figure closest to your own music, where 85% of its confident answers were right."
     )
+    # a classifier that heard those tracks' audio (not their labels): the page quotes the cross-fitted answers
+    protocols["cross_dataset"] |= {
+        "probe_heard_the_tracks": True,
+        "cross_fitted": {"track_accuracy": 0.25, "confident_answers": 20, "confident_answers_right": 10},
+    }
+    (folder / "evaluation_protocols.json").write_text(json.dumps(protocols))
+    assert app.load_classifier().description.endswith(
+        "25% on 210 tracks from outside GTZAN (Emotify excerpts of classical, pop and rock, each answered by a "
+        "classifier that had not heard it), the figure closest to your own music, where 50% of its confident "
+        "answers were right."
+    )
 
 
 def test_limits_from_environment(monkeypatch):

@@ -3,6 +3,7 @@
 import importlib.util
 
 import numpy as np
+import pytest
 from conftest import REPOSITORY
 from test_results import make_analysis
 
@@ -80,3 +81,75 @@ def test_fold_models_follow_the_probe_options_the_calibration_records(tmp_path):
     (tmp_path / "calibration.json").write_text(json.dumps({"probe_options": options}))
     assert script.probe_options(tmp_path) == options
     assert script.model_fingerprint(tmp_path) != plain
+
+
+def test_a_model_that_heard_the_excerpts_gets_a_cross_fitted_record():
+    script = load_script()
+    row = {
+        "artist": {"right": 3, "tracks": 4},
+        "artist_confident": {"confident": 2, "tracks": 4},
+        "cross": {"right": 6, "tracks": 8},
+        "confident_right": {"right": 3, "confident": 4},
+        "out_of_genre_confident": {"confident": 1, "tracks": 2},
+        "none_of_these": {"artist": 0, "cross": 1, "out_of_genre": 1},
+    }
+    fitted = {
+        "cross": {"right": 4, "tracks": 8},
+        "confident_right": {"right": 1, "confident": 2},
+        "out_of_genre_confident": {"confident": 0, "tracks": 2},
+        "none_of_these": {"artist": None, "cross": 1, "out_of_genre": 2},
+    }
+    record = script.protocols_record(row, "python scripts/protocol_table.py ...", 10, fitted)["cross_dataset"]
+    assert record["track_accuracy"] == 0.75 and record["probe_heard_the_tracks"] is True
+    assert record["cross_fitted"]["track_accuracy"] == 0.5
+    assert (record["cross_fitted"]["confident_answers"], record["cross_fitted"]["confident_answers_right"]) == (2, 1)
+    line = script.markdown({"fitted": fitted}).splitlines()[2]
+    assert line == "| fitted | – | – | 0.50 (4/8) | 0.50 (1/2) | – | 0.00 (0/2) | – / 1 / 2 |"
+
+
+@pytest.mark.slow
+def test_cross_fitted_answers_come_from_probes_that_never_heard_the_excerpt(tmp_path, tiny_model_dir):
+    """A model whose probe learnt from the cross-dataset folder's audio: each excerpt is answered by the recipe
+    refitted on the other half of that folder, whose excerpts keep the track ids their teacher targets have."""
+    import json
+    import shutil
+
+    import soundfile
+    from test_linear_probe import write_genre_teacher_targets
+
+    from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
+
+    gtzan = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=2, seconds=8.0) / "genres"
+    (gtzan / "splits").mkdir()
+    (gtzan / "splits" / "train_filtered.txt").write_text("".join(f"{g}.00000\n" for g in GTZAN_GENRES))
+    (gtzan / "splits" / "valid_filtered.txt").write_text("".join(f"{g}.00001\n" for g in GTZAN_GENRES))
+    (gtzan / "splits" / "test_filtered.txt").write_text("")
+    cross = tmp_path / "cross"
+    for folder, genre in (("rock", 9), ("electronic", 3)):
+        (cross / folder).mkdir(parents=True)
+        for name in ("1", "2"):  # "1" repeats across folders: its track id is "rock.1", "electronic.1"
+            soundfile.write(cross / folder / f"{name}.wav", synthetic_track(genre, 8.0, seed=int(name) + genre), 22050)
+    tracks = load_script().cross_dataset_tracks(cross)
+    genre_of_track = {f"{g}.{k:05d}": index for index, g in enumerate(GTZAN_GENRES) for k in (0, 1)}
+    genre_of_track |= {track: 9 for track in tracks[2]}
+    targets = write_genre_teacher_targets(tmp_path / "teacher.npz", genre_of_track)
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    options = ["--teacher-targets", str(targets), "--probe-unlabelled-data", str(cross), "--probe-strengths", "1"]
+    (model / "calibration.json").write_text(json.dumps({"probe_options": options}))
+
+    script = load_script()
+    assert script.heard_cross_dataset_tracks(model, tracks[0])
+    assert not script.heard_cross_dataset_tracks(tiny_model_dir, tracks[0])
+    output = tmp_path / "protocols"
+    answers = script.cross_fitted_answers("m", model, gtzan, tracks, output)
+    assert answers["cross_probabilities"].shape == (4, 10) and answers["cross_confident"].shape == (4,)
+    for half in range(2):
+        work = output / f"m-cross-fitted-{half}"
+        heard = sorted(p.stem for p in (work / "unlabelled-music").rglob("*.wav"))
+        assert heard == sorted(set(tracks[2]) - set(tracks[2][half::2]))  # the other half, ids kept
+        run = json.loads((work / "model" / "training_run.json").read_text())
+        assert run["linear_probe"]["teacher_labelled"]["tracks"] == 2
+        assert run["linear_probe"]["fitted_on"]["tracks"] == 20  # every listed GTZAN clip
+    again = script.cross_fitted_answers("m", model, gtzan, tracks, output)  # the cache, not a refit
+    np.testing.assert_array_equal(again["cross_probabilities"], answers["cross_probabilities"])
