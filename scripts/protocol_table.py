@@ -16,7 +16,9 @@ Protocols, each scored by track (a track's answer is the mean of its window prob
    probe options its `calibration.json` records, e.g. the teacher-labelled unlabelled music).
 3. **Cross-dataset**: fitted on every GTZAN clip, scored on the `--cross-dataset` folders named after GTZAN genres
    (labels from folder names: a test only, never fitted on); folders of other genres (electronic) count only for how
-   often they get a confident answer.
+   often they get a confident answer. A model whose probe learnt from those tracks' audio (`--probe-unlabelled-data`
+   over the folder; never their labels) gets a second, cross-fitted row: each track answered by the recipe refitted
+   without that track's audio (`cross_fitted_answers`), the figure that holds for music the probe never heard.
 
 Confidence is the product's rule (`GenreAnalysis.is_confident`): an answer is confident when its top genre has at
 least 45% and leads the second by 15 points, and, for a model with a "none of these genres" threshold, the song lies

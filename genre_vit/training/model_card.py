@@ -61,11 +61,25 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
                 "zero-crossing rate, spectral centroid and onset strength statistics; "
                 "`scripts/handcrafted_targets.py`)."
             )
+        labelled = (probe or {}).get("teacher_labelled")
+        if labelled:  # the teacher labelled unlabelled music for the probe; nothing was distilled in this run
+            credits[0] = credits[0].replace("Distilled from musicnn", "Teacher: musicnn")
+            use = (
+                f"The teachers' outputs, {targets}, fed a logistic regression fitted on this run's labelled training "
+                f"and validation tracks (the teacher probe); its genre probabilities of each of {labelled['tracks']} "
+                f"tracks without labels were the soft targets of their {labelled['windows']} windows in this model's "
+                f"linear probe, together weighted {labelled['weight']:g} times the labelled windows. Neither the "
+                "teacher nor its probe is part of this model."
+            )
+        else:
+            use = (
+                f"The teachers' outputs on the training audio, {targets}, were regression targets of an auxiliary\n"
+                "head that is not part of this model."
+            )
         teacher = f"""
 ## Teacher
 
-{" ".join(credits)} The teachers' outputs on the training audio, {targets}, were regression targets of an auxiliary
-head that is not part of this model.
+{" ".join(credits)} {use}
 """
     recipe = run["recipe"]
     init_from = run["arguments"]["model"].get("init_from")
