@@ -179,13 +179,18 @@ def genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cr
     )
 
 
+def answering_as(refitted_model: Path, evaluated: GenreClassifier) -> GenreClassifier:
+    """A model refitted by the evaluated model's recipe, answering with the evaluated model's temperature and "none
+    of these genres" threshold, so that its answers follow the product's rule for that model."""
+    refitted = GenreClassifier.from_pretrained(refitted_model, device="cpu")
+    for key, default in (("temperature", 1.0), ("none_of_these_distance", None)):
+        setattr(refitted.model.config, key, getattr(evaluated.model.config, key, default))
+    return refitted
+
+
 def compute_genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, splits, cross, output) -> dict:
     """`genre_vit_answers`, computed."""
     classifier = GenreClassifier.from_pretrained(folder, device="cpu")
-    calibration = {
-        key: getattr(classifier.model.config, key, default)
-        for key, default in (("temperature", 1.0), ("none_of_these_distance", None))
-    }
     artist_results, artist_truth = [], []
     for index, (train, test) in enumerate(splits["artist"]):
         train_ids = [gtzan_paths[i].stem for i in train]
@@ -193,9 +198,7 @@ def compute_genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, sp
         fold_model = fit_probe_folder(
             Path(folder), gtzan, train_ids, test_ids, output / f"{name}-artist-{index}", probe_options(folder)
         )
-        fold_classifier = GenreClassifier.from_pretrained(fold_model, device="cpu")
-        for key, value in calibration.items():
-            setattr(fold_classifier.model.config, key, value)
+        fold_classifier = answering_as(fold_model, classifier)
         artist_results += [fold_classifier.analyze(gtzan_paths[i]) for i in test]
         artist_truth += [gtzan_labels[i] for i in test]
     cross_results = [classifier.analyze(path) for path in cross[0]]
@@ -233,10 +236,6 @@ def cross_fitted_answers(name, folder, gtzan, cross, output) -> dict:
 def compute_cross_fitted_answers(name, folder, gtzan, cross, output) -> dict:
     """`cross_fitted_answers`, computed."""
     classifier = GenreClassifier.from_pretrained(folder, device="cpu")
-    calibration = {
-        key: getattr(classifier.model.config, key, default)
-        for key, default in (("temperature", 1.0), ("none_of_these_distance", None))
-    }
     options = probe_options(folder)
     at = options.index(UNLABELLED_OPTION)
     unlabelled = load_tracks_from_folder(options[at + 1])
@@ -256,9 +255,7 @@ def compute_cross_fitted_answers(name, folder, gtzan, cross, output) -> dict:
                     link.symlink_to(path.resolve())
         half_options = [*options[: at + 1], str(music), *options[at + 2 :]]
         half_model = fit_probe_folder(Path(folder), gtzan, first + second, [], work, half_options)
-        half_classifier = GenreClassifier.from_pretrained(half_model, device="cpu")
-        for key, value in calibration.items():
-            setattr(half_classifier.model.config, key, value)
+        half_classifier = answering_as(half_model, classifier)
         for index in range(half, len(cross_paths), 2):
             results[index] = half_classifier.analyze(cross_paths[index])
     return {f"cross_{key}": value for key, value in answers_of(results).items()}

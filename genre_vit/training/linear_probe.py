@@ -164,8 +164,9 @@ def fit_standardised_probes(
     relative weight.
 
     The strengths are fitted from the strongest regularisation to the weakest, each starting from the previous
-    solution: the weaker the regularisation, the more iterations L-BFGS needs from zero, and the closer the
-    neighbouring solution already is (`benchmarks/bench_probe.py` measures the saving)."""
+    solution. The weakly regularised fits of real embeddings end at `fit_logistic_regression`'s iteration budget
+    rather than at its tolerance, and from the neighbouring solution they end nearer their minimum, in the same time
+    (`benchmarks/bench_probe.py` measures both)."""
     targets, sample_weight = labels, None
     if teacher_labelled is not None:
         targets = np.concatenate([np.eye(num_labels)[labels], teacher_labelled.targets])
