@@ -71,6 +71,7 @@ def main() -> None:
     unpacked = args.download_dir / "unpacked"
     for deb in sorted(args.download_dir.glob("*.deb")):
         package = deb.name.split("_")[0]
+        (unpacked / package).mkdir(parents=True, exist_ok=True)  # dpkg-deb -x makes only the last folder
         subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked / package)], check=True)
         for pk3 in (unpacked / package).rglob("*.pk3"):  # Nexuiz keeps its music in a zip
             subprocess.run(["unzip", "-q", "-o", str(pk3), "-d", str(pk3.parent / "pk3")], check=True)
