@@ -243,7 +243,7 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
     assert record["teacher_answers"]["jazz"] == 4
     assert run["teacher"][0]["output"] == "max_pool"
     card = (taught / "README.md").read_text()
-    assert "soft targets of their 12 windows" in card and "weighted 2 times" in card
+    assert "soft targets of their 12 windows" in card and "together 2 times as heavy" in card
     assert "auxiliary" not in card and "Distilled" not in card  # nothing was distilled in this run
     songs = [(synthetic_track(3, 8.0, seed=900 + index), 22050) for index in range(4)]
 

@@ -64,12 +64,16 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
         labelled = (probe or {}).get("teacher_labelled")
         if labelled:  # the teacher labelled unlabelled music for the probe; nothing was distilled in this run
             credits[0] = credits[0].replace("Distilled from musicnn", "Teacher: musicnn")
+            heavy = "as heavy" if labelled["weight"] == 1 else f"{labelled['weight']:g} times as heavy"
+            features = "; ".join(
+                f"`{t['output']}` ({t['dimension']} values, from `{Path(t['targets']).name}`)" for t in teachers
+            )
             use = (
-                f"The teachers' outputs, {targets}, fed a logistic regression fitted on this run's labelled training "
+                f"The teachers' outputs, {features}, fed a logistic regression fitted on this run's labelled training "
                 f"and validation tracks (the teacher probe); its genre probabilities of each of {labelled['tracks']} "
-                f"tracks without labels were the soft targets of their {labelled['windows']} windows in this model's "
-                f"linear probe, together weighted {labelled['weight']:g} times the labelled windows. Neither the "
-                "teacher nor its probe is part of this model."
+                f"tracks without labels were the soft targets of their {labelled['windows']:,} windows in this "
+                f"model's linear probe, together {heavy} as the labelled windows. "
+                "Neither the teacher nor its probe is part of this model."
             )
         else:
             use = (
