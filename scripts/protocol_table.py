@@ -122,7 +122,12 @@ def score(
             sure = sure_of("cross", probabilities)
             row["confident_right"] = {"right": int((sure & right).sum()), "confident": int(sure.sum())}
         if protocol == "artist":
-            row["artist_confident"] = {"confident": int(sure_of("artist", probabilities).sum()), "tracks": len(truth)}
+            sure = sure_of("artist", probabilities)
+            row["artist_confident"] = {
+                "confident": int(sure.sum()),
+                "tracks": len(truth),
+                "right": int((sure & right).sum()),
+            }
     if out_of_genre is not None:
         sure = sure_of("out_of_genre", out_of_genre)
         row["out_of_genre_confident"] = {"confident": int(sure.sum()), "tracks": len(out_of_genre)}
@@ -396,6 +401,7 @@ def protocols_record(row: dict, command: str, cross_tracks: int, cross_fitted: d
             "correct": artist["right"],
             "track_accuracy": artist["right"] / artist["tracks"],
             "answered_confidently": row["artist_confident"]["confident"],
+            "confident_answers_right": row["artist_confident"]["right"],
             "note": "the fault-filtered partitions (train against valid + test) of the listed clips; the probe "
             "refitted per fold on the frozen encoder. Neither partition holds every genre (no blues or classical in "
             "the first, no reggae or rock in the second).",
@@ -435,7 +441,8 @@ def markdown(rows: dict) -> str:
 
     lines = [
         "| system | 5-fold CV (leaky) | artist-disjoint | cross-dataset | confident answers right (cross-dataset) "
-        "| GTZAN tracks answered confidently (artist-disjoint) | out-of-genre excerpts answered confidently "
+        "| GTZAN tracks answered confidently, and how many of those right (artist-disjoint) "
+        "| out-of-genre excerpts answered confidently "
         '| "none of these" (artist-disjoint / cross-dataset / out-of-genre) |',
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -445,7 +452,8 @@ def markdown(rows: dict) -> str:
             cell(row.get("artist")),
             cell(row.get("cross")),
             cell(row.get("confident_right"), "right", "confident"),
-            cell(row.get("artist_confident"), "confident", "tracks"),
+            cell(row.get("artist_confident"), "confident", "tracks")
+            + (f", {row['artist_confident']['right']} right" if "artist_confident" in row else ""),
             cell(row.get("out_of_genre_confident"), "confident", "tracks"),
             " / ".join(
                 "–" if row["none_of_these"][part] is None else str(row["none_of_these"][part])

@@ -56,14 +56,16 @@ def test_a_row_scored_with_the_products_answers_and_its_record():
     )
     rows["model"] |= {"cv": {"right": 8, "tracks": 10}, "none_of_these": {"artist": 1, "cross": 2, "out_of_genre": 2}}
     row = rows["model"]
-    assert row["artist"] == {"right": 3, "tracks": 4} and row["artist_confident"] == {"confident": 3, "tracks": 4}
+    assert row["artist"] == {"right": 3, "tracks": 4}
+    assert row["artist_confident"] == {"confident": 3, "tracks": 4, "right": 2}  # the fourth track: confident, wrong
     assert row["confident_right"] == {"right": 2, "confident": 2}
     assert row["out_of_genre_confident"] == {"confident": 0, "tracks": 2}
     line = script.markdown(rows).splitlines()[2]
-    cells = "0.80 (8/10) | 0.75 (3/4) | 1.00 (4/4) | 1.00 (2/2) | 0.75 (3/4) | 0.00 (0/2) | 1 / 2 / 2"
+    cells = "0.80 (8/10) | 0.75 (3/4) | 1.00 (4/4) | 1.00 (2/2) | 0.75 (3/4), 2 right | 0.00 (0/2) | 1 / 2 / 2"
     assert line == f"| model | {cells} |"
     record = script.protocols_record(row, "python scripts/protocol_table.py ...", 6)
     assert record["artist_disjoint"]["track_accuracy"] == 0.75 and record["cross_dataset"]["confident_answers"] == 2
+    assert record["artist_disjoint"]["confident_answers_right"] == 2
     assert record["cross_dataset"]["none_of_these"] == {"artist": 1, "cross": 2, "out_of_genre": 2}
 
 
@@ -87,7 +89,7 @@ def test_a_model_that_heard_the_excerpts_gets_a_cross_fitted_record():
     script = load_script()
     row = {
         "artist": {"right": 3, "tracks": 4},
-        "artist_confident": {"confident": 2, "tracks": 4},
+        "artist_confident": {"confident": 2, "tracks": 4, "right": 2},
         "cross": {"right": 6, "tracks": 8},
         "confident_right": {"right": 3, "confident": 4},
         "out_of_genre_confident": {"confident": 1, "tracks": 2},
