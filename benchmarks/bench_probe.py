@@ -21,7 +21,13 @@ import time
 import numpy as np
 import torch
 
-from genre_vit.training.linear_probe import DEFAULT_PROBE_STRENGTHS, TeacherLabelledWindows, fit_standardised_probes
+from genre_vit.training.linear_probe import (
+    DEFAULT_PROBE_STRENGTHS,
+    StandardisedFit,
+    TeacherLabelledWindows,
+    fit_standardised_probes,
+    logistic_regression_objective,
+)
 
 GENRES = 10
 LATENT = 64
@@ -40,15 +46,6 @@ def teacher_probabilities(embeddings: np.ndarray, rng: np.random.Generator) -> n
     standardised = (embeddings - embeddings.mean(0)) / (embeddings.std(0) + 1e-6)
     logits = standardised @ rng.normal(0, 1, (embeddings.shape[1], GENRES))
     return torch.softmax(torch.from_numpy(2 * logits / logits.std()), 1).numpy()
-
-
-def objective(probe, embeddings, targets, sample_weight, strength, mean, std) -> float:
-    """The fitted objective (`fit_logistic_regression`) of a probe in the embedding's units."""
-    weight_standardised = probe[0] * std
-    logits = torch.from_numpy((embeddings @ probe[0].T + probe[1]).astype(np.float64))
-    cross_entropy = -(torch.from_numpy(targets) * torch.log_softmax(logits, 1)).sum(1).numpy()
-    penalty = (weight_standardised.astype(np.float64) ** 2).sum() / (2 * strength * len(embeddings))
-    return float((sample_weight / sample_weight.sum() * cross_entropy).sum() + penalty)
 
 
 def main(argv=None) -> None:
@@ -84,12 +81,11 @@ def main(argv=None) -> None:
     path = fit_standardised_probes(features, labels, GENRES, args.strengths, teacher)
     path_seconds = time.perf_counter() - start
 
-    fitted = np.concatenate([features, teacher.embeddings])
-    fitted_targets = np.concatenate([np.eye(GENRES)[labels], teacher.targets])
-    sample_weight = np.concatenate(
-        [np.full(len(labels), 1.0 / len(labels)), np.full(len(teacher.targets), 1.0 / len(teacher.targets))]
-    )
-    mean, std = fitted.mean(axis=0), fitted.std(axis=0) + 1e-6
+    fit = StandardisedFit.of(features, labels, GENRES, teacher)
+
+    def objective(probe, strength):
+        weight, bias = fit.in_standardised_units(*probe)
+        return logistic_regression_objective(fit.features, fit.targets, strength, weight, bias, fit.sample_weight)
 
     def probabilities(probe):
         return torch.softmax(torch.from_numpy(held_out @ probe[0].T + probe[1]), 1).numpy()
@@ -100,8 +96,7 @@ def main(argv=None) -> None:
     )
     print(f"of {source} ({embeddings.shape[1]} wide); {torch.get_num_threads()} threads")
     for strength in sorted(from_zero):
-        cold = objective(from_zero[strength], fitted, fitted_targets, sample_weight, strength, mean, std)
-        warm = objective(path[strength], fitted, fitted_targets, sample_weight, strength, mean, std)
+        cold, warm = objective(from_zero[strength], strength), objective(path[strength], strength)
         print(f"  C = {strength:g}: objective from zero {cold:.6f}, warm-started {warm:.6f}")
     largest = max(float(np.abs(probabilities(path[s]) - probabilities(from_zero[s])).max()) for s in from_zero)
     print(f"each strength from zero (baseline): {from_zero_seconds:8.1f} s")

@@ -216,14 +216,16 @@ def compute_genre_vit_answers(name, folder, gtzan, gtzan_paths, gtzan_labels, sp
 UNLABELLED_OPTION = "--probe-unlabelled-data"
 
 
+def unlabelled_music(options: list[str]) -> str | None:
+    """The folder of unlabelled music that probe options (`probe_options`) teach the probe on, or None."""
+    return options[options.index(UNLABELLED_OPTION) + 1] if UNLABELLED_OPTION in options else None
+
+
 def heard_cross_dataset_tracks(folder: Path, cross_paths: list[Path]) -> bool:
     """Whether the model's probe learnt from some of the cross-dataset tracks' audio (without their labels): its
     probe options name an unlabelled-music folder that holds them. Its cross-dataset figure is then transductive."""
-    options = probe_options(folder)
-    if UNLABELLED_OPTION not in options:
-        return False
-    heard = Path(options[options.index(UNLABELLED_OPTION) + 1]).resolve()
-    return any(heard in path.resolve().parents for path in cross_paths)
+    music = unlabelled_music(probe_options(folder))
+    return music is not None and any(Path(music).resolve() in path.resolve().parents for path in cross_paths)
 
 
 def cross_fitted_answers(name, folder, gtzan, cross, output) -> dict:
@@ -242,8 +244,7 @@ def compute_cross_fitted_answers(name, folder, gtzan, cross, output) -> dict:
     """`cross_fitted_answers`, computed."""
     classifier = GenreClassifier.from_pretrained(folder, device="cpu")
     options = probe_options(folder)
-    at = options.index(UNLABELLED_OPTION)
-    unlabelled = load_tracks_from_folder(options[at + 1])
+    unlabelled = load_tracks_from_folder(unlabelled_music(options))
     first, second = artist_disjoint_partitions(gtzan)
     cross_paths = [path.resolve() for path in cross[0]]
     results = [None] * len(cross_paths)
@@ -258,7 +259,8 @@ def compute_cross_fitted_answers(name, folder, gtzan, cross, output) -> dict:
                 link.parent.mkdir(parents=True, exist_ok=True)
                 if not link.is_symlink():
                     link.symlink_to(path.resolve())
-        half_options = [*options[: at + 1], str(music), *options[at + 2 :]]
+        at = options.index(UNLABELLED_OPTION) + 1
+        half_options = [*options[:at], str(music), *options[at + 1 :]]
         half_model = fit_probe_folder(Path(folder), gtzan, first + second, [], work, half_options)
         half_classifier = answering_as(half_model, classifier)
         for index in range(half, len(cross_paths), 2):
@@ -272,18 +274,7 @@ def genre_vit_rows(rows, name, folder, gtzan, gtzan_paths, gtzan_labels, splits,
     labels = cross[1]
     in_genre = np.array([label is not None for label in labels])
     truth = {"artist": answers["artist_truth"], "cross": np.array([label for label in labels if label is not None])}
-    score(
-        rows,
-        name,
-        {"artist": answers["artist_probabilities"], "cross": answers["cross_probabilities"][in_genre]},
-        truth,
-        out_of_genre=answers["cross_probabilities"][~in_genre],
-        confident_by_protocol={
-            "artist": answers["artist_confident"],
-            "cross": answers["cross_confident"][in_genre],
-            "out_of_genre": answers["cross_confident"][~in_genre],
-        },
-    )
+    score_answers(rows, name, answers, truth, in_genre)
     cross_validation = Path(folder) / "cross_validation.json"
     if cross_validation.is_file():  # a candidate may go without its cross-validation: "–" in the table
         record = json.loads(cross_validation.read_text())
@@ -291,29 +282,28 @@ def genre_vit_rows(rows, name, folder, gtzan, gtzan_paths, gtzan_labels, splits,
             "right": sum(round(f["track_accuracy"] * f["test_tracks"]) for f in record["per_fold"]),
             "tracks": sum(f["test_tracks"] for f in record["per_fold"]),
         }
-    rows[name]["none_of_these"] = {
-        "artist": int(answers["artist_none_of_these"].sum()),
-        "cross": int(answers["cross_none_of_these"][in_genre].sum()),
-        "out_of_genre": int(answers["cross_none_of_these"][~in_genre].sum()),
-    }
     if heard_cross_dataset_tracks(folder, cross[0]):
         fitted = cross_fitted_answers(name, folder, gtzan, cross, output)
-        score(
-            rows,
-            cross_fitted_name(name),
-            {"cross": fitted["cross_probabilities"][in_genre]},
-            truth,
-            out_of_genre=fitted["cross_probabilities"][~in_genre],
-            confident_by_protocol={
-                "cross": fitted["cross_confident"][in_genre],
-                "out_of_genre": fitted["cross_confident"][~in_genre],
-            },
-        )
-        rows[cross_fitted_name(name)]["none_of_these"] = {
-            "artist": None,
-            "cross": int(fitted["cross_none_of_these"][in_genre].sum()),
-            "out_of_genre": int(fitted["cross_none_of_these"][~in_genre].sum()),
-        }
+        score_answers(rows, cross_fitted_name(name), fitted, truth, in_genre)
+
+
+def score_answers(rows: dict, name: str, answers: dict, truth: dict, in_genre: np.ndarray) -> None:
+    """`score` a GenreViT model's answers (`answers_of`'s, prefixed `cross_` and, where it has artist-disjoint
+    answers, `artist_`) with its "none of these" counts; `in_genre` marks the cross-dataset tracks of GTZAN genres."""
+    parts = {"cross": ("cross", in_genre), "out_of_genre": ("cross", ~in_genre)}
+    if "artist_probabilities" in answers:
+        parts["artist"] = ("artist", slice(None))
+
+    def of(kind: str) -> dict:
+        return {protocol: answers[f"{prefix}_{kind}"][chosen] for protocol, (prefix, chosen) in parts.items()}
+
+    probabilities = of("probabilities")
+    out_of_genre = probabilities.pop("out_of_genre")
+    score(rows, name, probabilities, truth, out_of_genre=out_of_genre, confident_by_protocol=of("confident"))
+    flagged = of("none_of_these")
+    rows[name]["none_of_these"] = {
+        part: int(flagged[part].sum()) if part in flagged else None for part in ("artist", "cross", "out_of_genre")
+    }
 
 
 def cross_fitted_name(name: str) -> str:

@@ -83,16 +83,11 @@ def fit_logistic_regression(
     Returns:
         weight `(num_labels, d)` and bias `(num_labels,)`, float32.
     """
-    x = torch.as_tensor(features, dtype=torch.float64)
-    targets = np.asarray(targets)
-    y = torch.as_tensor(targets, dtype=torch.long if targets.ndim == 1 else torch.float64)
-    window_weight = torch.as_tensor(np.ones(len(x)) if sample_weight is None else sample_weight, dtype=torch.float64)
-    window_weight = window_weight / window_weight.sum()
+    x, y, window_weight = _objective_inputs(features, targets, sample_weight)
     if initial is None:
         initial = (np.zeros((num_labels, x.shape[1])), np.zeros(num_labels))
     weight = torch.tensor(initial[0], dtype=torch.float64).reshape(num_labels, x.shape[1]).requires_grad_()
     bias = torch.tensor(initial[1], dtype=torch.float64).reshape(num_labels).requires_grad_()
-    penalty = 1.0 / (2.0 * strength * len(x))
     optimizer = torch.optim.LBFGS(
         [weight, bias],
         lr=1.0,
@@ -105,14 +100,41 @@ def fit_logistic_regression(
 
     def closure():
         optimizer.zero_grad()
-        per_window = torch.nn.functional.cross_entropy(x @ weight.T + bias, y, reduction="none")
-        loss = (window_weight * per_window).sum() + penalty * weight.pow(2).sum()
+        loss = _objective(x, y, window_weight, weight, bias, strength)
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
     return weight.detach().float().numpy(), bias.detach().float().numpy()
+
+
+def _objective_inputs(features, targets, sample_weight) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`fit_logistic_regression`'s arguments as float64 tensors, the window weights normalised to sum to 1."""
+    x = torch.as_tensor(features, dtype=torch.float64)
+    targets = np.asarray(targets)
+    y = torch.as_tensor(targets, dtype=torch.long if targets.ndim == 1 else torch.float64)
+    window_weight = torch.as_tensor(np.ones(len(x)) if sample_weight is None else sample_weight, dtype=torch.float64)
+    return x, y, window_weight / window_weight.sum()
+
+
+def _objective(x, y, window_weight, weight, bias, strength: float) -> torch.Tensor:
+    per_window = torch.nn.functional.cross_entropy(x @ weight.T + bias, y, reduction="none")
+    return (window_weight * per_window).sum() + weight.pow(2).sum() / (2.0 * strength * len(x))
+
+
+def logistic_regression_objective(
+    features: np.ndarray,
+    targets: np.ndarray,
+    strength: float,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+) -> float:
+    """The objective `fit_logistic_regression` minimises, at `(weight, bias)`: how near a fit came to its minimum."""
+    x, y, window_weight = _objective_inputs(features, targets, sample_weight)
+    weight, bias = (torch.as_tensor(np.asarray(part), dtype=torch.float64) for part in (weight, bias))
+    return float(_objective(x, y, window_weight, weight, bias, strength))
 
 
 @dataclass
@@ -167,27 +189,59 @@ def fit_standardised_probes(
     solution. The weakly regularised fits of real embeddings end at `fit_logistic_regression`'s iteration budget
     rather than at its tolerance, and from the neighbouring solution they end nearer their minimum, in the same time
     (`benchmarks/bench_probe.py` measures both)."""
-    targets, sample_weight = labels, None
-    if teacher_labelled is not None:
-        targets = np.concatenate([np.eye(num_labels)[labels], teacher_labelled.targets])
-        sample_weight = np.concatenate(
-            [
-                np.full(len(labels), 1.0 / len(labels)),
-                np.full(len(teacher_labelled.targets), teacher_labelled.weight / len(teacher_labelled.targets)),
-            ]
-        )
-        embeddings = np.concatenate([embeddings, teacher_labelled.embeddings])
-    mean = embeddings.mean(axis=0)
-    std = embeddings.std(axis=0) + 1e-6
-    standardised = (embeddings - mean) / std
+    fit = StandardisedFit.of(embeddings, labels, num_labels, teacher_labelled)
     probes, previous = {}, None
     for strength in sorted({float(strength) for strength in strengths}):
         previous = fit_logistic_regression(
-            standardised, targets, num_labels, strength, sample_weight=sample_weight, initial=previous
+            fit.features, fit.targets, num_labels, strength, sample_weight=fit.sample_weight, initial=previous
         )
-        weight, bias = previous
-        probes[strength] = (weight / std, bias - (weight / std) @ mean)
+        probes[strength] = fit.in_embedding_units(*previous)
     return probes
+
+
+@dataclass
+class StandardisedFit:
+    """What a probe's logistic regression is fitted on: the windows standardised with their mean and standard
+    deviation, their targets and weights (`fit_standardised_probes`).
+
+    Attributes:
+        features: `(n, D)` standardised embeddings, the labelled windows first.
+        targets: `(n,)` label ids, or `(n, C)` probabilities where teacher-labelled windows join.
+        sample_weight: `(n,)` window weights, or None (all equal).
+        mean, std: `(D,)` the standardisation.
+    """
+
+    features: np.ndarray
+    targets: np.ndarray
+    sample_weight: np.ndarray | None
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, embeddings, labels, num_labels: int, teacher_labelled: TeacherLabelledWindows | None = None):
+        """The labelled windows, and `teacher_labelled`'s with their soft targets, the two sets weighing 1 to
+        `teacher_labelled.weight` in all."""
+        targets, sample_weight = labels, None
+        if teacher_labelled is not None:
+            targets = np.concatenate([np.eye(num_labels)[labels], teacher_labelled.targets])
+            sample_weight = np.concatenate(
+                [
+                    np.full(len(labels), 1.0 / len(labels)),
+                    np.full(len(teacher_labelled.targets), teacher_labelled.weight / len(teacher_labelled.targets)),
+                ]
+            )
+            embeddings = np.concatenate([embeddings, teacher_labelled.embeddings])
+        mean = embeddings.mean(axis=0)
+        std = embeddings.std(axis=0) + 1e-6
+        return cls((embeddings - mean) / std, targets, sample_weight, mean, std)
+
+    def in_embedding_units(self, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A classifier of the standardised features as one of the raw embeddings (the standardisation folded in)."""
+        return weight / self.std, bias - (weight / self.std) @ self.mean
+
+    def in_standardised_units(self, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The inverse of `in_embedding_units`."""
+        return weight * self.std, bias + weight @ self.mean
 
 
 def cross_validation_accuracy(
@@ -410,6 +464,7 @@ __all__ = [
     "FAR_AWAY",
     "PROBE_FOLDS",
     "LinearProbe",
+    "StandardisedFit",
     "TeacherLabelledWindows",
     "cross_validation_accuracy",
     "embed_windows",
@@ -419,6 +474,7 @@ __all__ = [
     "fit_linear_probe",
     "fit_logistic_regression",
     "fit_standardised_probes",
+    "logistic_regression_objective",
     "run_linear_probe",
     "teacher_probe_probabilities",
 ]

@@ -43,15 +43,14 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
     teacher = ""
     if run.get("teacher"):
         teachers = run["teacher"] if isinstance(run["teacher"], list) else [run["teacher"]]  # one dict before 2026-11
-        targets = "; ".join(
-            f"`{t['output']}` ({t['dimension']} values, from `{Path(t['targets']).name}`"
-            + (f", loss weight {t['weight']:g})" if "weight" in t else ")")
-            for t in teachers
-        )
+        # the teacher labelled unlabelled music for the probe where the run records it; nothing was distilled then
+        labelled = (probe or {}).get("teacher_labelled")
+        outputs = [f"`{t['output']}` ({t['dimension']} values, from `{Path(t['targets']).name}`" for t in teachers]
         credits = []
         if any(t["output"] != "handcrafted" for t in teachers):
             credits.append(
-                "Distilled from musicnn (Pons & Serra, 2019; ISC licence; https://github.com/jordipons/musicnn). "
+                ("Teacher: musicnn" if labelled else "Distilled from musicnn")
+                + " (Pons & Serra, 2019; ISC licence; https://github.com/jordipons/musicnn). "
                 "musicnn's MSD taggers learned from the Million Song Dataset's audio previews with Last.fm tags, its "
                 "MTT taggers from MagnaTagATune."
             )
@@ -61,21 +60,20 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
                 "zero-crossing rate, spectral centroid and onset strength statistics; "
                 "`scripts/handcrafted_targets.py`)."
             )
-        labelled = (probe or {}).get("teacher_labelled")
-        if labelled:  # the teacher labelled unlabelled music for the probe; nothing was distilled in this run
-            credits[0] = credits[0].replace("Distilled from musicnn", "Teacher: musicnn")
+        if labelled:
             heavy = "as heavy" if labelled["weight"] == 1 else f"{labelled['weight']:g} times as heavy"
-            features = "; ".join(
-                f"`{t['output']}` ({t['dimension']} values, from `{Path(t['targets']).name}`)" for t in teachers
-            )
             use = (
-                f"The teachers' outputs, {features}, fed a logistic regression fitted on this run's labelled training "
-                f"and validation tracks (the teacher probe); its genre probabilities of each of {labelled['tracks']} "
-                f"tracks without labels were the soft targets of their {labelled['windows']:,} windows in this "
-                f"model's linear probe, together {heavy} as the labelled windows. "
-                "Neither the teacher nor its probe is part of this model."
+                f"The teachers' outputs, {'; '.join(output + ')' for output in outputs)}, fed a logistic regression "
+                "fitted on this run's labelled training and validation tracks (the teacher probe); its genre "
+                f"probabilities of each of {labelled['tracks']} tracks without labels were the soft targets of their "
+                f"{labelled['windows']:,} windows in this model's linear probe, together {heavy} as the labelled "
+                "windows. Neither the teacher nor its probe is part of this model."
             )
         else:
+            targets = "; ".join(
+                output + (f", loss weight {t['weight']:g})" if "weight" in t else ")")
+                for output, t in zip(outputs, teachers)
+            )
             use = (
                 f"The teachers' outputs on the training audio, {targets}, were regression targets of an auxiliary\n"
                 "head that is not part of this model."
