@@ -223,9 +223,13 @@ def unlabelled_music(options: list[str]) -> str | None:
 
 def heard_cross_dataset_tracks(folder: Path, cross_paths: list[Path]) -> bool:
     """Whether the model's probe learnt from some of the cross-dataset tracks' audio (without their labels): its
-    probe options name an unlabelled-music folder that holds them. Its cross-dataset figure is then transductive."""
+    probe options name an unlabelled-music folder that holds them, as files or through links (a folder of links to
+    several collections). Its cross-dataset figure is then transductive."""
     music = unlabelled_music(probe_options(folder))
-    return music is not None and any(Path(music).resolve() in path.resolve().parents for path in cross_paths)
+    if music is None:
+        return False
+    heard = {Path(path) for path in load_tracks_from_folder(music)["audio_path"]}  # resolved paths
+    return any(path.resolve() in heard for path in cross_paths)
 
 
 def cross_fitted_answers(name, folder, gtzan, cross, output) -> dict:

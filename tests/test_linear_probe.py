@@ -157,6 +157,23 @@ def test_a_tie_keeps_the_stronger_regularisation():
 
 
 @pytest.mark.slow
+def test_windows_are_named_by_their_files_and_their_selection(tmp_path):
+    """The embeddings cache's name for a set of windows: the same for the same windows read again, another for
+    another selection of them or for other files, and none for windows only in memory."""
+    from datasets import Dataset
+
+    from genre_vit.training.linear_probe import windows_key
+
+    windows = Dataset.from_dict({"input_values": [[0.0], [1.0], [2.0]]})
+    assert windows_key(windows) is None
+    windows.save_to_disk(tmp_path / "a")
+    windows.save_to_disk(tmp_path / "b")
+    stored, again = Dataset.load_from_disk(tmp_path / "a"), Dataset.load_from_disk(tmp_path / "a")
+    assert windows_key(stored) == windows_key(again) is not None
+    assert windows_key(stored.select([0, 2])) == windows_key(again.select([0, 2])) != windows_key(stored)
+    assert windows_key(Dataset.load_from_disk(tmp_path / "b")) != windows_key(stored)
+
+
 def test_classifier_only_training_keeps_the_encoder_and_learns_the_genres(tmp_path):
     data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=4, seconds=8.0)
     common = ["--data", data, "--config", "tiny", "--batch-size", "16", "--num-proc", "1"]
@@ -252,8 +269,9 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
         return np.mean([classifier.analyze(song).mean_probabilities[5] for song in songs])
 
     assert jazz(taught) > jazz(plain) + 0.2
-    # the unlabelled music is embedded once per encoder: a second fit finds the embeddings in the cache
-    assert len(list((tmp_path / "cache").glob("embeddings-*.npy"))) == 1
+    # every set of windows is embedded once per encoder: the second fit found the training and validation windows'
+    # embeddings in the cache, and added the unlabelled music's
+    assert len(list((tmp_path / "cache").glob("embeddings-*.npy"))) == 3
 
 
 @pytest.mark.parametrize(

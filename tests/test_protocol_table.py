@@ -85,6 +85,28 @@ def test_fold_models_follow_the_probe_options_the_calibration_records(tmp_path):
     assert script.model_fingerprint(tmp_path) != plain
 
 
+def test_a_probe_heard_the_excerpts_through_a_folder_of_links(tmp_path):
+    """Unlabelled music gathered as a folder of links to several collections: a probe taught on it heard the
+    cross-dataset excerpts its links reach, and one taught on the other collection alone did not."""
+    import json
+
+    script = load_script()
+    cross, other = tmp_path / "cross", tmp_path / "other"
+    for folder in (cross / "rock", cross / "pop", other / "game"):
+        folder.mkdir(parents=True)
+        (folder / "1.opus").write_bytes(b"")
+    gathered = tmp_path / "gathered"
+    gathered.mkdir()
+    (gathered / "rock").symlink_to(cross / "rock")
+    (gathered / "game").symlink_to(other / "game")
+    cross_paths = script.cross_dataset_tracks(cross)[0]
+    for music, heard in ((gathered, True), (other, False), (cross, True)):
+        model = tmp_path / f"model-{music.name}"
+        model.mkdir()
+        (model / "calibration.json").write_text(json.dumps({"probe_options": ["--probe-unlabelled-data", str(music)]}))
+        assert script.heard_cross_dataset_tracks(model, cross_paths) is heard
+
+
 def test_a_model_that_heard_the_excerpts_gets_a_cross_fitted_record():
     script = load_script()
     row = {

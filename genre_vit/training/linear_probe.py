@@ -372,19 +372,38 @@ def encoder_fingerprint(model) -> str:
     return digest.hexdigest()[:16]
 
 
+def windows_key(windows) -> str | None:
+    """A name for a windows dataset that is the same whenever its windows are: the Arrow files it is read from
+    (`data.make_windows` names them after the tracks, their files and the settings), as they are on disk, and its
+    row selection. None for windows held only in memory, which have no such name."""
+    import hashlib
+    import json
+    import os
+
+    files = []
+    for cache_file in windows.cache_files:
+        status = os.stat(cache_file["filename"])
+        files.append([os.path.realpath(cache_file["filename"]), status.st_size, status.st_mtime_ns])
+    if not files:
+        return None
+    digest = hashlib.sha256(json.dumps(files).encode())
+    if windows._indices is not None:
+        digest.update(np.asarray(windows._indices.column(0)).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def embed_windows_cached(model, windows, batch_size: int = 64, cache_dir=None) -> np.ndarray:
     """`embed_windows` of a windows dataset (column `input_values`), kept in `cache_dir` (when given) under the
-    encoder's fingerprint and the dataset's, so that probes of the same encoder on the same windows (a calibration's
-    folds) embed them once."""
+    encoder's fingerprint and the windows' name (`windows_key`), so that fits of the same encoder on the same
+    windows (a calibration's folds, the protocol table's, candidate probes) embed them once."""
     from pathlib import Path
 
     from ..files import write_atomic
 
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir) / f"embeddings-{encoder_fingerprint(model)}-{windows._fingerprint}.npy"
-        if path.is_file():
-            return np.load(path)
+    key = windows_key(windows) if cache_dir is not None else None
+    path = None if key is None else Path(cache_dir) / f"embeddings-{encoder_fingerprint(model)}-{key}.npy"
+    if path is not None and path.is_file():
+        return np.load(path)
     data = windows.with_format("numpy", columns=["input_values"])
     # a thousand windows at a time: hours of music as one array would take gigabytes
     blocks = [
@@ -403,19 +422,23 @@ def run_linear_probe(
     strengths=DEFAULT_PROBE_STRENGTHS,
     batch_size: int = 64,
     teacher_labelled: dict | None = None,
+    cache_dir=None,
 ) -> dict:
     """Embed `windows["train"]` and `windows["validation"]` (datasets with `input_values`, `labels`, `track_id`), fit
     the probe on both, write it into `model.classifier`, and return what happened (for the run record).
 
     `teacher_labelled` (optional): `{"windows": dataset of unlabelled windows (`input_values`, `track_id`),
-    "track_probabilities": {track id: (C,) teacher genre probabilities}, "weight": relative weight, "cache_dir":
-    folder or None}`: those windows join the probe's fit with their track's probabilities as soft targets
-    (`TeacherLabelledWindows`). The genre distance stays fitted on the labelled windows alone."""
+    "track_probabilities": {track id: (C,) teacher genre probabilities}, "weight": relative weight}`: those windows
+    join the probe's fit with their track's probabilities as soft targets (`TeacherLabelledWindows`). The genre
+    distance stays fitted on the labelled windows alone.
+
+    `cache_dir` (optional): where every embedding is kept (`embed_windows_cached`), so that the fits of one encoder
+    on the same windows (a calibration's folds and the protocol table's, candidate probes) embed them once."""
     started = time.perf_counter()
     embeddings, labels, groups = [], [], []
     for name in ("train", "validation"):
-        data = windows[name].with_format("numpy", columns=["input_values", "labels", "track_id"])
-        embeddings.append(embed_windows(model, data["input_values"], batch_size))
+        data = windows[name].with_format("numpy", columns=["labels", "track_id"])
+        embeddings.append(embed_windows_cached(model, windows[name], batch_size, cache_dir))
         labels.append(np.asarray(data["labels"]))
         groups.append(np.asarray(data["track_id"]))
     extra = None
@@ -423,7 +446,7 @@ def run_linear_probe(
         unlabelled = teacher_labelled["windows"]
         probabilities = teacher_labelled["track_probabilities"]
         extra = TeacherLabelledWindows(
-            embeddings=embed_windows_cached(model, unlabelled, batch_size, teacher_labelled.get("cache_dir")),
+            embeddings=embed_windows_cached(model, unlabelled, batch_size, cache_dir),
             targets=np.stack([probabilities[track] for track in unlabelled["track_id"]]),
             weight=teacher_labelled["weight"],
         )
@@ -477,4 +500,5 @@ __all__ = [
     "logistic_regression_objective",
     "run_linear_probe",
     "teacher_probe_probabilities",
+    "windows_key",
 ]

@@ -467,6 +467,7 @@ def _fit_classifier_only(
         options.model.probe_strengths,
         batch_size=options.training.per_device_eval_batch_size,
         teacher_labelled=teacher_labelled,
+        cache_dir=cache_dir,
     )
     model.to("cpu")
     probe["window_offsets_seconds"] = list(options.model.probe_window_offsets)
@@ -534,7 +535,6 @@ def _teacher_labelled_windows(options, feature_extractor, windows, record, cache
         "windows": make_windows(unlabelled, feature_extractor, cache_dir=cache_dir, num_proc=options.data.num_proc),
         "track_probabilities": dict(zip(unlabelled_ids, probabilities)),
         "weight": options.model.probe_unlabelled_weight,
-        "cache_dir": cache_dir,
     }
 
 
