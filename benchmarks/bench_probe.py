@@ -25,7 +25,6 @@ from genre_vit.training.linear_probe import (
     DEFAULT_PROBE_STRENGTHS,
     StandardisedFit,
     TeacherLabelledWindows,
-    fit_logistic_regression,
     fit_standardised_probes,
     logistic_regression_objective,
 )
@@ -72,33 +71,20 @@ def main(argv=None) -> None:
     teacher = TeacherLabelledWindows(embeddings[unlabelled], targets[unlabelled], 1.0)
     held_out = embeddings[-1000:]
 
-    fit = StandardisedFit.of(features, labels, GENRES, teacher)
-
-    def plain(warm: bool) -> tuple[dict, float]:
-        """Plain L-BFGS (no preconditioning) at every strength, each from zero or each from the previous one."""
-        started, probes, previous = time.perf_counter(), {}, None
-        for strength in sorted(args.strengths):
-            previous = fit_logistic_regression(
-                fit.features,
-                fit.targets,
-                GENRES,
-                strength,
-                sample_weight=fit.sample_weight,
-                initial=previous if warm else None,
-                precondition=False,
-            )
-            probes[strength] = fit.in_embedding_units(*previous)
+    def timed(strength_groups, precondition: bool) -> tuple[dict, float]:
+        """`fit_standardised_probes` once per group of strengths: each strength alone fits from zero, all together
+        fit the warm-started path."""
+        started, probes = time.perf_counter(), {}
+        for strengths in strength_groups:
+            probes.update(fit_standardised_probes(features, labels, GENRES, strengths, teacher, precondition))
         return probes, time.perf_counter() - started
 
-    fits = {"baseline": ("plain L-BFGS, each strength from zero", *plain(warm=False))}
-    fits["plain path"] = ("plain L-BFGS, warm-started path", *plain(warm=True))
-    start = time.perf_counter()
-    path = fit_standardised_probes(features, labels, GENRES, args.strengths, teacher)
-    fits["preconditioned path"] = (
-        "preconditioned, warm-started path (the probe's fit)",
-        path,
-        time.perf_counter() - start,
-    )
+    fits = {
+        "baseline": ("plain L-BFGS, each strength from zero", *timed([[s] for s in args.strengths], False)),
+        "plain path": ("plain L-BFGS, warm-started path", *timed([args.strengths], False)),
+        "preconditioned path": ("preconditioned, warm-started path (the probe's fit)", *timed([args.strengths], True)),
+    }
+    fit = StandardisedFit.of(features, labels, GENRES, teacher)
 
     def objective(probe, strength):
         weight, bias = fit.in_standardised_units(*probe)

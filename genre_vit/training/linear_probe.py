@@ -79,8 +79,7 @@ def fit_logistic_regression(
     directions of the weights and plain L-BFGS crawls along the flat ones. With `precondition`, it searches in
     `V = W R` instead, where `R R^T` is a bound on that curvature: a quarter of the windows' weighted second moment
     (the softmax's largest curvature) plus the penalty's `I / (strength * n)`. The objective and its minimum are the
-    same; on real embeddings the minimum is reached in about an eighth of the evaluations
-    (`benchmarks/bench_probe.py`).
+    same; on real embeddings the strength grid is fitted about 3 times faster (`benchmarks/bench_probe.py`).
 
     Args:
         features: `(n, d)` float features (already standardised).
@@ -203,6 +202,7 @@ def fit_standardised_probes(
     num_labels: int,
     strengths,
     teacher_labelled: TeacherLabelledWindows | None = None,
+    precondition: bool = True,
 ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """Standardise with these embeddings' mean and standard deviation, fit the logistic regression at each strength,
     and fold the standardisation into each returned `(weight (C, D), bias (C,))`, keyed by strength. With
@@ -210,13 +210,19 @@ def fit_standardised_probes(
     relative weight.
 
     The strengths are fitted from the strongest regularisation to the weakest, each starting from the previous
-    solution, each preconditioned (`fit_logistic_regression`); `benchmarks/bench_probe.py` measures both against
-    plain L-BFGS from zero."""
+    solution, each preconditioned unless `precondition` is False (`fit_logistic_regression`);
+    `benchmarks/bench_probe.py` measures both against plain L-BFGS from zero."""
     fit = StandardisedFit.of(embeddings, labels, num_labels, teacher_labelled)
     probes, previous = {}, None
     for strength in sorted({float(strength) for strength in strengths}):
         previous = fit_logistic_regression(
-            fit.features, fit.targets, num_labels, strength, sample_weight=fit.sample_weight, initial=previous
+            fit.features,
+            fit.targets,
+            num_labels,
+            strength,
+            sample_weight=fit.sample_weight,
+            initial=previous,
+            precondition=precondition,
         )
         probes[strength] = fit.in_embedding_units(*previous)
     return probes
