@@ -11,6 +11,7 @@ from test_distillation import run_train
 
 from genre_vit import GenreClassifier
 from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
+from genre_vit.training.anchors import MUSICNN_MSD_GENRE_TAGS, musicnn_tag_prior
 from genre_vit.training.linear_probe import (
     TeacherLabelledWindows,
     cross_validation_accuracy,
@@ -128,6 +129,31 @@ def test_the_teacher_probe_gives_no_probability_to_genres_without_labelled_track
     assert (probabilities[keep].argmax(1) == labels[keep]).mean() >= 0.9
 
 
+MSD_GENRE_TAGS = sorted({tag for tags in MUSICNN_MSD_GENRE_TAGS.values() for tag in tags}) + ["instrumental"]
+
+
+def test_the_tag_prior_reorders_only_the_genres_the_tags_can_name():
+    from genre_vit import GTZAN_GENRES
+
+    genres = list(GTZAN_GENRES)
+    probabilities = np.array([[0.02, 0.30, 0.03, 0.03, 0.03, 0.40, 0.03, 0.03, 0.10, 0.03]])
+    tags = np.full((1, len(MSD_GENRE_TAGS)), 0.05)
+    tags[0, MSD_GENRE_TAGS.index("hard rock")] = 0.6  # rock's score is the largest of its three tags
+    reweighted = musicnn_tag_prior(probabilities, tags, MSD_GENRE_TAGS, genres, weight=10.0)
+    np.testing.assert_allclose(reweighted.sum(1), 1.0)
+    untagged = [genres.index("classical"), genres.index("reggae")]
+    np.testing.assert_allclose(reweighted[0, untagged], probabilities[0, untagged])  # the tags cannot name them
+    assert reweighted[0].argmax() == genres.index("rock")
+    # the others keep their order: equal tag scores multiply them alike
+    others = [i for i, genre in enumerate(genres) if genre in MUSICNN_MSD_GENRE_TAGS and genre != "rock"]
+    np.testing.assert_allclose(
+        reweighted[0, others] / reweighted[0, others].sum(), probabilities[0, others] / probabilities[0, others].sum()
+    )
+    np.testing.assert_allclose(musicnn_tag_prior(probabilities, tags, MSD_GENRE_TAGS, genres, 0.0), probabilities)
+    with pytest.raises(ValueError, match="must not be negative"):
+        musicnn_tag_prior(probabilities, tags, MSD_GENRE_TAGS, genres, -1.0)
+
+
 def track_blobs(seed: int, tracks_per_class: int = 6, windows_per_track: int = 8, **kwargs):
     """Blobs whose windows come in tracks: `(features, labels, track ids)`."""
     features, labels = blobs(seed, per_class=tracks_per_class * windows_per_track, **kwargs)
@@ -241,14 +267,23 @@ def test_classifier_only_training_keeps_the_encoder_and_learns_the_genres(tmp_pa
     assert correct >= 6  # chance is 1 in 10
 
 
-def write_genre_teacher_targets(path, genre_of_track: dict[str, int], seconds: float = 8.0):
-    """A targets file whose `max_pool` says each track's genre (a one-hot of 10, plus a little noise)."""
+def write_genre_teacher_targets(
+    path, genre_of_track: dict[str, int], seconds: float = 8.0, tag_of_track: dict[str, str] | None = None
+):
+    """A targets file whose `max_pool` says each track's genre (a one-hot of 10, plus a little noise); with
+    `tag_of_track`, also musicnn-like `tag_probabilities` (0.9 for the track's tag, 0.05 for the others)."""
     rng = np.random.default_rng(0)
     arrays = {"patch_seconds": np.float32(3.0)}
+    if tag_of_track is not None:
+        arrays["tags"] = np.array(MSD_GENRE_TAGS)
     starts = np.arange(0, seconds - 3.0 + 1e-9, 1.0, dtype=np.float32)
     for track, genre in genre_of_track.items():
         values = np.eye(10)[np.full(len(starts), genre)] + rng.normal(0, 0.05, (len(starts), 10))
         arrays |= {f"{track}/start_seconds": starts, f"{track}/max_pool": values.astype(np.float32)}
+        if tag_of_track is not None:
+            tags = np.full((len(starts), len(MSD_GENRE_TAGS)), 0.05, np.float32)
+            tags[:, MSD_GENRE_TAGS.index(tag_of_track.get(track, "instrumental"))] = 0.9
+            arrays[f"{track}/tag_probabilities"] = tags
     np.savez(path, **arrays)
     return path
 
@@ -268,7 +303,9 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
         soundfile.write(unlabelled / f"song{index}.wav", synthetic_track(3, 8.0, seed=900 + index), 22050)
     genre_of_track = {f"{genre}.{track:05d}": g for g, genre in enumerate(GTZAN_GENRES) for track in range(3)}
     genre_of_track |= {f"song{index}": 5 for index in range(4)}
-    targets = write_genre_teacher_targets(tmp_path / "teacher.npz", genre_of_track)
+    # musicnn's tags call the songs rock, which the teacher probe does not
+    tag_of_track = {f"song{index}": "rock" for index in range(4)}
+    targets = write_genre_teacher_targets(tmp_path / "teacher.npz", genre_of_track, tag_of_track=tag_of_track)
     common = ["--data", data, "--init-from", tiny_model_dir, "--classifier-only", "--probe-strengths", "1"]
     common += ["--num-proc", "1", "--split-fractions", "0.7", "0.3", "0.0", "--cache-dir", tmp_path / "cache"]
     plain, taught = tmp_path / "plain", tmp_path / "taught"
@@ -297,6 +334,15 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
     # every set of windows is embedded once per encoder: the second fit found the training and validation windows'
     # embeddings in the cache, and added the unlabelled music's
     assert len(list((tmp_path / "cache").glob("embeddings-*.npy"))) == 3
+    assert "tag_prior" not in record and "genre tags" not in card
+
+    # with the tags as a prior, the teacher's answers on the songs become rock, and the record and card say why
+    tagged = tmp_path / "tagged"
+    completed = run_train(*common, *teacher, "--teacher-tag-prior", "20", "--output-dir", tagged)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    record = json.loads((tagged / "training_run.json").read_text())["linear_probe"]["teacher_labelled"]
+    assert record["teacher_answers"]["rock"] == 4 and record["tag_prior"] == 20.0
+    assert "reweighted by musicnn's genre tags (weight 20)" in (tagged / "README.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -309,6 +355,8 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
             "--probe-unlabelled-weight must be positive",
         ),
         (["--classifier-only"], "--classifier-only needs --init-from"),
+        (["--teacher-tag-prior", "5"], "the teacher's answers on --probe-unlabelled-data: add it"),
+        (["--teacher-tag-prior", "-1"], "--teacher-tag-prior must not be negative"),
         (["--classifier-only", "--init-from", "x", "--probe-strengths", "0"], "--probe-strengths must be positive"),
     ],
 )

@@ -160,7 +160,21 @@ class ModelArguments:
         },
     )
 
+    teacher_tag_prior: float = field(
+        default=0.0,
+        metadata={
+            "help": "with --probe-unlabelled-data: weight of musicnn's genre tags as a prior on the teacher probe's "
+            "answers (the first --teacher-targets file that holds tag_probabilities): among the eight genres with MSD "
+            "tags, each probability is multiplied by exp(WEIGHT x the zero-shot score of its tags) and renormalised; "
+            "classical and reggae keep theirs (genre_vit.training.anchors.musicnn_tag_prior). 0: no prior"
+        },
+    )
+
     def __post_init__(self):
+        if self.teacher_tag_prior < 0:
+            raise ValueError(f"--teacher-tag-prior must not be negative, got {self.teacher_tag_prior}.")
+        if self.teacher_tag_prior and not self.probe_unlabelled_data:
+            raise ValueError("--teacher-tag-prior reweights the teacher's answers on --probe-unlabelled-data: add it.")
         if self.probe_unlabelled_data and not self.classifier_only:
             raise ValueError("--probe-unlabelled-data feeds the linear probe: it needs --classifier-only.")
         if self.probe_unlabelled_weight <= 0:

@@ -527,15 +527,41 @@ def _teacher_labelled_windows(options, feature_extractor, windows, record, cache
     def features(tracks):
         return np.stack([np.concatenate([teacher.track_target(track) for teacher in teachers]) for track in tracks])
 
-    num_labels = len(windows["train"].features["labels"].names)
+    genres = windows["train"].features["labels"].names
     probabilities = teacher_probe_probabilities(
-        features(list(labelled)), np.array(list(labelled.values())), features(unlabelled_ids), num_labels
+        features(list(labelled)), np.array(list(labelled.values())), features(unlabelled_ids), len(genres)
     )
-    return {
+    if options.model.teacher_tag_prior:
+        probabilities = _with_tag_prior(options, probabilities, unlabelled_ids, genres)
+    teacher_labelled = {
         "windows": make_windows(unlabelled, feature_extractor, cache_dir=cache_dir, num_proc=options.data.num_proc),
         "track_probabilities": dict(zip(unlabelled_ids, probabilities)),
         "weight": options.model.probe_unlabelled_weight,
     }
+    if options.model.teacher_tag_prior:
+        teacher_labelled["tag_prior"] = options.model.teacher_tag_prior
+    return teacher_labelled
+
+
+def _with_tag_prior(options, probabilities: np.ndarray, tracks: list[str], genres: list[str]) -> np.ndarray:
+    """`--teacher-tag-prior`: the teacher probe's `probabilities` of `tracks` reweighted by the tracks' mean musicnn
+    tag probabilities, read from the first `--teacher-targets` file that holds them."""
+    from .anchors import musicnn_tag_prior
+    from .distillation import TeacherTargets
+
+    for path in options.distillation.teacher_targets or []:
+        with np.load(path) as data:
+            if "tags" not in data.files or not any(key.endswith("/tag_probabilities") for key in data.files):
+                continue
+            tags = [str(tag) for tag in data["tags"]]
+        tag_probabilities = TeacherTargets.load(path, "tag_probabilities")
+        tag_probabilities.check_tracks(tracks)
+        means = np.stack([tag_probabilities.track_target(track) for track in tracks])
+        return musicnn_tag_prior(probabilities, means, tags, genres, options.model.teacher_tag_prior)
+    raise ValueError(
+        "--teacher-tag-prior needs musicnn's tag probabilities: no --teacher-targets file holds `tags` and "
+        "`tag_probabilities` (scripts/musicnn_teacher.py writes them)."
+    )
 
 
 def save_model_folder(model, feature_extractor, output_dir: Path, run: dict) -> None:
