@@ -58,8 +58,7 @@ def main(argv=None) -> int:
     max_pool = TeacherTargets.load(args.teacher_targets, "max_pool")
     tag_probabilities = TeacherTargets.load(args.teacher_targets, "tag_probabilities")
     max_pool.check_tracks(tracks["track_id"])
-    with np.load(args.teacher_targets) as data:
-        tags = [str(tag) for tag in data["tags"]]
+    tags = list(tag_probabilities.tags)
 
     per_track = {}
     for path, track, label in zip(tracks["audio_path"], tracks["track_id"], tracks["label"]):

@@ -334,8 +334,6 @@ def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, split
     cross_truth = np.array([label for label in labels if label is not None])
     pooled = TeacherTargets.load(teacher_path, "max_pool")
     tags = TeacherTargets.load(teacher_path, "tag_probabilities")
-    with np.load(teacher_path) as data:
-        tag_names = [str(t) for t in data["tags"]]
 
     def musicnn(keys_):
         return np.stack([np.concatenate([pooled.track_target(k), tags.track_target(k)]) for k in keys_])
@@ -371,7 +369,7 @@ def anchor_rows(rows, teacher_path, gtzan_keys, gtzan_labels, gtzan_paths, split
     zero = {}
     for part, keys_ in (("gtzan", gtzan_keys), ("cross", keys)):
         mean_tags = np.stack([tags.track_target(k) for k in keys_])
-        zero[part] = musicnn_zero_shot_scores(mean_tags, tag_names, list(GTZAN_GENRES)).argmax(axis=1)
+        zero[part] = musicnn_zero_shot_scores(mean_tags, list(tags.tags), list(GTZAN_GENRES)).argmax(axis=1)
     artist_test = np.concatenate([test for _, test in splits["artist"]])
     cv_test = np.concatenate([test for _, test in splits["cv"]])
     rows["musicnn zero-shot"] = {

@@ -44,6 +44,8 @@ def test_window_targets_average_the_patches_centred_in_the_window(tmp_path):
     # patches start at 0..7 s, centres 1.5..8.5 s; the window [0, 4) holds centres 1.5, 2.5, 3.5 -> patches 0, 1, 2
     np.testing.assert_allclose(targets.window_targets("rock.00000", np.array([0.0, 6.0]), 4.0)[:, 0], [1.0, 6.0])
     np.testing.assert_allclose(targets.track_target("rock.00000"), np.full(6, 3.5))
+    assert targets.tags == ()  # only tag probabilities have named columns
+    assert TeacherTargets.load(tmp_path / "t.npz", "tag_probabilities").tags == ("a", "b")
 
 
 def test_targets_that_do_not_match_the_tracks_are_a_clear_error(tmp_path):

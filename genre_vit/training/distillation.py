@@ -35,6 +35,7 @@ class TeacherTargets:
         patch_starts: track id -> `(patches,)` patch start times, in seconds.
         values: track id -> `(patches, D)` float32 teacher outputs.
         source: the file they were read from.
+        tags: for `tag_probabilities`, the tag of each of the `D` columns (the file's `tags`); empty otherwise.
     """
 
     output: str
@@ -42,6 +43,7 @@ class TeacherTargets:
     patch_starts: dict[str, np.ndarray]
     values: dict[str, np.ndarray]
     source: str
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | os.PathLike, output: str = "max_pool") -> "TeacherTargets":
@@ -59,7 +61,14 @@ class TeacherTargets:
             patch_seconds = float(data["patch_seconds"]) if "patch_seconds" in data.files else DEFAULT_PATCH_SECONDS
             starts = {key: data[f"{key}/start_seconds"].astype(np.float64) for key in keys}
             values = {key: data[f"{key}/{output}"].astype(np.float32) for key in keys}
-        return cls(output=output, patch_seconds=patch_seconds, patch_starts=starts, values=values, source=str(path))
+            tags = (
+                tuple(str(tag) for tag in data["tags"])
+                if output == "tag_probabilities" and "tags" in data.files
+                else ()
+            )
+        return cls(
+            output=output, patch_seconds=patch_seconds, patch_starts=starts, values=values, source=str(path), tags=tags
+        )
 
     @property
     def dimension(self) -> int:

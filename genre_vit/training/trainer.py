@@ -531,16 +531,14 @@ def _teacher_labelled_windows(options, feature_extractor, windows, record, cache
     probabilities = teacher_probe_probabilities(
         features(list(labelled)), np.array(list(labelled.values())), features(unlabelled_ids), len(genres)
     )
+    teacher_labelled = {"weight": options.model.probe_unlabelled_weight}
     if options.model.teacher_tag_prior:
         probabilities = _with_tag_prior(options, probabilities, unlabelled_ids, genres)
-    teacher_labelled = {
+        teacher_labelled["tag_prior"] = options.model.teacher_tag_prior
+    return teacher_labelled | {
         "windows": make_windows(unlabelled, feature_extractor, cache_dir=cache_dir, num_proc=options.data.num_proc),
         "track_probabilities": dict(zip(unlabelled_ids, probabilities)),
-        "weight": options.model.probe_unlabelled_weight,
     }
-    if options.model.teacher_tag_prior:
-        teacher_labelled["tag_prior"] = options.model.teacher_tag_prior
-    return teacher_labelled
 
 
 def _with_tag_prior(options, probabilities: np.ndarray, tracks: list[str], genres: list[str]) -> np.ndarray:
@@ -553,11 +551,12 @@ def _with_tag_prior(options, probabilities: np.ndarray, tracks: list[str], genre
         with np.load(path) as data:
             if "tags" not in data.files or not any(key.endswith("/tag_probabilities") for key in data.files):
                 continue
-            tags = [str(tag) for tag in data["tags"]]
         tag_probabilities = TeacherTargets.load(path, "tag_probabilities")
         tag_probabilities.check_tracks(tracks)
         means = np.stack([tag_probabilities.track_target(track) for track in tracks])
-        return musicnn_tag_prior(probabilities, means, tags, genres, options.model.teacher_tag_prior)
+        return musicnn_tag_prior(
+            probabilities, means, list(tag_probabilities.tags), genres, options.model.teacher_tag_prior
+        )
     raise ValueError(
         "--teacher-tag-prior needs musicnn's tag probabilities: no --teacher-targets file holds `tags` and "
         "`tag_probabilities` (scripts/musicnn_teacher.py writes them)."
