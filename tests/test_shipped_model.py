@@ -17,11 +17,11 @@ pytestmark = [
 ]
 
 # The shipped model's classifier was fitted on the 89 real clips of the fault-filtered lists (the recipe's
-# cross-validation measured it on unseen tracks: window accuracy 0.750 ± 0.077, track accuracy 0.828 ± 0.120, in
+# cross-validation measured it on unseen tracks: window accuracy 0.755 ± 0.097, track accuracy 0.871 ± 0.098, in
 # cross_validation.json), so none of those clips is unseen by it. The check: on them it must do at least as well as
-# the cross-validated mean minus two standard deviations on unseen ones (0.60; chance is 0.10). A broken model, broken
+# the cross-validated mean minus two standard deviations on unseen ones (0.56; chance is 0.10). A broken model, broken
 # preprocessing or a classifier that does not match its encoder falls far below.
-MIN_WINDOW_ACCURACY_ON_ITS_CLIPS = 0.60
+MIN_WINDOW_ACCURACY_ON_ITS_CLIPS = 0.56
 
 
 @pytest.fixture(scope="module")
