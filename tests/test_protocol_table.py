@@ -69,6 +69,24 @@ def test_a_row_scored_with_the_products_answers_and_its_record():
     assert record["cross_dataset"]["none_of_these"] == {"artist": 1, "cross": 2, "out_of_genre": 2}
 
 
+def test_cross_dataset_answers_are_counted_by_their_top_probability():
+    """Each step counts the answers at least that sure and the right ones among them, whatever the product's verdict;
+    a step no answer reaches is shown as such, not divided by zero."""
+    script = load_script()
+    top = np.array([0.35, 0.5, 0.65, 0.7])
+    probabilities = np.repeat(((1 - top) / 9)[:, None], 10, axis=1)  # the rest spread evenly
+    probabilities[np.arange(4), [0, 1, 2, 3]] = top
+    truth = np.array([0, 1, 5, 3])  # the third answer is wrong
+    rows = {}
+    script.score(rows, "model", {"cross": probabilities}, {"cross": truth})
+    counts = [
+        (entry["at_least"], entry["answers"], entry["right"]) for entry in rows["model"]["cross_by_top_probability"]
+    ]
+    assert counts == [(0.3, 4, 3), (0.45, 3, 2), (0.6, 2, 1), (0.75, 0, 0)]
+    table = script.markdown(rows)
+    assert "| model | 0.75 (3/4) | 0.67 (2/3) | 0.50 (1/2) | – (0/0) |" in table.splitlines()
+
+
 def test_fold_models_follow_the_probe_options_the_calibration_records(tmp_path):
     """A model calibrated with `--probe-options` has its artist-disjoint fold models fitted the same way, and a
     change of those options is a different model to the table's cache."""
