@@ -145,10 +145,11 @@ def right_by_top_probability(probabilities: np.ndarray, right: np.ndarray) -> li
     """For each of `TOP_PROBABILITY_STEPS`, how many answers have a top genre at least that probable and how many of
     those are right (`probabilities` `(n, C)`, `right` `(n,)` bool); "uncertain" and "none of these" play no part."""
     top = probabilities.max(axis=1)
-    return [
-        {"at_least": step, "answers": int((top >= step).sum()), "right": int((right & (top >= step)).sum())}
-        for step in TOP_PROBABILITY_STEPS
-    ]
+    counts = []
+    for step in TOP_PROBABILITY_STEPS:
+        sure = top >= step
+        counts.append({"at_least": step, "answers": int(sure.sum()), "right": int((right & sure).sum())})
+    return counts
 
 
 def cached_arrays(path: Path, key: str, compute) -> dict:
