@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -146,9 +147,11 @@ def _looks_like_libsndfile_audio(path: Path) -> bool:
     return header.startswith(_LIBSNDFILE_SIGNATURES) or is_mpeg_frame
 
 
-_TRUNCATION_TOLERANCE_SECONDS = 0.1
-"""Decoded audio may fall this far short of the header's length (MP3 encoder delay and padding) before the file is
-reported as cut short."""
+_TRUNCATION_TOLERANCE_SECONDS = 0.5
+_TRUNCATION_TOLERANCE_SHARE = 0.02
+"""Decoded audio may fall short of the header's length by the larger of these (seconds; share of the announced
+length) before the file is reported as cut short: MP3 headers count encoder delay and padding, and a tag after the
+last frame, which libmpg123 may stop on, adds to a length estimated from the file's size."""
 
 
 _CHUNK_SIZE_MISMATCH = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -218,12 +221,16 @@ def _decode_with_soundfile(
         reason = f" ({damage})" if damage else ""
         raise AudioDecodeError(f"{path.name} is corrupt or truncated: no audio could be decoded{reason}.")
     notes = []
-    missing_seconds = (announced - decoded) / source_rate
-    if damage or missing_seconds > _TRUNCATION_TOLERANCE_SECONDS:
-        length = f" of its announced {format_duration(announced / source_rate)}" if announced > decoded else ""
+    announced_seconds, decoded_seconds = announced / source_rate, decoded / source_rate
+    tolerance = max(_TRUNCATION_TOLERANCE_SECONDS, _TRUNCATION_TOLERANCE_SHARE * announced_seconds)
+    if announced_seconds - decoded_seconds > tolerance or (damage and not announced):
+        decoded_text, announced_text = format_duration(decoded_seconds), format_duration(announced_seconds)
+        if decoded_text == announced_text:
+            decoded_text, announced_text = f"{decoded_seconds:.1f} s", f"{announced_seconds:.1f} s"
+        length = f" of its announced {announced_text}" if announced > decoded else ""
         notes.append(
-            f"{path.name} is cut short or damaged: only the first {format_duration(decoded / source_rate)}{length} "
-            "could be decoded; only that part is used."
+            f"{path.name} is cut short or damaged: only the first {decoded_text}{length} could be decoded; only "
+            "that part is used."
         )
     return DecodedAudio(output.values(), tuple(notes))
 
@@ -387,6 +394,11 @@ class GrowingBuffer:
         return self._data[: self._size]
 
 
+FFMPEG_TIMEOUT_SECONDS = 120.0
+"""The longest an ffmpeg decode may take before it is ended and the file reported as damaged (a 15-minute song
+decodes in a few seconds)."""
+
+
 def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | None) -> DecodedAudio:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
@@ -410,8 +422,20 @@ def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | Non
         str(sampling_rate),
         "-",
     ]
-    pieces, decoded_bytes = [], 0
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+    pieces, decoded_bytes, timed_out = [], 0, threading.Event()
+
+    def give_up() -> None:
+        timed_out.set()
+        process.kill()
+
+    # ffmpeg's messages go to a file, not a pipe: a damaged file can make it write hundreds of kilobytes of them,
+    # and a full stderr pipe that nobody reads would stop it while this loop waits for its stdout.
+    with (
+        tempfile.TemporaryFile() as messages,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=messages) as process,
+    ):
+        timer = threading.Timer(FFMPEG_TIMEOUT_SECONDS, give_up)
+        timer.start()
         try:
             while chunk := process.stdout.read(1 << 20):
                 pieces.append(chunk)
@@ -420,7 +444,15 @@ def _decode_with_ffmpeg(path: Path, sampling_rate: int, max_seconds: float | Non
         except AudioTooLongError:
             process.kill()
             raise
-        stderr = process.stderr.read().decode(errors="replace").strip()
+        finally:
+            timer.cancel()
+        process.wait()
+        messages.seek(0)
+        stderr = messages.read().decode(errors="replace").strip()
+    if timed_out.is_set():
+        raise AudioDecodeError(
+            f"{path.name} could not be decoded within {FFMPEG_TIMEOUT_SECONDS:g} s; the file is probably damaged."
+        )
     if process.returncode != 0:
         reason = (
             stderr.splitlines()[-1].replace(f"{path}: ", "") if stderr else f"ffmpeg exited with {process.returncode}"

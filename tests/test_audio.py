@@ -293,3 +293,61 @@ def test_a_seek_that_lands_elsewhere_is_caught_and_the_rest_decoded_in_one_pass(
         several = decode_audio(path, threads=2)
     np.testing.assert_array_equal(several.waveform, one.waveform)
     assert "a seek did not land exactly" in caplog.text
+
+
+def _noisy_aac(tmp_path, seconds: int = 120):
+    """An ADTS AAC file with one byte in every 300 replaced: ffmpeg decodes it with over 200 KB of error messages,
+    more than a stderr pipe holds."""
+    clean, damaged = tmp_path / "clean.aac", tmp_path / "damaged.aac"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
+        + ["-c:a", "aac", "-b:a", "64k", str(clean)],
+        check=True,
+    )
+    data = bytearray(clean.read_bytes())
+    rng = np.random.default_rng(0)
+    for index in range(2000, len(data), 300):
+        data[index] = int(rng.integers(256))
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
+@requires_ffmpeg
+def test_a_decode_with_many_ffmpeg_messages_finishes(tmp_path):
+    import threading
+
+    path = _noisy_aac(tmp_path)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(decode_audio(path)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "decoding hung on ffmpeg's messages"
+    assert results and results[0].waveform.size > 30 * SAMPLING_RATE
+
+
+@requires_ffmpeg
+def test_a_decode_that_takes_too_long_is_ended_with_a_clear_error(tmp_path, monkeypatch):
+    import genre_vit.audio
+
+    path = _noisy_aac(tmp_path)
+    monkeypatch.setattr(genre_vit.audio, "FFMPEG_TIMEOUT_SECONDS", 0.01)
+    with pytest.raises(AudioDecodeError, match=r"could not be decoded within 0\.01 s; the file is probably damaged"):
+        decode_audio(path)
+
+
+@requires_ffmpeg
+def test_a_whole_mp3_with_a_tag_after_its_last_frame_is_not_reported_cut_short(tmp_path):
+    """A CBR MP3 without a length header, followed by an APE and an ID3v1 tag: its length is estimated from the file
+    size, so it announces a little more than it holds (0.5 s here). That is not a damaged file."""
+    wav = tmp_path / "source.wav"
+    soundfile.write(wav, synth_music(30.0, seed=3), SAMPLING_RATE)
+    mp3 = tmp_path / "preview.mp3"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", "128k"]
+        + ["-write_xing", "0", str(mp3)],
+        check=True,
+    )
+    mp3.write_bytes(mp3.read_bytes() + b"APETAGEX" + bytes(1200) + b"TAG" + bytes(125))
+    decoded = decode_audio(mp3)
+    assert decoded.waveform.size > 29.5 * SAMPLING_RATE
+    assert decoded.notes == ()

@@ -1,0 +1,107 @@
+"""Teacher targets from EfficientAT `mn04_as` (an AudioSet tagger; MIT licence) for distillation and the protocol
+table, stored as musicnn's are (`scripts/musicnn_teacher.py`):
+
+    python scripts/efficientat_teacher.py --weights ../shared/models/efficientat-mn04-as \
+        --output runs/teacher/efficientat.npz ../shared/data/gtzan MORE_AUDIO_FOLDERS...
+
+For every audio file it runs the tagger on `--patch-seconds` patches (4 s, the student's window) every
+`--patch-hop-seconds` (1 s) and stores, per patch: its start time in seconds, the 527 `logits`, the 384-d
+`embedding` and the ten GTZAN genres' zero-shot probabilities (`genre_probabilities`, a softmax over the genre
+classes' logits). `train.py --teacher-targets FILE --teacher-output embedding` reads it like musicnn's file. Results
+are written per file under `OUTPUT.parts/` (an interrupted run resumes where it stopped) and merged into OUTPUT at
+the end, atomically.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genre_vit import GTZAN_GENRES
+from genre_vit.audio import decode_audio
+from genre_vit.files import write_atomic
+from genre_vit.training.data import AUDIO_FILE_SUFFIXES
+from genre_vit.training.efficientat import SAMPLING_RATE, EfficientATTagger, genre_probabilities, tag_patches
+
+WEIGHTS_FILE = "mn04_as_mAP_432.pt"
+
+
+def save_npz_atomic(path: Path, **arrays) -> None:
+    write_atomic(path, lambda temporary: np.savez(temporary, **arrays))
+
+
+def audio_files(roots: list[str]) -> list[Path]:
+    files = []
+    for root in map(Path, roots):
+        files.extend(sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_FILE_SUFFIXES))
+    return files
+
+
+def track_keys(files: list[Path]) -> list[str]:
+    """A file's name without suffix (GTZAN's track ids), or `folder.name` where names repeat across folders."""
+    stems = [path.stem for path in files]
+    repeated = {stem for stem in stems if stems.count(stem) > 1}
+    keys = [f"{path.parent.name}.{path.stem}" if path.stem in repeated else path.stem for path in files]
+    if len(set(keys)) != len(keys):
+        raise SystemExit("Track keys are not unique even with their folder names; rename the files.")
+    return keys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="audio files' folders (searched recursively)")
+    parser.add_argument("--output", required=True, help="the merged targets file (.npz)")
+    parser.add_argument("--weights", required=True, help=f"the folder holding {WEIGHTS_FILE}, or the file itself")
+    parser.add_argument("--patch-seconds", type=float, default=4.0)
+    parser.add_argument("--patch-hop-seconds", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    weights = Path(args.weights)
+    weights = weights / WEIGHTS_FILE if weights.is_dir() else weights
+    if not weights.is_file():
+        raise SystemExit(f"efficientat_teacher.py: {weights} does not exist.")
+    tagger = EfficientATTagger.from_state_dict(weights)
+    output = Path(args.output)
+    parts = output.with_name(output.name + ".parts")
+    files = audio_files(args.inputs)
+    if not files:
+        raise SystemExit(f"efficientat_teacher.py: no audio files under {', '.join(args.inputs)}.")
+    keys = track_keys(files)
+    started = time.perf_counter()
+    for index, (key, path) in enumerate(zip(keys, files)):
+        part = parts / f"{key}.npz"
+        if part.exists():
+            continue
+        waveform = decode_audio(path, SAMPLING_RATE).waveform
+        patches = tag_patches(tagger, waveform, args.patch_seconds, args.patch_hop_seconds)
+        patches["genre_probabilities"] = genre_probabilities(patches["logits"], list(GTZAN_GENRES))
+        save_npz_atomic(
+            part, source=np.str_(str(path)), duration_seconds=np.float32(waveform.size / SAMPLING_RATE), **patches
+        )
+        if index % 20 == 0:
+            print(
+                f"{index + 1}/{len(files)} {key} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True
+            )
+
+    merged = {
+        "model": np.str_("efficientat-mn04-as"),
+        "patch_seconds": np.float32(args.patch_seconds),
+        "genres": np.array(GTZAN_GENRES),
+    }
+    for key in keys:
+        with np.load(parts / f"{key}.npz") as data:
+            for name in data.files:
+                merged[f"{key}/{name}"] = data[name]
+    save_npz_atomic(output, **merged)
+    print(f"{len(keys)} tracks -> {output} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
