@@ -11,7 +11,7 @@ from test_distillation import run_train
 
 from genre_vit import GenreClassifier
 from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
-from genre_vit.training.anchors import MUSICNN_MSD_GENRE_TAGS, musicnn_tag_prior
+from genre_vit.training.anchors import MUSICNN_MSD_GENRE_TAGS
 from genre_vit.training.linear_probe import (
     TeacherLabelledWindows,
     cross_validation_accuracy,
@@ -132,28 +132,6 @@ def test_the_teacher_probe_gives_no_probability_to_genres_without_labelled_track
 MSD_GENRE_TAGS = sorted({tag for tags in MUSICNN_MSD_GENRE_TAGS.values() for tag in tags}) + ["instrumental"]
 
 
-def test_the_tag_prior_reorders_only_the_genres_the_tags_can_name():
-    from genre_vit import GTZAN_GENRES
-
-    genres = list(GTZAN_GENRES)
-    probabilities = np.array([[0.02, 0.30, 0.03, 0.03, 0.03, 0.40, 0.03, 0.03, 0.10, 0.03]])
-    tags = np.full((1, len(MSD_GENRE_TAGS)), 0.05)
-    tags[0, MSD_GENRE_TAGS.index("hard rock")] = 0.6  # rock's score is the largest of its three tags
-    reweighted = musicnn_tag_prior(probabilities, tags, MSD_GENRE_TAGS, genres, weight=10.0)
-    np.testing.assert_allclose(reweighted.sum(1), 1.0)
-    untagged = [genres.index("classical"), genres.index("reggae")]
-    np.testing.assert_allclose(reweighted[0, untagged], probabilities[0, untagged])  # the tags cannot name them
-    assert reweighted[0].argmax() == genres.index("rock")
-    # the others keep their order: equal tag scores multiply them alike
-    others = [i for i, genre in enumerate(genres) if genre in MUSICNN_MSD_GENRE_TAGS and genre != "rock"]
-    np.testing.assert_allclose(
-        reweighted[0, others] / reweighted[0, others].sum(), probabilities[0, others] / probabilities[0, others].sum()
-    )
-    np.testing.assert_allclose(musicnn_tag_prior(probabilities, tags, MSD_GENRE_TAGS, genres, 0.0), probabilities)
-    with pytest.raises(ValueError, match="must not be negative"):
-        musicnn_tag_prior(probabilities, tags, MSD_GENRE_TAGS, genres, -1.0)
-
-
 def track_blobs(seed: int, tracks_per_class: int = 6, windows_per_track: int = 8, **kwargs):
     """Blobs whose windows come in tracks: `(features, labels, track ids)`."""
     features, labels = blobs(seed, per_class=tracks_per_class * windows_per_track, **kwargs)
@@ -207,7 +185,6 @@ def test_a_tie_keeps_the_stronger_regularisation():
     assert probe.strength == 1.0
 
 
-@pytest.mark.slow
 def test_windows_are_named_by_their_files_and_their_selection(tmp_path):
     """The embeddings cache's name for a set of windows: the same for the same windows read again, another for
     another selection of them or for other files, and none for windows only in memory."""
@@ -225,6 +202,7 @@ def test_windows_are_named_by_their_files_and_their_selection(tmp_path):
     assert windows_key(Dataset.load_from_disk(tmp_path / "b")) != windows_key(stored)
 
 
+@pytest.mark.slow
 def test_classifier_only_training_keeps_the_encoder_and_learns_the_genres(tmp_path):
     data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=4, seconds=8.0)
     common = ["--data", data, "--config", "tiny", "--batch-size", "16", "--num-proc", "1"]
@@ -334,15 +312,6 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
     # every set of windows is embedded once per encoder: the second fit found the training and validation windows'
     # embeddings in the cache, and added the unlabelled music's
     assert len(list((tmp_path / "cache").glob("embeddings-*.npy"))) == 3
-    assert "tag_prior" not in record and "genre tags" not in card
-
-    # with the tags as a prior, the teacher's answers on the songs become rock, and the record and card say why
-    tagged = tmp_path / "tagged"
-    completed = run_train(*common, *teacher, "--teacher-tag-prior", "20", "--output-dir", tagged)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    record = json.loads((tagged / "training_run.json").read_text())["linear_probe"]["teacher_labelled"]
-    assert record["teacher_answers"]["rock"] == 4 and record["tag_prior"] == 20.0
-    assert "reweighted by musicnn's genre tags (weight 20)" in (tagged / "README.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -355,11 +324,12 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
             "--probe-unlabelled-weight must be positive",
         ),
         (["--classifier-only"], "--classifier-only needs --init-from"),
-        (["--teacher-tag-prior", "5"], "the teacher's answers on --probe-unlabelled-data: add it"),
-        (["--teacher-tag-prior", "-1"], "--teacher-tag-prior must not be negative"),
         (["--classifier-only", "--init-from", "x", "--probe-strengths", "0"], "--probe-strengths must be positive"),
     ],
 )
-def test_classifier_only_option_errors(tmp_path, arguments, message):
-    completed = run_train("--data", tmp_path, "--output-dir", tmp_path / "out", *arguments)
-    assert completed.returncode == 2 and message in completed.stderr
+def test_classifier_only_option_errors(tmp_path, capsys, arguments, message):
+    from genre_vit.training.trainer import TrainingOptions
+
+    with pytest.raises(SystemExit) as exit_info:
+        TrainingOptions.from_command_line(["--data", str(tmp_path), "--output-dir", str(tmp_path / "out"), *arguments])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

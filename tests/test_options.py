@@ -43,7 +43,9 @@ def test_short_names_map_onto_training_arguments_and_the_recipe_is_the_default(t
 
 
 def test_the_trainer_gets_checkpoints_under_the_model_folder_and_the_chosen_metric(tmp_path):
-    options = TrainingOptions.from_command_line(["--data", "d", "--output-dir", str(tmp_path), "--push-to-hub"])
+    options = TrainingOptions.from_command_line(
+        ["--data", "d", "--output-dir", str(tmp_path), "--push-to-hub", "--hub-model-id", "me/genre-vit"]
+    )
     arguments = trainer_arguments(options, "loss")
     assert arguments.output_dir == str(tmp_path / "checkpoints")
     assert arguments.metric_for_best_model == "loss" and arguments.greater_is_better is False
@@ -101,3 +103,10 @@ def test_the_automatic_batch_size_keeps_epochs_of_32_steps():
     assert auto_batch_size(2_048) == 64 and auto_batch_size(2_047) == 56
     assert auto_batch_size(300) == 8 and auto_batch_size(20) == 8  # a small labelled set: as many steps as it allows
     assert auto_batch_size(4_096, processes=4) == 32  # 32 steps per epoch across the processes
+
+
+def test_push_to_hub_without_a_repository_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        TrainingOptions.from_command_line(["--data", "d", "--output-dir", str(tmp_path), "--push-to-hub"])
+    assert exit_info.value.code == 2
+    assert "--push-to-hub needs --hub-model-id" in capsys.readouterr().err

@@ -42,27 +42,6 @@ def musicnn_zero_shot_scores(tag_probabilities: np.ndarray, tags: list[str], gen
     return scores
 
 
-def musicnn_tag_prior(
-    probabilities: np.ndarray, tag_probabilities: np.ndarray, tags: list[str], genres: list[str], weight: float
-) -> np.ndarray:
-    """Genre probabilities `(n, genres)` reweighted by musicnn's genre tags `(n, tags)` (each track's mean tag
-    probabilities): among the genres with MSD tags (`MUSICNN_MSD_GENRE_TAGS`), each probability is multiplied by
-    `exp(weight * score)`, the score being the zero-shot mapping's (the largest probability of the genre's tags), and
-    renormalised to the mass those genres had; genres without tags (classical, reggae) keep their probability, so
-    the tags reorder only the genres they can name. `weight` 0 returns the probabilities unchanged."""
-    if weight < 0:
-        raise ValueError(f"the tag prior's weight must not be negative, got {weight}.")
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    scores = musicnn_zero_shot_scores(tag_probabilities, tags, genres)
-    tagged = np.array([genre in MUSICNN_MSD_GENRE_TAGS for genre in genres])
-    mass = probabilities[:, tagged].sum(axis=1, keepdims=True)
-    logits = np.log(np.maximum(probabilities[:, tagged], 1e-12)) + weight * scores[:, tagged]
-    reweighted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    result = probabilities.copy()
-    result[:, tagged] = reweighted / reweighted.sum(axis=1, keepdims=True) * mass
-    return result
-
-
 def probe(train_x, train_y, test_x) -> tuple[np.ndarray, np.ndarray]:
     """Standardised logistic regression fitted on `train_x`; returns the class probabilities of `test_x` and the
     label ids of their columns (the labels seen in training)."""
@@ -75,4 +54,4 @@ def probe(train_x, train_y, test_x) -> tuple[np.ndarray, np.ndarray]:
     return model.predict_proba(test_x), model.classes_
 
 
-__all__ = ["MUSICNN_MSD_GENRE_TAGS", "handmade_features", "musicnn_tag_prior", "musicnn_zero_shot_scores", "probe"]
+__all__ = ["MUSICNN_MSD_GENRE_TAGS", "handmade_features", "musicnn_zero_shot_scores", "probe"]

@@ -457,8 +457,7 @@ def run_linear_probe(
     the probe on both, write it into `model.classifier`, and return what happened (for the run record).
 
     `teacher_labelled` (optional): `{"windows": dataset of unlabelled windows (`input_values`, `track_id`),
-    "track_probabilities": {track id: (C,) teacher genre probabilities}, "weight": relative weight}` and, where the
-    answers were reweighted by musicnn's tags, `"tag_prior": its weight` (recorded only): those windows
+    "track_probabilities": {track id: (C,) teacher genre probabilities}, "weight": relative weight}`: those windows
     join the probe's fit with their track's probabilities as soft targets (`TeacherLabelledWindows`). The genre
     distance stays fitted on the labelled windows alone.
 
@@ -507,8 +506,6 @@ def run_linear_probe(
             "weight": extra.weight,
             "teacher_answers": {name: int(count) for name, count in zip(model.config.id2label.values(), answers)},
         }
-        if teacher_labelled.get("tag_prior"):
-            record["teacher_labelled"]["tag_prior"] = teacher_labelled["tag_prior"]
     return record
 
 

@@ -69,12 +69,6 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
                 f"{labelled['windows']:,} windows in this model's linear probe, together {heavy} as the labelled "
                 "windows. Neither the teacher nor its probe is part of this model."
             )
-            if labelled.get("tag_prior"):
-                use += (
-                    " Those probabilities were first reweighted by musicnn's genre tags "
-                    f"(weight {labelled['tag_prior']:g}): among the eight genres with MSD tags, each multiplied by "
-                    "exp(weight x the zero-shot score of its tags) and renormalised; classical and reggae kept theirs."
-                )
         else:
             targets = "; ".join(
                 output + (f", loss weight {t['weight']:g})" if "weight" in t else ")")

@@ -160,21 +160,7 @@ class ModelArguments:
         },
     )
 
-    teacher_tag_prior: float = field(
-        default=0.0,
-        metadata={
-            "help": "with --probe-unlabelled-data: weight of musicnn's genre tags as a prior on the teacher probe's "
-            "answers (the first --teacher-targets file that holds tag_probabilities): among the eight genres with MSD "
-            "tags, each probability is multiplied by exp(WEIGHT x the zero-shot score of its tags) and renormalised; "
-            "classical and reggae keep theirs (genre_vit.training.anchors.musicnn_tag_prior). 0: no prior"
-        },
-    )
-
     def __post_init__(self):
-        if self.teacher_tag_prior < 0:
-            raise ValueError(f"--teacher-tag-prior must not be negative, got {self.teacher_tag_prior}.")
-        if self.teacher_tag_prior and not self.probe_unlabelled_data:
-            raise ValueError("--teacher-tag-prior reweights the teacher's answers on --probe-unlabelled-data: add it.")
         if self.probe_unlabelled_data and not self.classifier_only:
             raise ValueError("--probe-unlabelled-data feeds the linear probe: it needs --classifier-only.")
         if self.probe_unlabelled_weight <= 0:
@@ -302,6 +288,9 @@ class GenreViTTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.output_dir is None:
             raise ValueError("--output-dir is required.")
+        # Checked before TrainingArguments names a repository after the output folder, and before any training.
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("--push-to-hub needs --hub-model-id (e.g. your-name/genre-vit-gtzan).")
         on_gpu = torch.cuda.is_available()
         self.lr_scheduler_kwargs = self.lr_scheduler_kwargs or {"min_lr": self.min_lr}
         self.bf16 = self.bf16 or use_bf16(self.precision, on_gpu)
@@ -350,11 +339,13 @@ TRAINING_OPTIONS = (DataArguments, SplitArguments, ModelArguments, DistillationA
 EVALUATION_OPTIONS = (EvaluationArguments, DataArguments, SplitArguments)
 
 
-def parse(option_classes, argv=None, prog: str | None = None, description: str | None = None):
-    """Parse `argv` into one instance of each class; a bad value exits with argparse's usage message."""
+def parse(option_classes, argv=None, prog: str | None = None, description: str | None = None, combine=None):
+    """Parse `argv` into one instance of each class, or into `combine(*instances)` where given (whose checks span
+    the classes); a bad value exits with argparse's usage message."""
     parser = HfArgumentParser(option_classes, prog=prog, description=description)
     try:
-        return parser.parse_args_into_dataclasses(args=argv)
+        parsed = parser.parse_args_into_dataclasses(args=argv)
+        return combine(*parsed) if combine else parsed
     except ValueError as error:  # raised by a dataclass's own checks
         parser.error(str(error))
 

@@ -52,7 +52,20 @@ class TrainingOptions:
 
     @classmethod
     def from_command_line(cls, argv=None, prog: str = "train.py") -> "TrainingOptions":
-        return cls(*parse(TRAINING_OPTIONS, argv, prog=prog, description=TRAIN_DESCRIPTION))
+        return parse(TRAINING_OPTIONS, argv, prog=prog, description=TRAIN_DESCRIPTION, combine=cls)
+
+    def __post_init__(self):
+        """Checks that span the option groups, made before any work."""
+        data, model, distillation = self.data, self.model, self.distillation
+        if data.random_crops and model.classifier_only:
+            raise ValueError("--random-crops trains the network; --classifier-only fits a probe on cached windows.")
+        if model.classifier_only and bool(distillation.teacher_targets) != bool(model.probe_unlabelled_data):
+            raise ValueError(
+                "With --classifier-only, --teacher-targets and --probe-unlabelled-data go together: the teachers "
+                "label the unlabelled music for the probe."
+            )
+        if data.recording_augmentation and not data.random_crops:
+            raise ValueError("--recording-augmentation re-records random crops: it needs --random-crops.")
 
     def replace(self, **changes) -> "TrainingOptions":
         """A copy with some fields of the groups changed: `replace(split={"fold": 2}, training={"output_dir": d})`."""
@@ -207,17 +220,6 @@ def run_training(options: TrainingOptions) -> dict:
     feature_extractor = GenreViTFeatureExtractor()
     cache_dir = Path(data.cache_dir) if data.cache_dir else output_dir / "windows-cache"
 
-    if data.random_crops and model_options.classifier_only:
-        raise ValueError("--random-crops trains the network; --classifier-only fits a probe on cached windows.")
-    if model_options.classifier_only and bool(distillation.teacher_targets) != bool(
-        model_options.probe_unlabelled_data
-    ):
-        raise ValueError(
-            "With --classifier-only, --teacher-targets and --probe-unlabelled-data go together: the teachers label "
-            "the unlabelled music for the probe."
-        )
-    if data.recording_augmentation and not data.random_crops:
-        raise ValueError("--recording-augmentation re-records random crops: it needs --random-crops.")
     with arguments.main_process_first(desc="preparing windows"):
         tracks = load_tracks_for(data)
         names = label_names(tracks)
@@ -421,11 +423,7 @@ def _run_trainer(
         "log_history": trainer.state.log_history,
     }
     if trainer.is_world_process_zero():
-        save_model_folder(student, feature_extractor, output_dir, run)
-        if training.push_to_hub:
-            from .hub import push_folder
-
-            push_folder(output_dir, training.hub_model_id)
+        save_model_folder(student, feature_extractor, output_dir, run, training)
     return run
 
 
@@ -491,11 +489,7 @@ def _fit_classifier_only(
             "log_history": [],
         }
     )
-    save_model_folder(model, feature_extractor, output_dir, run)
-    if options.training.push_to_hub:
-        from .hub import push_folder
-
-        push_folder(output_dir, options.training.hub_model_id)
+    save_model_folder(model, feature_extractor, output_dir, run, options.training)
     return run
 
 
@@ -531,44 +525,24 @@ def _teacher_labelled_windows(options, feature_extractor, windows, record, cache
     probabilities = teacher_probe_probabilities(
         features(list(labelled)), np.array(list(labelled.values())), features(unlabelled_ids), len(genres)
     )
-    teacher_labelled = {"weight": options.model.probe_unlabelled_weight}
-    if options.model.teacher_tag_prior:
-        probabilities = _with_tag_prior(options, probabilities, unlabelled_ids, genres)
-        teacher_labelled["tag_prior"] = options.model.teacher_tag_prior
-    return teacher_labelled | {
+    return {
+        "weight": options.model.probe_unlabelled_weight,
         "windows": make_windows(unlabelled, feature_extractor, cache_dir=cache_dir, num_proc=options.data.num_proc),
         "track_probabilities": dict(zip(unlabelled_ids, probabilities)),
     }
 
 
-def _with_tag_prior(options, probabilities: np.ndarray, tracks: list[str], genres: list[str]) -> np.ndarray:
-    """`--teacher-tag-prior`: the teacher probe's `probabilities` of `tracks` reweighted by the tracks' mean musicnn
-    tag probabilities, read from the first `--teacher-targets` file that holds them."""
-    from .anchors import musicnn_tag_prior
-    from .distillation import TeacherTargets
-
-    for path in options.distillation.teacher_targets or []:
-        with np.load(path) as data:
-            if "tags" not in data.files or not any(key.endswith("/tag_probabilities") for key in data.files):
-                continue
-        tag_probabilities = TeacherTargets.load(path, "tag_probabilities")
-        tag_probabilities.check_tracks(tracks)
-        means = np.stack([tag_probabilities.track_target(track) for track in tracks])
-        return musicnn_tag_prior(
-            probabilities, means, list(tag_probabilities.tags), genres, options.model.teacher_tag_prior
-        )
-    raise ValueError(
-        "--teacher-tag-prior needs musicnn's tag probabilities: no --teacher-targets file holds `tags` and "
-        "`tag_probabilities` (scripts/musicnn_teacher.py writes them)."
-    )
-
-
-def save_model_folder(model, feature_extractor, output_dir: Path, run: dict) -> None:
-    """Model (sharded safetensors + remote code), feature extractor, run record and model card."""
+def save_model_folder(model, feature_extractor, output_dir: Path, run: dict, training=None) -> None:
+    """Model (sharded safetensors + remote code), feature extractor, run record and model card; pushed to the Hub
+    where `training` (the run's `GenreViTTrainingArguments`) asks for it."""
     model.save_pretrained(output_dir, max_shard_size=MAX_SHARD_SIZE)
     feature_extractor.save_pretrained(output_dir)
     write_text_atomic(output_dir / RUN_FILE, json.dumps(run, indent=2, default=str))
     write_text_atomic(output_dir / MODEL_CARD_FILE, model_card(run, model.config))
+    if training is not None and training.push_to_hub:
+        from .hub import push_folder
+
+        push_folder(output_dir, training.hub_model_id)
 
 
 def main(argv=None) -> int:
