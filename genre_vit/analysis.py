@@ -21,30 +21,13 @@ from .audio import AudioTooShortError, DecodedAudio, SilentAudioError, prepare_w
 from .explain import WindowExplanation, attention_rollout
 from .network import GenreViTNetwork
 from .results import GenreAnalysis
-from .spectrogram import LogMelWindowing
+from .spectrogram import MUSIC_MIN_RMS_DBFS, LogMelWindowing, window_has_music
 
 MODEL_ENV_VAR = "GENRE_VIT_MODEL"
 """Environment variable naming the default model: a local folder or a Hub repo id."""
 
 SILENCE_PEAK_DBFS = -70.0
 """Audio whose loudest sample is below this level (dB relative to full scale) is treated as silence."""
-
-
-MUSIC_MIN_RMS_DBFS = -60.0
-"""A window whose RMS level (dB relative to full scale) is below this holds no music: digital silence, or the hiss
-of a quiet gap. It is marked as such, left out of the song's mean and its sections, and drawn as a gap. Quiet music
-sits well above it (the softest GTZAN classical windows are around -45 dBFS)."""
-
-
-def window_has_music(waveform: np.ndarray, start_samples: np.ndarray, window_samples: int) -> np.ndarray:
-    """`(T,)` bool: whether each window of `window_samples` from `start_samples` reaches `MUSIC_MIN_RMS_DBFS` (RMS
-    over the audio it holds; a window padded past the end counts only its audio)."""
-    threshold = 10 ** (MUSIC_MIN_RMS_DBFS / 10)  # mean square, full scale = 1
-    levels = np.empty(len(start_samples), dtype=bool)
-    for index, start in enumerate(start_samples):
-        audio = waveform[int(start) : int(start) + window_samples].astype(np.float64, copy=False)
-        levels[index] = audio.size > 0 and float(np.dot(audio, audio)) / audio.size >= threshold
-    return levels
 
 
 SPECTROGRAM_FRAMES_PER_SECOND = 10.0

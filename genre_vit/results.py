@@ -68,7 +68,7 @@ class GenreAnalysis:
         source: the file name, if the audio came from a file.
         notes: remarks for the user about the input, e.g. that the file was cut short and only part of it decoded.
         window_has_music: `(T,)` bool, False for windows without music (digital silence or near it: see
-            `genre_vit.analysis.MUSIC_MIN_RMS_DBFS`); those are left out of the mean and the sections, and drawn
+            `genre_vit.spectrogram.MUSIC_MIN_RMS_DBFS`); those are left out of the mean and the sections, and drawn
             as gaps. None: every window holds music.
         spectrogram: an optional coarse log-Mel overview of the song for drawing, `(bands, frames)` in [0, 1], band 0
             the lowest (`GenreViTFeatureExtractor.song_spectrogram`); not written to JSON or CSV.

@@ -282,11 +282,14 @@ def test_recording_augmentation_re_records_crops_and_keeps_the_clean_targets(tmp
     np.testing.assert_allclose(spectrum_after[lows].sum(), spectrum_before[lows].sum(), rtol=1e-6)
 
 
-def test_recording_augmentation_needs_random_crops(tmp_path):
-    data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=2, seconds=5.0)
-    arguments = ["--data", data, "--config", "tiny", "--recording-augmentation", "--output-dir", tmp_path / "o"]
-    completed = run_train(*arguments)
-    assert completed.returncode == 2 and "--recording-augmentation re-records random crops" in completed.stderr
+def test_recording_augmentation_needs_random_crops(tmp_path, capsys):
+    from genre_vit.training.trainer import TrainingOptions
+
+    arguments = ["--data", str(tmp_path), "--recording-augmentation", "--output-dir", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as exit_info:
+        TrainingOptions.from_command_line(arguments)
+    assert exit_info.value.code == 2
+    assert "--recording-augmentation re-records random crops" in capsys.readouterr().err
 
 
 def test_time_budget_callback_checkpoints_and_stops():

@@ -44,6 +44,33 @@ def test_whole_song_parity_with_analysis(classify, classifier, seconds):
     assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_silence_counts_the_same_in_the_pipeline_the_analysis_and_evaluation(
+    classify, classifier, feature_extractor, tmp_path
+):
+    """20 s of digital silence, then music: every path leaves the silent windows out of the song's score."""
+    import soundfile
+
+    from genre_vit.training.data import load_tracks_from_folder, make_windows
+    from genre_vit.training.metrics import track_probabilities
+
+    song = np.concatenate([np.zeros(20 * SAMPLING_RATE, np.float32), synth_music(20.0, seed=5)])
+    analysis = classifier.analyze((song, SAMPLING_RATE))
+    assert 0 < analysis.num_windows_without_music < analysis.num_windows
+    scores = as_scores(classify({"raw": song, "sampling_rate": SAMPLING_RATE}, top_k=None))
+    for index, genre in enumerate(analysis.genres):
+        assert scores[genre] == pytest.approx(analysis.mean_probabilities[index], abs=PARITY_TOLERANCE)
+
+    (tmp_path / "blues").mkdir()
+    soundfile.write(tmp_path / "blues" / "gap.wav", song, SAMPLING_RATE, subtype="FLOAT")
+    windows = make_windows(load_tracks_from_folder(tmp_path), feature_extractor)
+    np.testing.assert_array_equal(windows["has_music"], analysis.window_has_music)
+    probabilities = classifier.window_probabilities(windows.with_format("numpy")["input_values"])
+    track, _, _ = track_probabilities(
+        probabilities, np.zeros(len(windows), int), ["gap"] * len(windows), windows["has_music"]
+    )
+    np.testing.assert_allclose(track[0], analysis.mean_probabilities, atol=PARITY_TOLERANCE)
+
+
 def test_answer_is_not_the_first_window(classify, classifier):
     """A song whose halves differ: the pipeline's answer is the mean of all windows, not window 0."""
     song = np.concatenate(

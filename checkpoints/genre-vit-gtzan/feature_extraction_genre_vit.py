@@ -52,22 +52,23 @@ class GenreViTFeatureExtractor(LogMelWindowing, SequenceFeatureExtractor):
 
         Returns a `BatchFeature` with
             - `input_values`: `(songs, max_windows, 1, F, W)` float32, padded with `padding_value` windows;
-            - `window_mask`: `(songs, max_windows)` bool, True at real windows.
+            - `window_mask`: `(songs, max_windows)` bool, True at the windows that count in the song's score: its
+              windows with music (`window_has_music`), or all of its windows where none has music.
         A single 1-D waveform is a batch of one. For one song's windows with their times, use `extract_windows`.
         """
         is_batch = isinstance(raw_audio, (list, tuple))
-        songs = [
-            self.extract_windows(waveform, sampling_rate).input_values
-            for waveform in (raw_audio if is_batch else [raw_audio])
+        extracted = [
+            self.extract_windows(waveform, sampling_rate) for waveform in (raw_audio if is_batch else [raw_audio])
         ]
+        songs = [windows.input_values for windows in extracted]
         if not songs:
             raise ValueError("Got an empty batch of waveforms.")
         longest = max(song.shape[0] for song in songs)
         input_values = np.full((len(songs), longest) + songs[0].shape[1:], self.padding_value, dtype=np.float32)
         window_mask = np.zeros((len(songs), longest), dtype=bool)
-        for index, song in enumerate(songs):
+        for index, (song, windows) in enumerate(zip(songs, extracted)):
             input_values[index, : song.shape[0]] = song
-            window_mask[index, : song.shape[0]] = True
+            window_mask[index, : song.shape[0]] = windows.has_music if windows.has_music.any() else True
         return BatchFeature({"input_values": input_values, "window_mask": window_mask}, tensor_type=return_tensors)
 
 

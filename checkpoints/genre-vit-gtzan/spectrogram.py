@@ -308,10 +308,32 @@ class SpectrogramWindows:
     Attributes:
         input_values: `(windows, 1, num_frequency_bins, num_time_frames)` float32 images in [0, 1].
         start_times: `(windows,)` window start times in seconds.
+        has_music: `(windows,)` bool, False for windows without music (`window_has_music`).
     """
 
     input_values: np.ndarray
     start_times: np.ndarray
+    has_music: np.ndarray
+
+
+MUSIC_MIN_RMS_DBFS = -60.0
+"""A window whose RMS level (dB relative to full scale) is below this holds no music: digital silence, or the hiss
+of a quiet gap. It is left out of the song's mean and its sections, and drawn as a gap. Quiet music sits well above
+it (the softest GTZAN classical windows are around -45 dBFS)."""
+
+
+def window_has_music(waveform: np.ndarray, start_samples: np.ndarray, window_samples: int) -> np.ndarray:
+    """`(T,)` bool: whether each window of `window_samples` from `start_samples` reaches `MUSIC_MIN_RMS_DBFS` (RMS
+    over the audio it holds; a window padded past the end counts only its audio).
+
+    The one rule for which windows count in a song's score: the analysis, the whole-song forward (through the
+    feature extractor's `window_mask`) and evaluation all use it."""
+    threshold = 10 ** (MUSIC_MIN_RMS_DBFS / 10)  # mean square, full scale = 1
+    levels = np.empty(len(start_samples), dtype=bool)
+    for index, start in enumerate(start_samples):
+        audio = waveform[int(start) : int(start) + window_samples].astype(np.float64, copy=False)
+        levels[index] = audio.size > 0 and float(np.dot(audio, audio)) / audio.size >= threshold
+    return levels
 
 
 class LogMelWindowing:
@@ -494,7 +516,9 @@ class LogMelWindowing:
         for block_start in range(0, len(all_starts), block_windows):
             starts = all_starts[block_start : block_start + block_windows]
             yield SpectrogramWindows(
-                input_values=self.windows_at(waveform, starts), start_times=starts / self.sampling_rate
+                input_values=self.windows_at(waveform, starts),
+                start_times=starts / self.sampling_rate,
+                has_music=window_has_music(waveform, starts, self.window_samples),
             )
 
     def windows_at(self, waveform: np.ndarray, start_samples: np.ndarray) -> np.ndarray:
@@ -533,15 +557,18 @@ class LogMelWindowing:
         return ((np.maximum(decibels, floor) - floor) / top_db).astype(np.float16)
 
     def extract_windows(self, waveform: np.ndarray, sampling_rate: int | None = None) -> SpectrogramWindows:
-        """All windows of one mono waveform: `input_values` `(windows, 1, F, W)` and `start_times` `(windows,)` s."""
+        """All windows of one mono waveform: `input_values` `(windows, 1, F, W)`, `start_times` `(windows,)` s and
+        `has_music` `(windows,)`."""
         blocks = list(self.iter_windows(waveform, sampling_rate))
         return SpectrogramWindows(
             input_values=np.concatenate([block.input_values for block in blocks]),
             start_times=np.concatenate([block.start_times for block in blocks]),
+            has_music=np.concatenate([block.has_music for block in blocks]),
         )
 
 
 __all__ = [
+    "MUSIC_MIN_RMS_DBFS",
     "LogMelWindowing",
     "SpectrogramWindows",
     "LogMelFrontEnd",
@@ -549,4 +576,5 @@ __all__ = [
     "mel_filter_bank",
     "padded_segment",
     "parameter_names",
+    "window_has_music",
 ]

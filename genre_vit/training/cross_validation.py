@@ -83,6 +83,7 @@ def summarize_folds(fold_dirs: list[Path]) -> dict:
         np.concatenate([part[1] for part in pooled_parts]),
         track_ids,
         names,
+        np.concatenate([part[4] for part in pooled_parts]),
     )
     summary = {}
     for level, name in SUMMARY_METRICS:

@@ -23,6 +23,7 @@ from transformers.utils import logging
 from ..audio import AUDIO_FILE_SUFFIXES, load_audio
 from ..configuration_genre_vit import GTZAN_GENRES
 from ..feature_extraction_genre_vit import GenreViTFeatureExtractor
+from ..spectrogram import window_has_music
 
 logger = logging.get_logger(__name__)
 
@@ -37,7 +38,7 @@ SPLIT_FILE_NAMES = {
 DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 """Train/validation/test fractions of a stratified track split when none are given."""
 
-_CACHE_VERSION = "2"  # bump when the window rows change meaning
+_CACHE_VERSION = "3"  # bump when the window rows change meaning
 
 
 def _track_features(label_names: Sequence[str]):
@@ -419,7 +420,7 @@ class _WindowFeaturizer:
         return [group for group in groups if group.size]
 
     def __call__(self, batch: dict) -> dict:
-        rows = {"input_values": [], "labels": [], "track_id": [], "start_seconds": []}
+        rows = {"input_values": [], "labels": [], "track_id": [], "start_seconds": [], "has_music": []}
         extractor = self.feature_extractor
         for waveform, label, track in readable_tracks(batch, extractor.sampling_rate):
             groups = self.window_starts(waveform.shape[0])
@@ -432,6 +433,7 @@ class _WindowFeaturizer:
                         block_starts = starts[block : block + extractor.block_windows]  # one STFT per block
                         rows["input_values"].extend(extractor.windows_at(version, block_starts))
                         rows["start_seconds"].extend((block_starts / extractor.sampling_rate).astype(np.float32))
+                        rows["has_music"].extend(window_has_music(version, block_starts, extractor.window_samples))
                     rows["labels"].extend([label] * len(starts))
                     rows["track_id"].extend([track] * len(starts))
         return rows
@@ -446,7 +448,7 @@ def make_windows(
     spectral_tilts=(),
 ):
     """Featurise tracks into a dataset of windows: `input_values` (1, F, W) float32, `labels`, `track_id`,
-    `start_seconds`.
+    `start_seconds`, `has_music` (`window_has_music`: whether the window counts in its track's score).
 
     The windows are those of the window rule (what inference cuts), plus, with `offsets_seconds`, those of the same
     grid shifted by each offset, and with `spectral_tilts` (dB per octave), all of those again cut from the track
@@ -468,6 +470,7 @@ def make_windows(
             "labels": ClassLabel(names=names),
             "track_id": Value("string"),
             "start_seconds": Value("float32"),
+            "has_music": Value("bool"),
         }
     )
     cache_file_name = None

@@ -60,27 +60,31 @@ def select_tracks(tracks, evaluation: EvaluationArguments, data: DataArguments, 
     )
 
 
-def predictions_csv(track_ids, start_seconds, labels, probabilities, label_names) -> str:
+_PREDICTION_COLUMNS = ["track_id", "start_seconds", "has_music", "label", "predicted"]
+
+
+def predictions_csv(track_ids, start_seconds, has_music, labels, probabilities, label_names) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["track_id", "start_seconds", "label", "predicted", *label_names])
-    for track, start, label, row in zip(track_ids, start_seconds, labels, probabilities):
-        writer.writerow(
-            [track, f"{start:.3f}", label_names[label], label_names[int(row.argmax())], *(f"{p:.6f}" for p in row)]
-        )
+    writer.writerow([*_PREDICTION_COLUMNS, *label_names])
+    for track, start, music, label, row in zip(track_ids, start_seconds, has_music, labels, probabilities):
+        predicted = label_names[int(row.argmax())]
+        writer.writerow([track, f"{start:.3f}", int(music), label_names[label], predicted, *(f"{p:.6f}" for p in row)])
     return buffer.getvalue()
 
 
-def read_predictions_csv(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """The window probabilities `(N, C)`, label ids `(N,)`, track ids and label names of a `predictions.csv` that
-    `run_evaluation` wrote into `folder`."""
+def read_predictions_csv(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str], np.ndarray]:
+    """The window probabilities `(N, C)`, label ids `(N,)`, track ids, label names and whether each window has music
+    `(N,)` of a `predictions.csv` that `run_evaluation` wrote into `folder`."""
+    first = len(_PREDICTION_COLUMNS)
     with open(Path(folder) / "predictions.csv", newline="") as file:
         reader = csv.reader(file)
-        names = next(reader)[4:]
+        names = next(reader)[first:]
         rows = list(reader)
-    probabilities = np.array([[float(value) for value in row[4:]] for row in rows], dtype=np.float64)
-    labels = np.array([names.index(row[2]) for row in rows])
-    return probabilities, labels, [row[0] for row in rows], names
+    probabilities = np.array([[float(value) for value in row[first:]] for row in rows], dtype=np.float64)
+    labels = np.array([names.index(row[3]) for row in rows])
+    has_music = np.array([row[2] == "1" for row in rows], dtype=bool)
+    return probabilities, labels, [row[0] for row in rows], names, has_music
 
 
 def run_evaluation(evaluation: EvaluationArguments, data: DataArguments, split: SplitArguments | None = None) -> dict:
@@ -120,7 +124,8 @@ def run_evaluation(evaluation: EvaluationArguments, data: DataArguments, split: 
     )
     labels = to_model_ids[np.asarray(windows["labels"])]
     track_ids = windows["track_id"]
-    metrics = evaluate_predictions(probabilities, labels, track_ids, model_labels)
+    has_music = np.asarray(windows["has_music"], dtype=bool)
+    metrics = evaluate_predictions(probabilities, labels, track_ids, model_labels, has_music)
     metrics["context"] = {
         "model": str(evaluation.model),
         "data": str(data.data),
@@ -134,7 +139,7 @@ def run_evaluation(evaluation: EvaluationArguments, data: DataArguments, split: 
     write_text_atomic(output / "report.md", report_markdown(metrics))
     write_text_atomic(
         output / "predictions.csv",
-        predictions_csv(track_ids, windows["start_seconds"], labels, probabilities, model_labels),
+        predictions_csv(track_ids, windows["start_seconds"], has_music, labels, probabilities, model_labels),
     )
     confusion = Figure(figsize=(15, 6.5), layout="constrained")
     window_axes, track_axes = confusion.subplots(1, 2)
@@ -144,7 +149,7 @@ def run_evaluation(evaluation: EvaluationArguments, data: DataArguments, split: 
     roc = Figure(figsize=(14, 6.5), layout="constrained")
     window_roc, track_roc = roc.subplots(1, 2)
     plot_roc_curves(labels, probabilities, model_labels, "Windows, one vs rest", ax=window_roc)
-    track_probs, track_labels, _ = track_probabilities(probabilities, labels, track_ids)
+    track_probs, track_labels, _ = track_probabilities(probabilities, labels, track_ids, has_music)
     plot_roc_curves(track_labels, track_probs, model_labels, "Tracks, one vs rest", ax=track_roc)
     save_figure_atomic(roc, output / "roc_curves.png")
     return metrics

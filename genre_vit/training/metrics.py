@@ -1,6 +1,7 @@
 """Classification metrics at window and track level, computed with scikit-learn.
 
-A track's probabilities are the mean of its windows' probabilities, as in `analyze_full_song`.
+A track's probabilities are the mean of its windows' probabilities over the windows with music, as in
+`analyze_full_song` (`genre_vit.results.mean_window_probabilities`).
 """
 
 import math
@@ -12,9 +13,11 @@ from ..results import mean_window_probabilities
 
 
 def track_probabilities(
-    probabilities: np.ndarray, labels: np.ndarray, track_ids: Sequence[str]
+    probabilities: np.ndarray, labels: np.ndarray, track_ids: Sequence[str], has_music: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Average window probabilities `(N, C)` per track -> `(tracks, C)`, their labels and ids (first-seen order).
+    With `has_music` `(N,)` (the windows dataset's column), a track's silent windows are left out of its mean, as
+    the analysis leaves them out.
 
     Raises ValueError if the windows of one track carry different labels.
     """
@@ -22,7 +25,8 @@ def track_probabilities(
     for index, track in enumerate(track_ids):
         order.setdefault(track, []).append(index)
     ids = list(order)
-    means = np.stack([mean_window_probabilities(probabilities[order[track]]) for track in ids])
+    music = np.ones(len(probabilities), dtype=bool) if has_music is None else np.asarray(has_music, dtype=bool)
+    means = np.stack([mean_window_probabilities(probabilities[order[track]], music[order[track]]) for track in ids])
     track_labels = []
     for track in ids:
         values = np.unique(labels[order[track]])
@@ -77,10 +81,14 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, label_
 
 
 def evaluate_predictions(
-    probabilities: np.ndarray, labels: np.ndarray, track_ids: Sequence[str], label_names: Sequence[str]
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    track_ids: Sequence[str],
+    label_names: Sequence[str],
+    has_music: np.ndarray | None = None,
 ) -> dict:
-    """`{"labels": names, "window": metrics, "track": metrics}`."""
-    track_probs, track_labels, _ = track_probabilities(probabilities, labels, track_ids)
+    """`{"labels": names, "window": metrics, "track": metrics}`; tracks are scored as `track_probabilities` does."""
+    track_probs, track_labels, _ = track_probabilities(probabilities, labels, track_ids, has_music)
     return {
         "labels": list(label_names),
         "window": classification_metrics(labels, probabilities, label_names),
