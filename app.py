@@ -190,9 +190,19 @@ def sections_html(result: GenreAnalysis) -> str:
 
 
 def window_table_html(result: GenreAnalysis) -> str:
-    """One row per window (start, end, top genre in its colour, its probability), in a scrolling box."""
+    """One row per window (start, end, top genre in its colour, its probability), in a scrolling box; a window
+    without music says so instead of a genre."""
     rows = []
-    for start, end, row in zip(result.window_start_times, result.window_end_times, result.window_probabilities):
+    windows = zip(
+        result.window_start_times, result.window_end_times, result.window_probabilities, result.window_has_music
+    )
+    for start, end, row, has_music in windows:
+        if not has_music:
+            rows.append(
+                f'<tr class="no-music"><td>{format_duration(start)}</td><td>{format_duration(end)}</td>'
+                "<td>no music</td><td>–</td></tr>"
+            )
+            continue
         index = int(row.argmax())
         rows.append(
             f"<tr><td>{format_duration(start)}</td><td>{format_duration(end)}</td>"
@@ -216,10 +226,15 @@ def answer_html(result: GenreAnalysis) -> str:
 
 
 def window_choices(result: GenreAnalysis) -> list[tuple[str, float]]:
-    """Dropdown entries `("0:10-0:14 rock 65%", start_seconds)`, one per window."""
+    """Dropdown entries `("0:10-0:14 rock 65%", start_seconds)`, one per window with music (a silent window has
+    nothing to explain)."""
+    windows = zip(
+        result.window_start_times, result.window_end_times, result.window_probabilities, result.window_has_music
+    )
     return [
         (f"{format_duration(start)}-{format_duration(end)} {result.genres[row.argmax()]} {row.max():.0%}", float(start))
-        for start, end, row in zip(result.window_start_times, result.window_end_times, result.window_probabilities)
+        for start, end, row, has_music in windows
+        if has_music
     ]
 
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import hsv_to_rgb, to_hex
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont
 from matplotlib.ft2font import FT2Font
@@ -35,8 +36,14 @@ simulated protanopia, deuteranopia and tritanopia (tested in tests/test_plotting
 
 
 def genre_color(index: int) -> str:
-    """The colour of label id `index` (`GENRE_COLORS`, repeating for more than ten labels)."""
-    return GENRE_COLORS[index % len(GENRE_COLORS)]
+    """The colour of label id `index`: `GENRE_COLORS` for the first ten; a model with more labels gets further
+    colours, each different from every other, with hues spaced by the golden angle and alternating lightness."""
+    if index < len(GENRE_COLORS):
+        return GENRE_COLORS[index]
+    extra = index - len(GENRE_COLORS)
+    hue = (0.08 + extra * 0.6180339887498949) % 1.0
+    value = (0.85, 0.6, 0.4)[extra % 3]
+    return to_hex(hsv_to_rgb((hue, 0.55 + 0.15 * (extra // 3 % 3), value))).upper()
 
 
 def text_color_on(background: str) -> str:

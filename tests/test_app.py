@@ -264,3 +264,19 @@ def test_explanation_only_when_the_panel_is_open(classifier, write_wav):
     figure = app.explain_if_open(True, 4.0, str(path), classifier, LIMITS)
     assert isinstance(figure, Figure) and "0:04-0:08" in figure.axes[0].get_title()
     assert app.explain_if_open(True, None, None, classifier, LIMITS) is None  # opened before any analysis
+
+
+def test_silent_windows_are_listed_as_no_music_and_cannot_be_explained(classifier):
+    song = np.concatenate(
+        [synth_music(12.0, seed=2), np.zeros(20 * SAMPLING_RATE, np.float32), synth_music(12.0, seed=3)]
+    )
+    result = classifier.analyze((song, SAMPLING_RATE))
+    silent = int((~result.window_has_music).sum())
+    assert silent >= 6
+    table = app.window_table_html(result)
+    assert table.count("<td>no music</td>") == silent
+    assert table.count("<tr") == result.num_windows + 1  # the header
+    choices = app.window_choices(result)
+    assert len(choices) == result.num_windows - silent
+    silent_starts = set(result.window_start_times[~result.window_has_music].tolist())
+    assert not silent_starts & {start for _, start in choices}

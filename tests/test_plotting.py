@@ -45,3 +45,11 @@ def test_text_colour_follows_the_background():
     assert text_color_on("#000000") == "#FFFFFF" and text_color_on("#F0E442") == "#000000"
     for color in GENRE_COLORS:
         assert text_color_on(color) in ("#000000", "#FFFFFF")
+
+
+def test_a_model_with_more_than_ten_labels_gets_a_distinct_colour_for_each():
+    from genre_vit.plotting import genre_color
+
+    colours = [genre_color(index) for index in range(40)]
+    assert colours[:10] == list(GENRE_COLORS)
+    assert len(set(colours)) == 40
