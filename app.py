@@ -264,6 +264,8 @@ def rejected_outputs(message: str) -> dict:
 
 def upload_problem(audio_path: str, limits: Limits) -> str | None:
     """Why an uploaded file cannot be analysed, from its size and header alone (None if it looks fine)."""
+    if not os.path.isfile(audio_path):
+        return f"{Path(audio_path).name} is no longer on the server; upload it again."
     size_mb = os.path.getsize(audio_path) / 1e6
     if size_mb > limits.max_upload_mb:
         return f"{Path(audio_path).name} is {size_mb:.0f} MB; the limit is {limits.max_upload_mb:g} MB."
@@ -274,13 +276,15 @@ def upload_problem(audio_path: str, limits: Limits) -> str | None:
     return None
 
 
-def check_upload(audio_path: str | None, limits: Limits) -> tuple:
-    """Runs as soon as a file is uploaded: refuse what is too large, too long or not audio before anyone clicks
-    (the player is cleared, so a refused file does not play). Returns (audio, status)."""
+def check_upload(audio_path: str | None, limits: Limits) -> dict:
+    """Runs as soon as a file is uploaded: refuse what is too large, too long or not audio before anyone clicks.
+    A refused file is taken out of the player, the previous song's results are cleared, and the reason stays (as
+    `upload_rejection`) for an Analyze pressed afterwards. Returns outputs by name: `RESULT_OUTPUTS`, `song` (the
+    upload player) and `upload_rejection`."""
     problem = upload_problem(audio_path, limits) if audio_path else None
     if problem is None:
-        return gr.skip(), ""
-    return None, reject(problem)
+        return {"song": gr.skip(), "status": "", "upload_rejection": ""}
+    return rejected_outputs(problem) | {"song": None, "upload_rejection": problem}
 
 
 def result_outputs(
@@ -326,12 +330,14 @@ def analyze_audio(
     limits: Limits,
     result_files: ResultFiles,
     progress=None,
+    upload_rejection: str = "",
 ) -> dict:
-    """The upload handler: a file -> every result output by name (or the bad-input message and cleared outputs)."""
+    """The upload handler: a file -> every result output by name (or the bad-input message and cleared outputs).
+    `upload_rejection`: why the last upload was refused (`check_upload`), repeated where no file is left."""
     if classifier is None:
         return rejected_outputs(f"No model is loaded. Set {MODEL_ENV_VAR} and restart the app.")
     if not audio_path:
-        return rejected_outputs("Upload a song or record one first.")
+        return rejected_outputs(upload_rejection or "Upload a song or record one first.")
     problem = upload_problem(audio_path, limits)
     if problem is not None:
         return rejected_outputs(problem)
@@ -426,6 +432,9 @@ def finish_live(
 def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | None = None) -> gr.Blocks:
     classifier = loaded.classifier
     examples = sorted(str(path) for path in EXAMPLES_DIR.glob("*.ogg"))
+    # Served from examples/ itself rather than copied into Gradio's cache, whose clean-up (GRADIO_CACHE_CLEANUP)
+    # would delete the copies and break every example some 40 minutes after start.
+    gr.set_static_paths([EXAMPLES_DIR])
     result_files = result_files or ResultFiles(keep=max(16, 4 * limits.concurrency))
     with gr.Blocks(title="GenreViT: music genre over time", delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         gr.Markdown(
@@ -479,6 +488,7 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
         analysed_audio = gr.State()
         live_session = gr.State()
         why_open = gr.State(False)
+        upload_rejection = gr.State("")
 
         components = {
             "status": status,
@@ -493,16 +503,23 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
             "download": download,
             "audio": analysed_audio,
             "live_session": live_session,
+            "song": audio,
+            "upload_rejection": upload_rejection,
         }
         result_components = [components[name] for name in RESULT_OUTPUTS]
 
         def by_component(outputs: dict) -> dict:
             return {components[name]: value for name, value in outputs.items()}
 
-        def analyze_upload(path, progress=gr.Progress()):  # noqa: B008 (Gradio injects the tracker this way)
-            return by_component(analyze_audio(path, classifier, limits, result_files, progress))
+        def analyze_upload(path, rejection, progress=gr.Progress()):  # noqa: B008 (Gradio injects the tracker)
+            return by_component(analyze_audio(path, classifier, limits, result_files, progress, rejection))
 
-        audio.upload(lambda path: check_upload(path, limits), inputs=audio, outputs=[audio, status], queue=False)
+        audio.upload(
+            lambda path: by_component(check_upload(path, limits)),
+            inputs=audio,
+            outputs=[audio, upload_rejection, *result_components],
+            queue=False,
+        )
 
         def then_explain_if_open(event):
             event.then(
@@ -514,7 +531,9 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
             )
 
         then_explain_if_open(
-            analyze_button.click(analyze_upload, inputs=audio, outputs=result_components, api_name="analyze")
+            analyze_button.click(
+                analyze_upload, inputs=[audio, upload_rejection], outputs=result_components, api_name="analyze"
+            )
         )
         window_choice.input(
             lambda start, path: explain_window(start, path, classifier, limits),

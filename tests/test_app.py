@@ -117,12 +117,20 @@ def test_bad_input_is_one_message_and_cleared_outputs(
         ),
     ],
 )
-def test_limits_are_checked_at_upload_time(write_wav, tmp_path, make_file, message):
-    audio, status = app.check_upload(str(make_file(write_wav, tmp_path)), LIMITS)
-    assert audio is None and message in status  # the player is cleared, the message shown
+def test_limits_are_checked_at_upload_time(classifier, result_files, write_wav, tmp_path, make_file, message):
+    previous = named(analyze(write_wav(synth_music(8.0), "previous.wav"), classifier, result_files))
+    assert previous["answer"] and previous["timeline"] is not None
+    refused = app.check_upload(str(make_file(write_wav, tmp_path)), LIMITS)
+    assert refused["song"] is None and message in refused["status"]  # the player is cleared, the message shown
+    # the previous song's results leave the page with it
+    assert refused["answer"] == refused["labels"] == refused["table"] == "" and refused["timeline"] is None
+    assert set(app.RESULT_OUTPUTS) <= set(refused)
+    # Analyze pressed next repeats why, instead of asking for a file
+    again = named(app.analyze_audio(None, classifier, LIMITS, result_files, None, refused["upload_rejection"]))
+    assert message in again["status"]
     fine = write_wav(synth_music(5.0), "fine.wav")
-    audio, status = app.check_upload(str(fine), LIMITS)
-    assert audio is gr.skip() or isinstance(audio, dict) and status == ""
+    accepted = app.check_upload(str(fine), LIMITS)
+    assert accepted["song"] == gr.skip() and accepted["status"] == "" and accepted["upload_rejection"] == ""
 
 
 def test_no_input_and_no_model(classifier, result_files):
@@ -280,3 +288,24 @@ def test_silent_windows_are_listed_as_no_music_and_cannot_be_explained(classifie
     assert len(choices) == result.num_windows - silent
     silent_starts = set(result.window_start_times[~result.window_has_music].tolist())
     assert not silent_starts & {start for _, start in choices}
+
+
+def test_examples_are_served_from_their_folder_so_the_cache_clean_up_keeps_them():
+    """Gradio copies a file it shows into its cache unless the file lies in a static path; the cache clean-up would
+    delete such copies of the examples while the server runs."""
+    from gradio.processing_utils import move_files_to_cache
+
+    demo = app.build_demo(app.LoadedModel(None, "no model"), LIMITS)
+    song = next(block for block in demo.blocks.values() if isinstance(block, gr.Audio) and block.elem_id == "song")
+    examples = sorted(app.EXAMPLES_DIR.glob("*.ogg"))
+    assert examples
+    for path in examples:
+        served = move_files_to_cache(song.postprocess(str(path)), song, postprocess=True)
+        assert Path(served["path"]) == path
+
+
+def test_a_file_gone_from_the_server_gets_a_clear_message(tmp_path):
+    assert (
+        app.upload_problem(str(tmp_path / "song.ogg"), LIMITS)
+        == "song.ogg is no longer on the server; upload it again."
+    )
