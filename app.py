@@ -49,6 +49,26 @@ GRADIO_CACHE_CLEANUP = (600, 1800)
 LIVE_UPDATE_SECONDS = 2.0
 """The microphone sends its audio every hop: one new window per update."""
 
+MUSIC_CAPTURE_HEAD = """<script>
+(() => {
+  // Gradio asks for the microphone with {audio: true}, which leaves the browser's voice processing on: echo
+  // cancellation, noise suppression and automatic gain reshape music (a metal clip played into it was heard as
+  // hip-hop). Every request this page makes for audio asks for the signal as it is.
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia || devices.getUserMedia.musicCapture) return;
+  const original = devices.getUserMedia.bind(devices);
+  const musicCapture = (constraints) => {
+    if (!constraints || !constraints.audio) return original(constraints);
+    const audio = constraints.audio === true ? {} : constraints.audio;
+    const unprocessed = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
+    return original({ ...constraints, audio: { ...audio, ...unprocessed } });
+  };
+  musicCapture.musicCapture = true;
+  devices.getUserMedia = musicCapture;
+})();
+</script>"""
+"""Page head script: music-grade microphone capture (no echo cancellation, noise suppression or automatic gain)."""
+
 CSS = """
 #status:empty { display: none; }
 #status .bad-input { border-left: 4px solid #d33; padding: 6px 10px; background: rgba(221, 51, 51, 0.08); }
@@ -581,7 +601,7 @@ def main() -> None:
     loaded = load_classifier()
     print(f"GenreViT start-up: {loaded.description}", flush=True)
     demo = build_demo(loaded, limits)
-    demo.launch(max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True, css=CSS)
+    demo.launch(max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True, css=CSS, head=MUSIC_CAPTURE_HEAD)
 
 
 if __name__ == "__main__":

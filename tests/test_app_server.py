@@ -253,9 +253,23 @@ def test_live_microphone_in_a_real_browser(server, browser_factory, tmp_path):
     recording = tmp_path / "microphone.wav"
     soundfile.write(recording, synth_music(20.0, seed=12, sampling_rate=48000), 48000)
     page = open_live_microphone_page(browser_factory(*fake_microphone_flags(recording)), url)
+    page.evaluate(
+        """() => {
+            const ask = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+            navigator.mediaDevices.getUserMedia = async (constraints) => {
+                const stream = await ask(constraints);
+                window.microphoneSettings = stream.getAudioTracks()[0].getSettings();
+                return stream;
+            };
+        }"""
+    )
     page.locator("#microphone").get_by_role("button", name="Record", exact=True).click()
     page.wait_for_function("() => window.liveUpdates.length >= 3", timeout=60_000)
     updates = page.evaluate("() => window.liveUpdates")
+    # music-grade capture: the browser's voice processing is off
+    settings = page.evaluate("() => window.microphoneSettings")
+    assert settings["echoCancellation"] is False and settings["noiseSuppression"] is False
+    assert settings["autoGainControl"] is False
     screenshot(page, "app-live-microphone.png")
     page.locator("#microphone").get_by_role("button", name="Stop", exact=True).first.click()
     summary = wait_for_result(page)
