@@ -19,35 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from teacher_files import audio_files, save_npz_atomic, track_keys
 
 from genre_vit import GTZAN_GENRES
 from genre_vit.audio import decode_audio
-from genre_vit.files import write_atomic
-from genre_vit.training.data import AUDIO_FILE_SUFFIXES
 from genre_vit.training.efficientat import SAMPLING_RATE, EfficientATTagger, genre_probabilities, tag_patches
 
 WEIGHTS_FILE = "mn04_as_mAP_432.pt"
-
-
-def save_npz_atomic(path: Path, **arrays) -> None:
-    write_atomic(path, lambda temporary: np.savez(temporary, **arrays))
-
-
-def audio_files(roots: list[str]) -> list[Path]:
-    files = []
-    for root in map(Path, roots):
-        files.extend(sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_FILE_SUFFIXES))
-    return files
-
-
-def track_keys(files: list[Path]) -> list[str]:
-    """A file's name without suffix (GTZAN's track ids), or `folder.name` where names repeat across folders."""
-    stems = [path.stem for path in files]
-    repeated = {stem for stem in stems if stems.count(stem) > 1}
-    keys = [f"{path.parent.name}.{path.stem}" if path.stem in repeated else path.stem for path in files]
-    if len(set(keys)) != len(keys):
-        raise SystemExit("Track keys are not unique even with their folder names; rename the files.")
-    return keys
 
 
 def main(argv=None) -> int:

@@ -26,17 +26,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from teacher_files import save_npz_atomic
 
 SAMPLING_RATE = 22050
 N_FFT = 2048
 HOP_LENGTH = 512
 DESCRIPTORS = ("mfcc", "spectral_contrast", "chroma", "zero_crossing_rate", "spectral_centroid", "onset_strength")
-
-
-def save_npz_atomic(path: Path, **arrays) -> None:
-    from genre_vit.files import write_atomic
-
-    write_atomic(path, lambda temporary: np.savez(temporary, **arrays))
 
 
 def frame_descriptors(waveform: np.ndarray) -> np.ndarray:

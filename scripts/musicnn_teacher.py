@@ -25,26 +25,11 @@ features: this script restores them itself and checks one variable against the c
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".au", ".aiff", ".m4a"}
-
-
-def save_npz_atomic(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(descriptor)
-    try:
-        np.savez(temporary, **arrays)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+from teacher_files import audio_files, save_npz_atomic, track_keys
 
 
 class MusicnnTeacher:
@@ -109,24 +94,6 @@ class MusicnnTeacher:
         result["start_seconds"] = (starts * config.FFT_HOP / config.SR).astype(np.float32)
         result["duration_seconds"] = np.float32(len(audio) / config.SR)
         return result
-
-
-def audio_files(roots: list[str]) -> list[Path]:
-    files = []
-    for root in roots:
-        root = Path(root)
-        files.extend(sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES))
-    return files
-
-
-def track_keys(files: list[Path]) -> list[str]:
-    """A file's name without suffix (GTZAN's track ids), or `folder.name` where names repeat across folders."""
-    stems = [path.stem for path in files]
-    repeated = {stem for stem in stems if stems.count(stem) > 1}
-    keys = [f"{path.parent.name}.{path.stem}" if path.stem in repeated else path.stem for path in files]
-    if len(set(keys)) != len(keys):
-        raise SystemExit("Track keys are not unique even with their folder names; rename the files.")
-    return keys
 
 
 def main(argv=None) -> int:
