@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 from genre_vit import GenreAnalysis
 from genre_vit.allocator import tune_malloc
@@ -136,9 +137,20 @@ class ResultFiles:
                 shutil.rmtree(old, ignore_errors=True)
         return folder
 
-    def save(self, result: GenreAnalysis, name: str) -> Path:
-        """Write `result` as `<name>-genres.json` in a fresh sub-folder."""
-        return result.save_json(self.new_folder() / f"{Path(name).stem}-genres.json")
+    def save(self, result: GenreAnalysis, waveform: np.ndarray, sampling_rate: int) -> tuple[Path, Path]:
+        """Write `result` as `<source>-genres.json` and the analysed audio (the prepared mono waveform, float32 WAV)
+        as `analysed.wav` in a fresh sub-folder; returns both paths. The audio is what an explanation of the song's
+        windows reads later: no decoding again, and no dependence on Gradio's cache keeping the upload."""
+        import soundfile
+
+        folder = self.new_folder()
+        json_path = result.save_json(folder / f"{Path(result.source or 'recording').stem}-genres.json")
+        audio_path = folder / "analysed.wav"
+        write_atomic(
+            audio_path,
+            lambda temporary: soundfile.write(temporary, waveform, sampling_rate, format="WAV", subtype="FLOAT"),
+        )
+        return json_path, audio_path
 
     def cleanup(self) -> None:
         self._folder.cleanup()
@@ -308,11 +320,11 @@ def check_upload(audio_path: str | None, limits: Limits) -> dict:
 
 
 def result_outputs(
-    result: GenreAnalysis, classifier: GenreClassifier, audio_path: str, result_files: ResultFiles
+    result: GenreAnalysis, classifier: GenreClassifier, waveform: np.ndarray, result_files: ResultFiles
 ) -> dict:
     """Everything the page shows for a finished analysis, by output name (`RESULT_OUTPUTS`).
-    `audio_path` is the file kept for explaining its windows later. The decoder's notes, and a note when the audio
-    was shorter than one window, follow the summary.
+    `waveform` is the analysed audio (mono, at the extractor's rate), kept with the result for explaining its windows
+    later. The decoder's notes, and a note when the audio was shorter than one window, follow the summary.
 
     The explanation is not computed here: it is drawn when the "Why this genre?" panel is open (`explain_if_open`,
     chained after the analysis, or the panel's opening). Computing and drawing it for every request took a quarter
@@ -327,7 +339,7 @@ def result_outputs(
     summary = result.summary()
     for note in notes:
         summary += f" ({note})"
-    json_path = result_files.save(result, result.source or "recording")
+    json_path, audio_path = result_files.save(result, waveform, classifier.feature_extractor.sampling_rate)
     chosen = float(result.window_start_times[result.most_confident_window])
     return {
         "status": "",
@@ -340,7 +352,7 @@ def result_outputs(
         "why": None,  # the previous song's explanation goes; `explain_if_open` draws this one's when the panel is open
         "table": window_table_html(result),
         "download": str(json_path),
-        "audio": audio_path,
+        "audio": str(audio_path),
     }
 
 
@@ -371,7 +383,7 @@ def analyze_audio(
         result = classifier.analyze_prepared(prepared, source, progress=report)
     except ValueError as error:  # every bad-input error of the library is a ValueError with a user message
         return rejected_outputs(str(error))
-    return result_outputs(result, classifier, audio_path, result_files)
+    return result_outputs(result, classifier, prepared.waveform, result_files)
 
 
 def explain_window(start_seconds, audio, classifier: GenreClassifier | None, limits: Limits):
@@ -438,15 +450,7 @@ def finish_live(
         result = session.finish()
     except ValueError as error:
         return rejected_outputs(str(error)) | {"live_session": None}
-    import soundfile
-
-    recording = result_files.new_folder() / "microphone.wav"
-    sampling_rate = classifier.feature_extractor.sampling_rate
-    write_atomic(
-        recording,
-        lambda temporary: soundfile.write(temporary, session.waveform(), sampling_rate, format="WAV", subtype="PCM_16"),
-    )
-    return result_outputs(result, classifier, str(recording), result_files) | {"live_session": None}
+    return result_outputs(result, classifier, session.waveform(), result_files) | {"live_session": None}
 
 
 def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | None = None) -> gr.Blocks:

@@ -49,7 +49,7 @@ def test_handler_outputs(classifier, write_wav, result_files):
         app.analyze_audio(str(path), classifier, LIMITS, result_files, lambda value, **_: progress.append(value))
     )
     expected = classifier.analyze(path)
-    assert out["status"] == "" and out["audio"] == str(path)
+    assert out["status"] == "" and Path(out["audio"]).name == "analysed.wav"
     ranked = [genre for genre, _ in expected.ranked()]
     labels = out["labels"]
     assert [labels.index(f"</span>{genre}</td>") for genre in ranked] == sorted(
@@ -162,7 +162,7 @@ def test_live_microphone_updates_then_the_full_result(classifier, result_files):
     outputs = app.finish_live(session, classifier, LIMITS, result_files)
     out = named(outputs)
     assert outputs["live_session"] is None and out["status"] == "" and out["summary"].endswith("4 windows over 0:09")
-    assert Path(out["audio"]).name == "microphone.wav" and Path(out["audio"]).is_file()
+    assert Path(out["audio"]).name == "analysed.wav" and Path(out["audio"]).is_file()
     silent = app.LiveAnalysis(classifier)
     silent.add(np.zeros(3 * 48000, dtype=np.int16), 48000)
     assert "silent" in named(app.finish_live(silent, classifier, LIMITS, result_files))["status"]
@@ -309,3 +309,21 @@ def test_a_file_gone_from_the_server_gets_a_clear_message(tmp_path):
         app.upload_problem(str(tmp_path / "song.ogg"), LIMITS)
         == "song.ogg is no longer on the server; upload it again."
     )
+
+
+def test_explaining_a_window_reads_the_analysed_audio_even_once_the_upload_is_gone(
+    classifier, write_wav, result_files, monkeypatch
+):
+    path = write_wav(synth_music(12.0, seed=4), "song.wav")
+    out = named(analyze(path, classifier, result_files))
+    path.unlink()  # Gradio's cache clean-up removed the upload
+    decoded = []
+    real_prepare = classifier.prepare
+    monkeypatch.setattr(classifier, "prepare", lambda *a, **k: decoded.append(a[0]) or real_prepare(*a, **k))
+    figure = app.explain_window(2.0, out["audio"], classifier, LIMITS)
+    assert isinstance(figure, Figure)
+    assert decoded == [out["audio"]]  # the kept waveform, a float32 WAV at the model's rate, not the upload
+    import soundfile
+
+    kept, rate = soundfile.read(out["audio"], dtype="float32")
+    assert rate == SAMPLING_RATE and kept.size == 12 * SAMPLING_RATE
