@@ -117,9 +117,29 @@ def _time_axis(ax: Axes, duration: float) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda seconds, _: format_duration(max(seconds, 0.0))))
 
 
+def _text_width_points(text: str, fontsize: float) -> float:
+    """The width of `text` drawn in the default font at `fontsize` points, in points."""
+    from matplotlib.textpath import TextToPath
+
+    width, _, _ = TextToPath().get_text_width_height_descent(text, FontProperties(size=fontsize), ismath=False)
+    return width
+
+
+def _fitting_text(choices, width_points: float, fontsize: float) -> str:
+    """The first of `choices` (longest first) that fits in `width_points` with a little room, or "" for none."""
+    for text in choices:
+        if _text_width_points(text, fontsize) + 4.0 <= width_points:
+            return text
+    return ""
+
+
 def _draw_segments(ax: Axes, spans, labels, result: GenreAnalysis, rows: tuple[float, float], texts=None) -> None:
     """Coloured cells over the `(start, end)` `spans` (seconds) in the genre colours of `labels`, spanning the data
-    heights `rows` `(bottom, top)` of `ax`, with optional texts inside; time in no span stays blank (a gap)."""
+    heights `rows` `(bottom, top)` of `ax`, with optional texts inside; time in no span stays blank (a gap).
+
+    `texts`: for each span, its label's forms from the longest to the shortest (e.g. `("rock 72%", "rock")`): a
+    cell shows the longest that fits inside it, or none, so that no two labels overlap (a list beside the chart
+    names every section)."""
     colors = [genre_color(result.genres.index(label)) for label in labels]
     bottom, top = rows
     # One collection for all the cells: a patch per cell (axvspan) cost a fifth of the timeline's time (drawn and
@@ -130,7 +150,12 @@ def _draw_segments(ax: Axes, spans, labels, result: GenreAnalysis, rows: tuple[f
         facecolors=colors,
         linewidth=0,
     )
-    for (start, end), color, text in zip(spans, colors, texts or ()):
+    left, right = ax.get_xlim()
+    points_per_second = ax.get_position().width * ax.figure.get_figwidth() * 72 / (right - left)
+    for (start, end), color, choices in zip(spans, colors, texts or ()):
+        text = _fitting_text(choices, (end - start) * points_per_second, TIMELINE_FONT_SIZE)
+        if not text:
+            continue
         ax.text(
             (start + end) / 2,
             (bottom + top) / 2,
@@ -184,6 +209,7 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None, legen
         margins = _fixed_margins(figure, left=0.95, right=0.22, top=0.32, bottom=0.6 + legend_inches)
     ax = figure.subplots(gridspec_kw=margins)
     duration = max(result.duration_seconds, float(result.window_end_times.max()))
+    _time_axis(ax, duration)  # before the bands: their labels are fitted to the seconds' width on the page
 
     _draw_segments(
         ax,
@@ -191,7 +217,7 @@ def plot_genre_timeline(result: GenreAnalysis, sections=None, figure=None, legen
         [s.genre for s in sections],
         result,
         _SECTIONS_ROWS,
-        texts=[f"{s.genre} {s.probability:.0%}" for s in sections],
+        texts=[(f"{s.genre} {s.probability:.0%}", s.genre) for s in sections],
     )
     boundaries = window_boundaries(result.window_start_times, result.window_end_times, duration)
     music = np.flatnonzero(result.window_has_music)

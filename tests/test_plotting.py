@@ -53,3 +53,32 @@ def test_a_model_with_more_than_ten_labels_gets_a_distinct_colour_for_each():
     colours = [genre_color(index) for index in range(40)]
     assert colours[:10] == list(GENRE_COLORS)
     assert len(set(colours)) == 40
+
+
+def test_the_section_labels_of_a_ten_genre_medley_never_overlap():
+    """A 5-minute medley of ten 30-s sections: each band is labelled only where its text fits inside it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from genre_vit import GTZAN_GENRES, GenreAnalysis
+    from genre_vit.plotting import plot_genre_timeline
+
+    windows_per_section = 15
+    genres = [index for index in range(10) for _ in range(windows_per_section)]
+    probabilities = np.full((len(genres), 10), 0.02)
+    probabilities[np.arange(len(genres)), genres] = 0.82
+    starts = np.arange(len(genres)) * 2.0
+    result = GenreAnalysis(GTZAN_GENRES, starts, starts + 4.0, probabilities, 300.0)
+    assert len(result.sections()) == 10
+    figure = plot_genre_timeline(result)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    ax = figure.axes[0]
+    labels = [text for text in ax.texts if text.get_text().split(" ")[0] in GTZAN_GENRES]
+    assert labels, "no section is labelled"
+    boxes = [text.get_window_extent(renderer) for text in labels]
+    for first, second in itertools.combinations(boxes, 2):
+        assert first.x1 <= second.x0 or second.x1 <= first.x0, "two section labels overlap"
+    to_pixels = ax.transData.transform
+    for text, box in zip(labels, boxes):
+        section = next(s for s in result.sections() if s.start_seconds <= text.get_position()[0] <= s.end_seconds)
+        left, right = to_pixels([(section.start_seconds, 0)])[0][0], to_pixels([(section.end_seconds, 0)])[0][0]
+        assert left <= box.x0 and box.x1 <= right  # inside its own band
