@@ -36,6 +36,7 @@ from genre_vit import GenreAnalysis
 from genre_vit.allocator import tune_malloc
 from genre_vit.analysis import MODEL_ENV_VAR, GenreClassifier, default_model_source
 from genre_vit.audio import format_duration, probe_duration
+from genre_vit.capture import CaptureError, CaptureRegistry
 from genre_vit.explain import METHOD_SENTENCE
 from genre_vit.files import write_atomic
 from genre_vit.live import LiveAnalysis
@@ -50,25 +51,98 @@ GRADIO_CACHE_CLEANUP = (600, 1800)
 LIVE_UPDATE_SECONDS = 2.0
 """The microphone sends its audio every hop: one new window per update."""
 
-MUSIC_CAPTURE_HEAD = """<script>
+CAPTURE_COOKIE = "genre_vit_capture"
+CAPTURE_ROUTE = "/genre-vit/capture/{capture_id}"
+
+MICROPHONE_HEAD = """<script>
 (() => {
-  // Gradio asks for the microphone with {audio: true}, which leaves the browser's voice processing on: echo
-  // cancellation, noise suppression and automatic gain reshape music (a metal clip played into it was heard as
-  // hip-hop). Every request this page makes for audio asks for the signal as it is.
+  // Two things about the page's microphone that Gradio's recorder does not do.
+  // 1. Music-grade capture: Gradio asks with {audio: true}, which leaves the browser's voice processing on (echo
+  //    cancellation, noise suppression, automatic gain), and that reshapes music: a metal clip was heard as hip-hop.
+  // 2. Nothing lost: Gradio's streaming drops a chunk that is ready while the previous one is still being answered.
+  //    So the page taps the same stream itself and posts every sample, in numbered pieces every half second, to the
+  //    server (CAPTURE_ROUTE), which puts them back in order; the cookie tells the live handlers which capture is
+  //    this page's. Gradio's chunks then only pace the updates.
   const devices = navigator.mediaDevices;
-  if (!devices || !devices.getUserMedia || devices.getUserMedia.musicCapture) return;
+  if (!devices || !devices.getUserMedia || devices.getUserMedia.genreVit) return;
   const original = devices.getUserMedia.bind(devices);
-  const musicCapture = (constraints) => {
+  const tapSource = `class GenreVitTap extends AudioWorkletProcessor {
+    process(inputs) {
+      const channels = inputs[0];
+      if (channels && channels.length) {
+        const mono = new Float32Array(channels[0].length);
+        for (const channel of channels) for (let i = 0; i < mono.length; i++) mono[i] += channel[i] / channels.length;
+        this.port.postMessage(mono, [mono.buffer]);
+      }
+      return true;
+    }
+  }
+  registerProcessor("genre-vit-tap", GenreVitTap);`;
+  const post = async (url, body) => {
+    for (let attempt = 0; attempt < 6; attempt++) {
+      try {
+        const headers = { "Content-Type": "application/octet-stream" };
+        const response = await fetch(url, { method: "POST", body, headers });
+        if (response.ok || response.status < 500) return;
+      } catch (error) {}
+      await new Promise((resolve) => setTimeout(resolve, 250 * (attempt + 1)));
+    }
+  };
+  const capture = async (stream) => {
+    const id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    const context = new AudioContext();
+    await context.audioWorklet.addModule(URL.createObjectURL(new Blob([tapSource], { type: "text/javascript" })));
+    const source = context.createMediaStreamSource(stream);
+    const tap = new AudioWorkletNode(context, "genre-vit-tap");
+    let pieces = [], length = 0, number = 0, sending = Promise.resolve(), closed = false;
+    tap.port.onmessage = (event) => { pieces.push(event.data); length += event.data.length; };
+    source.connect(tap);
+    tap.connect(context.destination);  // silent: the tap writes no output, but a node that reaches the output runs
+    const send = (final) => {
+      const samples = new Float32Array(length);
+      let offset = 0;
+      for (const piece of pieces) { samples.set(piece, offset); offset += piece.length; }
+      pieces = []; length = 0;
+      const url = `genre-vit/capture/${id}?piece=${number++}&rate=${context.sampleRate}${final ? "&final=1" : ""}`;
+      sending = sending.then(() => post(url, samples.buffer));
+      return sending;
+    };
+    const timer = setInterval(() => send(false), 500);
+    for (const track of stream.getAudioTracks()) {
+      const stop = track.stop.bind(track);
+      track.stop = () => {
+        if (!closed) {
+          closed = true;
+          clearInterval(timer);
+          source.disconnect();
+          send(true).then(() => context.close());
+        }
+        stop();
+      };
+    }
+    document.cookie = `CAPTURE_COOKIE=${id}; path=/; SameSite=Strict`;
+  };
+  const forMusic = async (constraints) => {
     if (!constraints || !constraints.audio) return original(constraints);
     const audio = constraints.audio === true ? {} : constraints.audio;
     const unprocessed = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
-    return original({ ...constraints, audio: { ...audio, ...unprocessed } });
+    const stream = await original({ ...constraints, audio: { ...audio, ...unprocessed } });
+    document.cookie = "CAPTURE_COOKIE=; path=/; max-age=0";  // until this capture runs, Gradio's chunks count
+    try {
+      await capture(stream);
+    } catch (error) {
+      console.warn("GenreViT: the page could not tap the microphone; Gradio's stream is used instead.", error);
+    }
+    return stream;
   };
-  musicCapture.musicCapture = true;
-  devices.getUserMedia = musicCapture;
+  forMusic.genreVit = true;
+  devices.getUserMedia = forMusic;
 })();
-</script>"""
-"""Page head script: music-grade microphone capture (no echo cancellation, noise suppression or automatic gain)."""
+</script>""".replace("CAPTURE_COOKIE", CAPTURE_COOKIE).replace("CAPTURE_ROUTE", CAPTURE_ROUTE)
+"""Page head script: music-grade, lossless microphone capture (see its comments)."""
+
+CAPTURE_WAIT_SECONDS = 5.0
+"""How long the end of a recording waits for the page's last pieces of audio."""
 
 CSS = """
 #status:empty { display: none; }
@@ -405,16 +479,39 @@ def explain_if_open(panel_open: bool, start_seconds, audio, classifier: GenreCla
     return explain_window(start_seconds, audio, classifier, limits)
 
 
-def live_update(chunk, session: LiveAnalysis | None, classifier: GenreClassifier | None, limits: Limits) -> tuple:
+def live_audio(chunk, capture_id: str | None, captures: CaptureRegistry) -> tuple[np.ndarray, int] | None:
+    """The new audio of a live recording, `(samples, rate)`: what the page's own capture has delivered in order since
+    the last call where the page runs one (`capture_id`, from its cookie), else Gradio's streamed chunk (an API
+    client's recording). None where there is nothing."""
+    if capture_id:
+        capture = captures.get(capture_id)
+        if capture is None:  # the page's first piece is still on its way: Gradio's chunk would start another stream
+            return None
+        return capture.take(), capture.sampling_rate
+    if chunk is None:
+        return None
+    sampling_rate, samples = chunk
+    return samples, sampling_rate
+
+
+def live_update(
+    chunk,
+    session: LiveAnalysis | None,
+    classifier: GenreClassifier | None,
+    limits: Limits,
+    capture_id: str | None = None,
+    captures: CaptureRegistry | None = None,
+) -> tuple:
     """Each 2 s of microphone audio: the windows it completes, the current genre and the timeline so far.
-    Returns (session, live line, timeline, status)."""
-    if classifier is None or chunk is None:
+    The audio comes from `live_audio`. Returns (session, live line, timeline, status)."""
+    audio = live_audio(chunk, capture_id, captures or CaptureRegistry())
+    if classifier is None or audio is None:
         return session, gr.skip(), gr.skip(), gr.skip()
     started = time.perf_counter()
     session = session or LiveAnalysis(classifier, max_seconds=limits.max_live_minutes * 60)
-    sampling_rate, samples = chunk
+    samples, sampling_rate = audio
     try:
-        added = session.add(samples, sampling_rate)
+        added = session.add(samples, sampling_rate) if len(samples) else 0
     except ValueError as error:
         return session, gr.skip(), gr.skip(), reject(str(error))
     result = session.result()
@@ -440,10 +537,29 @@ def live_update(chunk, session: LiveAnalysis | None, classifier: GenreClassifier
 
 
 def finish_live(
-    session: LiveAnalysis | None, classifier: GenreClassifier | None, limits: Limits, result_files: ResultFiles
+    session: LiveAnalysis | None,
+    classifier: GenreClassifier | None,
+    limits: Limits,
+    result_files: ResultFiles,
+    capture_id: str | None = None,
+    captures: CaptureRegistry | None = None,
 ) -> dict:
-    """When the recording stops: the full analysis of everything heard, like an upload. Returns the result outputs
-    by name and a fresh (empty) session as `live_session`."""
+    """When the recording stops: the full analysis of everything heard, like an upload, with the page's capture's
+    last pieces (waited for up to `CAPTURE_WAIT_SECONDS`). Returns the result outputs by name and a fresh (empty)
+    session as `live_session`."""
+    captures = captures or CaptureRegistry()
+    capture = captures.get(capture_id)
+    if classifier is not None and capture is not None:
+        if not capture.wait_until_complete(CAPTURE_WAIT_SECONDS):
+            logger.warning("live capture: the page's last pieces did not arrive within %g s", CAPTURE_WAIT_SECONDS)
+        samples = capture.take()
+        captures.remove(capture_id)
+        session = session or LiveAnalysis(classifier, max_seconds=limits.max_live_minutes * 60)
+        try:
+            if samples.size:
+                session.add(samples, capture.sampling_rate)
+        except ValueError as error:
+            return rejected_outputs(str(error)) | {"live_session": None}
     if classifier is None or session is None or session.seconds_heard == 0:
         return rejected_outputs("Nothing was recorded.") | {"live_session": None}
     try:
@@ -453,13 +569,46 @@ def finish_live(
     return result_outputs(result, classifier, session.waveform(), result_files) | {"live_session": None}
 
 
-def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | None = None) -> gr.Blocks:
+def capture_of(request: gr.Request | None) -> str | None:
+    """The id of the page's own microphone capture (`MICROPHONE_HEAD`), from its cookie; None without one."""
+    cookies = getattr(request, "cookies", None) or {}
+    return cookies.get(CAPTURE_COOKIE) or None
+
+
+def add_capture_route(app, captures: CaptureRegistry, limits: Limits) -> None:
+    """`POST CAPTURE_ROUTE?piece=N&rate=HZ[&final=1]` with float32 little-endian mono samples: one piece of a page's
+    microphone capture (`MICROPHONE_HEAD`). Refusals are 4xx with a reason; the page does not retry those."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    max_piece_bytes = 4 * 192_000 * 10  # ten seconds at the highest rate a page may capture at
+
+    async def receive_piece(capture_id: str, piece: int, rate: int, request: Request, final: bool = False):
+        body = await request.body()
+        if len(body) % 4 or len(body) > max_piece_bytes or piece < 0:
+            return JSONResponse({"error": "A piece is float32 samples, at most ten seconds of them."}, status_code=400)
+        try:
+            captures.add(capture_id, piece, np.frombuffer(body, "<f4"), rate, limits.max_live_minutes * 60 + 10, final)
+        except CaptureError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return {"received": piece}
+
+    app.add_api_route(CAPTURE_ROUTE, receive_piece, methods=["POST"])
+
+
+def build_demo(
+    loaded: LoadedModel,
+    limits: Limits,
+    result_files: ResultFiles | None = None,
+    captures: CaptureRegistry | None = None,
+) -> gr.Blocks:
     classifier = loaded.classifier
     examples = sorted(str(path) for path in EXAMPLES_DIR.glob("*.ogg"))
     # Served from examples/ itself rather than copied into Gradio's cache, whose clean-up (GRADIO_CACHE_CLEANUP)
     # would delete the copies and break every example some 40 minutes after start.
     gr.set_static_paths([EXAMPLES_DIR])
     result_files = result_files or ResultFiles(keep=max(16, 4 * limits.concurrency))
+    captures = captures or CaptureRegistry()
     with gr.Blocks(title="GenreViT: music genre over time", delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         gr.Markdown(
             "# GenreViT\nUpload a song or play into the microphone: the genre of the whole song, its sections, and "
@@ -572,8 +721,15 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
             api_visibility="private",
         )
         why_panel.collapse(lambda: False, outputs=why_open, queue=False, api_visibility="private")
+
+        def stream_live(chunk, session, request: gr.Request):
+            return live_update(chunk, session, classifier, limits, capture_of(request), captures)
+
+        def stop_live(session, request: gr.Request):
+            return by_component(finish_live(session, classifier, limits, result_files, capture_of(request), captures))
+
         microphone.stream(
-            lambda chunk, session: live_update(chunk, session, classifier, limits),
+            stream_live,
             inputs=[microphone, live_session],
             outputs=[live_session, live_line, timeline, status],
             stream_every=LIVE_UPDATE_SECONDS,
@@ -584,7 +740,7 @@ def build_demo(loaded: LoadedModel, limits: Limits, result_files: ResultFiles | 
         )
         then_explain_if_open(
             microphone.stop_recording(
-                lambda session: by_component(finish_live(session, classifier, limits, result_files)),
+                stop_live,
                 inputs=live_session,
                 outputs=[*result_components, live_session],
                 api_name="finish_live",
@@ -604,8 +760,17 @@ def main() -> None:
     limits = Limits.from_environment()
     loaded = load_classifier()
     print(f"GenreViT start-up: {loaded.description}", flush=True)
-    demo = build_demo(loaded, limits)
-    demo.launch(max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True, css=CSS, head=MUSIC_CAPTURE_HEAD)
+    captures = CaptureRegistry()
+    demo = build_demo(loaded, limits, captures=captures)
+    demo.launch(
+        max_file_size=f"{limits.max_upload_mb:g}mb",
+        show_error=True,
+        css=CSS,
+        head=MICROPHONE_HEAD,
+        prevent_thread_lock=True,
+    )
+    add_capture_route(demo.server_app, captures, limits)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -327,3 +327,21 @@ def test_explaining_a_window_reads_the_analysed_audio_even_once_the_upload_is_go
 
     kept, rate = soundfile.read(out["audio"], dtype="float32")
     assert rate == SAMPLING_RATE and kept.size == 12 * SAMPLING_RATE
+
+
+def test_live_audio_comes_from_the_pages_capture_when_it_has_one(classifier, result_files):
+    from genre_vit.capture import CaptureRegistry
+
+    captures = CaptureRegistry()
+    capture_id = "a" * 32
+    song = synth_music(10.0, seed=6, sampling_rate=48000)
+    gradio_chunk = (48000, np.zeros(96000, np.float32))  # what Gradio streamed: ignored beside the page's capture
+    assert app.live_audio(gradio_chunk, capture_id, captures) is None  # its first piece has not come yet
+    for number, start in enumerate(range(0, song.size, 24000)):
+        captures.add(capture_id, number, song[start : start + 24000], 48000, 60, start + 24000 >= song.size)
+    session = None
+    session, line, _, status = app.live_update(gradio_chunk, session, classifier, LIMITS, capture_id, captures)
+    assert session.seconds_heard == pytest.approx(10.0, abs=0.01) and "10 s" not in status
+    out = named(app.finish_live(session, classifier, LIMITS, result_files, capture_id, captures))
+    assert out["summary"].endswith("windows over 0:10") and captures.get(capture_id) is None
+    assert app.live_audio(gradio_chunk, None, captures)[1] == 48000  # no capture: Gradio's chunk

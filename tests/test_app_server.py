@@ -18,6 +18,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 from conftest import REPOSITORY, free_port
@@ -43,7 +44,7 @@ MAX_UPLOAD_MB, MAX_MINUTES = 2, 1
 
 
 @contextlib.contextmanager
-def app_server(model_dir: Path, log: Path):
+def app_server(model_dir: Path, log: Path, **extra_environment):
     """`python app.py` with `model_dir` on a free localhost port, until the block ends; yields its URL."""
     port = free_port()
     environment = dict(
@@ -56,6 +57,7 @@ def app_server(model_dir: Path, log: Path):
         PYTHONPATH=str(REPOSITORY),
         GENRE_VIT_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
         GENRE_VIT_MAX_MINUTES=str(MAX_MINUTES),
+        **extra_environment,
     )
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -369,3 +371,45 @@ def test_the_page_says_none_of_these_and_uncertain(browser_factory, tmp_path, fe
             assert reason in page.locator("#answer").inner_text()  # the reason, under the verdict
             assert error_badges(page) == 0
             screenshot(page, f"app-{expected[name].answer.replace('_', '-')}.png")
+
+
+def chirp(seconds: float, sampling_rate: int, low: float = 200.0, rate: float = 200.0) -> np.ndarray:
+    """A sine whose frequency rises by `rate` Hz every second from `low`: its frequency tells where in the file a
+    piece of a recording comes from."""
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    return (0.5 * np.sin(2 * np.pi * (low * t + rate * t**2 / 2))).astype(np.float32)
+
+
+def source_times(recording: np.ndarray, sampling_rate: int, block_seconds: float = 0.25, low=200.0, rate=200.0):
+    """The chirp time (s) at the middle of each block of `recording`, from its strongest frequency."""
+    block = int(block_seconds * sampling_rate)
+    times = []
+    for start in range(0, recording.size - block + 1, block):
+        spectrum = np.abs(np.fft.rfft(recording[start : start + block] * np.hanning(block), n=8 * block))
+        frequency = spectrum.argmax() * sampling_rate / (8 * block)
+        times.append((frequency - low) / rate)
+    return np.array(times)
+
+
+def test_the_microphone_loses_no_audio(tiny_model_dir, browser_factory, tmp_path):
+    """A 20-s chirp (200 Hz to 4.2 kHz) is the fake microphone, recorded for about 16 s: the recording the server
+    analysed holds every 0.25-s block of it, in order, each 0.25 s of the chirp after the one before."""
+    source = tmp_path / "chirp.wav"
+    soundfile.write(source, chirp(20.0, 48000), 48000)
+    results = tmp_path / "server-tmp"
+    results.mkdir()
+    log = tmp_path / "app.log"
+    with app_server(tiny_model_dir, log, TMPDIR=str(results)) as url:
+        page = open_live_microphone_page(browser_factory(*fake_microphone_flags(source)), url)
+        page.locator("#microphone").get_by_role("button", name="Record", exact=True).click()
+        page.wait_for_function("() => window.liveUpdates.length >= 1", timeout=60_000)
+        page.wait_for_timeout(12_000)
+        page.locator("#microphone").get_by_role("button", name="Stop", exact=True).first.click()
+        wait_for_result(page)
+        (recording,) = results.glob("genre-vit-results-*/*/analysed.wav")  # removed when the server stops
+        audio, rate = soundfile.read(recording, dtype="float32")
+    assert audio.size / rate > 15.0
+    times = source_times(audio[int(0.5 * rate) :], rate)  # the first half second: the capture's fade-in
+    steps = np.diff(times) % 20.0  # the fake microphone loops the file
+    print(f"recorded {audio.size / rate:.2f} s; steps between blocks {np.round(np.sort(steps)[[0, -1]], 3)}")
+    assert np.all(np.abs(steps - 0.25) < 0.06), f"audio was lost or repeated: steps {np.round(steps, 2).tolist()}"
