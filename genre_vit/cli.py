@@ -85,9 +85,10 @@ class Distributed:
     """This process's share of a multi-process run launched by `torchrun` (or `accelerate launch`), which set
     `RANK`, `WORLD_SIZE` and `LOCAL_RANK`; a single process is rank 0 of 1.
 
-    Rank r analyses files r, r + N, r + 2N, ... and writes its rows to a part file next to each output; rank 0
-    waits for every rank (a torch.distributed barrier: gloo on CPUs, NCCL on GPUs), merges the parts in the files'
-    order into the one output, and removes them. Several nodes need the output folder on a shared filesystem.
+    Rank r analyses files r, r + N, r + 2N, ... and writes its rows to a part file next to each output; then every
+    rank says whether it succeeded (`agree`: gloo on CPUs, NCCL on GPUs), and where all did, rank 0 merges the parts
+    in the files' order into the one output and removes them. A rank that fails says so too, so the others end with
+    an error instead of waiting for it. Several nodes need the output folder on a shared filesystem.
     """
 
     def __init__(self):
@@ -110,15 +111,18 @@ class Distributed:
     def share(self, files: list[Path]) -> list[Path]:
         return files[self.rank :: self.world_size]
 
-    def barrier(self) -> None:
+    def agree(self, succeeded: bool) -> bool:
+        """Wait for every rank and tell whether all of them succeeded (True for a single process)."""
         if not self.active:
-            return
+            return succeeded
         import torch
         import torch.distributed as dist
 
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        dist.barrier()
+        outcomes = [None] * self.world_size
+        dist.all_gather_object(outcomes, succeeded)
+        return all(outcomes)
 
     def close(self) -> None:
         import torch.distributed as dist
@@ -145,9 +149,6 @@ def _analyze_with_progress_bar(classifier, path: Path, max_seconds: float | None
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from .analysis import GenreClassifier
-    from .files import save_figure_atomic, write_text_atomic
-
     files = collect_audio_files(args.paths)
     single = len(files) == 1
     if args.plot and not single and Path(args.plot).suffix:
@@ -155,6 +156,30 @@ def run_analyze(args: argparse.Namespace) -> int:
     distributed = Distributed()
     if distributed.active and single:
         raise CommandError("A distributed run needs several files (a folder) to share between its processes.")
+    if not distributed.active:
+        return _analyze_files(args, files, distributed)
+    try:
+        failed = _analyze_files(args, files, distributed)
+    except BaseException:
+        distributed.agree(False)  # the other ranks end instead of waiting for this one
+        distributed.close()
+        raise
+    if not distributed.agree(True):
+        distributed.close()
+        raise CommandError("Another process of this distributed run failed (its messages say why); nothing was merged.")
+    if distributed.rank == 0:
+        _merge_outputs(args, files, distributed)
+    distributed.close()
+    return failed
+
+
+def _analyze_files(args: argparse.Namespace, files: list[Path], distributed: Distributed) -> int:
+    """This process's share of the files: analysed, printed, and written (whole, or as this rank's parts). Returns
+    the exit status: 1 where a file could not be analysed."""
+    from .analysis import GenreClassifier
+    from .files import save_figure_atomic, write_text_atomic
+
+    single = len(files) == 1
     classifier = GenreClassifier.from_pretrained(
         args.model, batch_size=args.batch_size, device=distributed.device(args.device), dtype=args.dtype
     )
@@ -204,26 +229,26 @@ def run_analyze(args: argparse.Namespace) -> int:
         payload = (
             results[0][1].to_dict() if single else [result.to_dict() | {"path": str(path)} for path, result in results]
         )
-        outputs.append((args.json, json.dumps(payload, indent=2), "json"))
+        outputs.append((args.json, json.dumps(payload, indent=2)))
     if args.csv:
-        outputs.append((args.csv, summary_csv(results, classifier.genres), "csv"))
-    if not distributed.active:
-        for path, text, _ in outputs:
-            write_text_atomic(path, text)
-        return 1 if failures else 0
-
-    for path, text, _ in outputs:
-        write_text_atomic(distributed.part(path), text)
-    distributed.barrier()  # every rank's parts are written
-    if distributed.rank == 0:
-        order = {str(path): index for index, path in enumerate(files)}
-        for path, _, kind in outputs:
-            parts = [distributed.part(path, rank) for rank in range(distributed.world_size)]
-            write_text_atomic(path, _merge_parts(parts, kind, order))
-            for part in parts:
-                part.unlink()
-    distributed.close()
+        outputs.append((args.csv, summary_csv(results, classifier.genres)))
+    for path, text in outputs:
+        write_text_atomic(distributed.part(path) if distributed.active else path, text)
     return 1 if failures else 0
+
+
+def _merge_outputs(args: argparse.Namespace, files: list[Path], distributed: Distributed) -> None:
+    """Rank 0: every rank's parts of each output, merged in the files' order into the output; the parts removed."""
+    from .files import write_text_atomic
+
+    order = {str(path): index for index, path in enumerate(files)}
+    for path, kind in ((args.json, "json"), (args.csv, "csv")):
+        if not path:
+            continue
+        parts = [distributed.part(path, rank) for rank in range(distributed.world_size)]
+        write_text_atomic(path, _merge_parts(parts, kind, order))
+        for part in parts:
+            part.unlink()
 
 
 def _merge_parts(parts: list[Path], kind: str, order: dict[str, int]) -> str:

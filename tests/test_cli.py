@@ -340,3 +340,38 @@ def test_two_processes_under_torchrun_merge_into_the_single_process_output(tmp_p
     assert len(merged.splitlines()) == 1 + 5
     assert not list(tmp_path.glob("*.part-*"))  # the parts were merged and removed
     assert "skipped" in launched.stderr and "broken.mp3" in launched.stderr
+
+
+@pytest.mark.slow
+def test_a_rank_that_fails_ends_the_distributed_run_on_every_rank(tmp_path, tiny_model_dir, write_wav):
+    """Two gloo processes, the second unable to load its model: both end with an error, and nothing is merged,
+    instead of the first waiting for the second for ever."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for index in range(4):
+        write_wav(synth_music(4.0, seed=60 + index), f"library/song{index}.wav")
+    port = str(free_port())
+    processes = []
+    for rank, model in ((0, tiny_model_dir), (1, tmp_path / "missing-model")):
+        environment = dict(
+            os.environ,
+            HF_HUB_OFFLINE="1",
+            PYTHONPATH=str(REPOSITORY),
+            OMP_NUM_THREADS="1",
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+        )
+        command = [sys.executable, "-m", "genre_vit", "analyze", str(folder), "--model", str(model), "--quiet"]
+        command += ["--dtype", "float32", "--csv", str(tmp_path / "merged.csv")]
+        processes.append(subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True))
+    try:
+        errors = [process.communicate(timeout=120)[1] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert processes[1].returncode != 0 and "missing-model" in errors[1]
+    assert processes[0].returncode == 2 and "Another process of this distributed run failed" in errors[0]
+    assert not (tmp_path / "merged.csv").exists()
