@@ -324,19 +324,10 @@ class GenreClassifier:
         audio,
         sampling_rate: int | None = None,
         max_seconds: float | None = None,
-        decode_threads: int | None = None,
     ) -> tuple[DecodedAudio, str | None]:
         """`genre_vit.audio.prepare_waveform` at the extractor's rate: what `analyze_prepared` takes, decoded once
-        (e.g. by a server that also explains a window of the same audio). A file is decoded by `decode_threads`
-        threads, by default as many as torch computes with (`torch.get_num_threads()`): until the audio is decoded
-        those cores have nothing else to do."""
-        return prepare_waveform(
-            audio,
-            sampling_rate,
-            max_seconds,
-            target_rate=self.feature_extractor.sampling_rate,
-            decode_threads=decode_threads or torch.get_num_threads(),
-        )
+        (e.g. by a server that keeps the audio to explain a window of it later)."""
+        return prepare_waveform(audio, sampling_rate, max_seconds, target_rate=self.feature_extractor.sampling_rate)
 
     def analyze_prepared(
         self,
@@ -385,46 +376,16 @@ class GenreClassifier:
         )
 
     def analyze_many(
-        self, paths, max_seconds: float | None = None, decode_workers: int = 0, min_seconds: float = 1.0
+        self, paths, max_seconds: float | None = None, min_seconds: float = 1.0
     ) -> Iterator[tuple[Path, "GenreAnalysis | ValueError"]]:
-        """Analyse many files. Yields `(path, result)` in the order of `paths`, where `result` is the
-        `GenreAnalysis` or the bad-input error (a ValueError) of that file.
-
-        With `decode_workers` 0 (the default) each file is decoded when its turn comes, by as many threads as torch
-        computes with (`prepare`). With `decode_workers` N > 0, the next files are decoded in N threads, one per
-        file, while the model runs on the current one (decoders release the GIL; ffmpeg runs in its own process),
-        and at most N + 1 decoded files are held at once. Where the model runs on the same cores, the default is
-        the faster (benchmarks/bench_library.py: 2 CPU cores, and an H100 whose 16 cores do the decoding and the
-        features): decoding beside the model only makes the two compete for the cores.
-        """
-        upcoming = (Path(path) for path in paths)
-        if decode_workers <= 0:
-            for path in upcoming:
-                try:
-                    result = self.analyze(path, min_seconds=min_seconds, max_seconds=max_seconds)
-                except ValueError as error:  # the library's bad-input errors
-                    result = error
-                yield path, result
-            return
-
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
-        from itertools import islice
-
-        with ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode") as pool:
-            pending = deque(
-                (path, pool.submit(self.prepare, path, None, max_seconds, 1))
-                for path in islice(upcoming, decode_workers + 1)
-            )
-            while pending:
-                path, decoded = pending.popleft()
-                for following in islice(upcoming, 1):  # keep decode_workers + 1 files in flight
-                    pending.append((following, pool.submit(self.prepare, following, None, max_seconds, 1)))
-                try:
-                    result = self.analyze_prepared(*decoded.result(), min_seconds)
-                except ValueError as error:  # the library's bad-input errors
-                    result = error
-                yield path, result
+        """Analyse many files, one after the other. Yields `(path, result)` in the order of `paths`, where `result`
+        is the `GenreAnalysis` or the bad-input error (a ValueError) of that file."""
+        for path in map(Path, paths):
+            try:
+                result = self.analyze(path, min_seconds=min_seconds, max_seconds=max_seconds)
+            except ValueError as error:  # the library's bad-input errors
+                result = error
+            yield path, result
 
 
 def analyze_full_song(

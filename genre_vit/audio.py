@@ -49,13 +49,6 @@ AUDIO_FILE_SUFFIXES = frozenset(
 _BLOCK_FRAMES = 1 << 15
 """Source frames decoded per read (0.74 s at 44.1 kHz): a damaged file loses at most this much before the damage."""
 
-_SEGMENT_FRAMES = 1 << 19
-"""Source frames per segment when several threads decode one file (11.9 s at 44.1 kHz): 16 blocks."""
-
-_SEGMENT_OVERLAP_FRAMES = 1 << 13
-"""Source frames a segment is decoded from before its start (0.19 s at 44.1 kHz, 7 MP3 frames), to be checked
-against the segment before it."""
-
 
 class AudioDecodeError(ValueError):
     """The input is not audio that can be decoded: missing, empty, corrupt or of an unsupported format."""
@@ -173,15 +166,11 @@ def _announced_frames(audio_file) -> int:
     return frames
 
 
-def _decode_with_soundfile(
-    path: Path, sampling_rate: int, max_seconds: float | None, threads: int = 1
-) -> "DecodedAudio | None":
+def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | None) -> "DecodedAudio | None":
     """Decode with libsndfile in blocks; None where libsndfile cannot open the file.
 
     Reads until the decoder returns no more frames, never trusting the header's frame count: a truncated file gives
-    exactly its decodable samples, with a note saying how much of the announced length is missing. With `threads`
-    > 1, a seekable file longer than one segment is decoded in segments by that many threads (`_segment_blocks`);
-    the samples are the same.
+    exactly its decodable samples, with a note saying how much of the announced length is missing.
     """
     import soundfile
     import soxr
@@ -201,10 +190,7 @@ def _decode_with_soundfile(
         if source_rate != sampling_rate:
             resampler = soxr.ResampleStream(source_rate, sampling_rate, 1, dtype="float32", quality="HQ")
         output = GrowingBuffer(int(announced * sampling_rate / source_rate) + 64)
-        if threads > 1 and audio_file.seekable() and announced > _SEGMENT_FRAMES:
-            blocks = _segment_blocks(path, announced, threads)
-        else:
-            blocks = _sequential_blocks(audio_file)
+        blocks = _sequential_blocks(audio_file)
         decoded, damage = 0, None
         try:
             for mono in blocks:
@@ -214,7 +200,7 @@ def _decode_with_soundfile(
         except _DecodingStopped as error:
             damage = str(error)
         finally:
-            blocks.close()  # stops the segment threads when the duration check ends decoding early
+            blocks.close()
         if resampler is not None and decoded:
             output.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
     if decoded == 0:
@@ -268,99 +254,6 @@ def _sequential_blocks(audio_file) -> Iterator[np.ndarray]:
             raise _DecodingStopped(damage)
         if not blocks:
             return
-
-
-def _segment_blocks(path: Path, announced: int, threads: int) -> Iterator[np.ndarray]:
-    """As `_sequential_blocks`, with the file cut into segments of `_SEGMENT_FRAMES` source frames that `threads`
-    threads decode at once, each seeking its own handle; the last segment reads on to the end of the file whatever
-    the header announced. Why: one MP3 decoder runs on one core (0.13 s of a 3-minute song) while the other idles
-    before the model starts; two take 0.08 s. At most `threads + 1` segments are decoded ahead of the one being
-    consumed, which bounds memory for long files.
-
-    The samples are those of one pass. A decoder that has just sought is not always exact at once (an MP3 frame
-    after a seek lacks its bit reservoir: up to 0.03 off over its first 700 samples; libsndfile's Vorbis seek can
-    land elsewhere near the end of a file), so each segment is decoded from `_SEGMENT_OVERLAP_FRAMES` before its
-    start and used only if the second half of that run-in equals the end of the segment before it, to the bit.
-    Where it does not, the rest of the file is decoded in one pass from a fresh handle.
-    """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    import soundfile
-
-    starts = list(range(0, announced, _SEGMENT_FRAMES))
-    handles = threading.local()
-    opened = []
-
-    def decode_segment(index: int) -> tuple[np.ndarray, list[np.ndarray], str | None, bool]:
-        """The segment's run-in (mono frames before its start), its mono blocks, the damage that stopped it, and
-        whether it holds all its frames."""
-        handle = getattr(handles, "file", None)
-        if handle is None:
-            handle = handles.file = soundfile.SoundFile(str(path))
-            opened.append(handle)
-        run_in = min(_SEGMENT_OVERLAP_FRAMES, starts[index])
-        # The first segment is the first job, so its handle is fresh: not seeking keeps its samples the one pass's
-        # even where a damaged MP3's header makes libmpg123's seek to 0 fuzzy.
-        if index > 0:
-            try:
-                handle.seek(starts[index] - run_in)
-            except soundfile.LibsndfileError as error:
-                return np.zeros(0, np.float32), [], str(error), False
-        run_in_blocks, damage = _read_mono(handle, run_in)
-        run_in_frames = np.concatenate(run_in_blocks) if run_in_blocks else np.zeros(0, np.float32)
-        if damage is not None or run_in_frames.shape[0] < run_in:
-            return run_in_frames, [], damage, False
-        last = index == len(starts) - 1
-        blocks, damage = _read_mono(handle, None if last else _SEGMENT_FRAMES)
-        complete = last or sum(block.shape[0] for block in blocks) == _SEGMENT_FRAMES
-        return run_in_frames, blocks, damage, complete
-
-    check = _SEGMENT_OVERLAP_FRAMES // 2  # the end of each run-in that must equal what came before
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode-segment")
-    done, tail = 0, np.zeros(0, np.float32)
-    try:
-        pending = deque(pool.submit(decode_segment, index) for index in range(min(threads + 1, len(starts))))
-        following = len(pending)
-        while pending:
-            run_in_frames, blocks, damage, complete = pending.popleft().result()
-            if done and not np.array_equal(run_in_frames[-check:], tail):
-                break  # this seek did not land exactly: decode the rest in one pass below
-            if following < len(starts) and damage is None and complete:
-                pending.append(pool.submit(decode_segment, following))
-                following += 1
-            yield from blocks
-            done += sum(block.shape[0] for block in blocks)
-            if damage is not None:
-                raise _DecodingStopped(damage)
-            if not complete:  # the file ends before its header said: what follows is past the end
-                return
-            tail = _last_frames([tail, *blocks], check)
-        else:
-            return
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for handle in opened:
-            handle.close()
-    logger.debug("%s: a seek did not land exactly; decoding on from %d frames in one pass.", path.name, done)
-    with soundfile.SoundFile(str(path)) as audio_file:
-        while done:  # decode and drop what was already given
-            skipped, damage = _read_mono(audio_file, min(done, _BLOCK_FRAMES))
-            if damage is not None or not skipped:
-                raise _DecodingStopped(damage or "the file ended early when decoded again")
-            done -= sum(block.shape[0] for block in skipped)
-        yield from _sequential_blocks(audio_file)
-
-
-def _last_frames(blocks: list[np.ndarray], count: int) -> np.ndarray:
-    """The last `count` frames of the concatenated `blocks`, copying only the blocks that hold them."""
-    needed, held = [], 0
-    for block in reversed(blocks):
-        needed.append(block)
-        held += block.shape[0]
-        if held >= count:
-            break
-    return np.concatenate(needed[::-1])[-count:]
 
 
 class GrowingBuffer:
@@ -514,7 +407,7 @@ def _probe_with_ffprobe(path: Path) -> float | None:
 
 
 def decode_audio(
-    path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE, max_seconds: float | None = None, threads: int = 1
+    path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE, max_seconds: float | None = None
 ) -> DecodedAudio:
     """Decode an audio file to a mono float32 waveform at `sampling_rate` Hz, with remarks for the user.
 
@@ -524,8 +417,6 @@ def decode_audio(
         sampling_rate: output rate in Hz.
         max_seconds: raise `AudioTooLongError` as soon as the audio is known to be longer (checked before and
             while decoding, so a huge file is not decoded in full).
-        threads: threads that decode one file at once (files libsndfile reads and seeks in; the samples are the
-            same as with one). Worth it where cores would otherwise wait for the decoder, as before an analysis.
 
     Returns:
         `DecodedAudio`: the `(samples,)` waveform of exactly the samples that decoded, and `notes` such as "cut
@@ -542,7 +433,7 @@ def decode_audio(
         raise AudioDecodeError(f"{path} is not a file.")
     if path.stat().st_size == 0:
         raise AudioDecodeError(f"{path.name} is empty (0 bytes).")
-    decoded = _decode_with_soundfile(path, sampling_rate, max_seconds, threads)
+    decoded = _decode_with_soundfile(path, sampling_rate, max_seconds)
     if decoded is None:
         decoded = _decode_with_ffmpeg(path, sampling_rate, max_seconds)
     if decoded.waveform.size == 0:
@@ -557,7 +448,6 @@ def prepare_waveform(
     sampling_rate: int | None = None,
     max_seconds: float | None = None,
     target_rate: int = SAMPLING_RATE,
-    decode_threads: int = 1,
 ) -> tuple[DecodedAudio, str | None]:
     """The one way from what a user has to a checked waveform: a mono float32 `(samples,)` array at `target_rate`
     Hz, non-empty, finite, and within `max_seconds`. Everything after it (features, model) trusts its output.
@@ -568,7 +458,6 @@ def prepare_waveform(
         sampling_rate: the rate of a bare waveform, in Hz.
         max_seconds: longer audio raises `AudioTooLongError` (for files, before they are decoded in full).
         target_rate: output rate in Hz.
-        decode_threads: threads that decode a file (`decode_audio`'s `threads`).
 
     Returns:
         `(DecodedAudio, source)`: the waveform with the decoder's notes, and the file name (None for arrays).
@@ -577,7 +466,7 @@ def prepare_waveform(
         AudioDecodeError, AudioTooLongError, ValueError: input that cannot be analysed, with a message for the user.
     """
     if isinstance(audio, (str, os.PathLike)):
-        decoded = decode_audio(audio, sampling_rate=target_rate, max_seconds=max_seconds, threads=decode_threads)
+        decoded = decode_audio(audio, sampling_rate=target_rate, max_seconds=max_seconds)
         return decoded, Path(audio).name
     if isinstance(audio, tuple):
         audio, sampling_rate = audio

@@ -211,7 +211,7 @@ def _analyze_files(args: argparse.Namespace, files: list[Path], distributed: Dis
         with tqdm(
             total=len(mine), desc="analysing", unit="file", file=sys.stderr, disable=args.quiet or None
         ) as progress:
-            for path, result in classifier.analyze_many(mine, max_seconds, decode_workers=args.decode_workers):
+            for path, result in classifier.analyze_many(mine, max_seconds):
                 progress.update()
                 if isinstance(result, ValueError):
                     failures.append((path, str(result)))
@@ -332,14 +332,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="M",
         help="refuse audio longer than M minutes (default: no limit)",
-    )
-    analyze.add_argument(
-        "--decode-workers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="with several files: threads decoding the next files while the model runs (default 0: each file is "
-        "decoded by all cores when its turn comes, which was faster on 2 CPU cores and on a GPU machine)",
     )
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(handler=run_analyze)

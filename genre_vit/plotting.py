@@ -151,7 +151,7 @@ def _draw_segments(ax: Axes, spans, labels, result: GenreAnalysis, rows: tuple[f
         linewidth=0,
     )
     left, right = ax.get_xlim()
-    points_per_second = ax.get_position().width * ax.figure.get_figwidth() * 72 / (right - left)
+    points_per_second = ax.bbox.width * 72 / ax.figure.dpi / (right - left)
     for (start, end), color, choices in zip(spans, colors, texts or ()):
         text = _fitting_text(choices, (end - start) * points_per_second, TIMELINE_FONT_SIZE)
         if not text:

@@ -282,9 +282,8 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert target.read_text() == "old"
 
 
-def test_analyze_many_gives_each_file_its_result_or_error_in_order_in_both_modes(classifier, tmp_path):
-    """Decoded when its turn comes (the default) or by prefetching threads: the same results, in the order given,
-    a bad file's error in its place."""
+def test_analyze_many_gives_each_file_its_result_or_error_in_order(classifier, tmp_path):
+    """The same results as one by one, in the order given, a bad file's error in its place."""
     import soundfile
 
     paths = []
@@ -296,13 +295,12 @@ def test_analyze_many_gives_each_file_its_result_or_error_in_order_in_both_modes
     broken.write_text("not audio")
     paths.insert(1, broken)
     expected = [classifier.analyze(path) for path in paths if path != broken]
-    for decode_workers in (0, 2):
-        outcomes = list(classifier.analyze_many(paths, decode_workers=decode_workers))
-        assert [path for path, _ in outcomes] == paths
-        assert isinstance(outcomes[1][1], AudioDecodeError)
-        results = [result for _, result in outcomes if not isinstance(result, ValueError)]
-        for result, reference in zip(results, expected, strict=True):
-            np.testing.assert_array_equal(result.window_probabilities, reference.window_probabilities)
+    outcomes = list(classifier.analyze_many(paths))
+    assert [path for path, _ in outcomes] == paths
+    assert isinstance(outcomes[1][1], AudioDecodeError)
+    results = [result for _, result in outcomes if not isinstance(result, ValueError)]
+    for result, reference in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(result.window_probabilities, reference.window_probabilities)
 
 
 def test_silence_is_not_a_genre(classifier, tmp_path):

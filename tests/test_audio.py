@@ -1,6 +1,5 @@
 import shutil
 import subprocess
-import sys
 
 import librosa
 import numpy as np
@@ -164,7 +163,7 @@ def test_truncated_mp3_gives_exactly_its_decodable_samples_every_time(tmp_path):
     memory after the ~10 s that decode. Now: the ~10 s, identical on every call, with a note and a warning."""
     waveform = synth_music(30.0, seed=8)
     truncated = truncate(encode_mp3(tmp_path, waveform), 1 / 3, "truncated.mp3")
-    first, second = decode_audio(truncated), decode_audio(truncated, threads=2)
+    first, second = decode_audio(truncated), decode_audio(truncated)
     assert 8.0 * SAMPLING_RATE < first.waveform.size < 11.0 * SAMPLING_RATE
     np.testing.assert_array_equal(first.waveform, second.waveform)
     assert first.notes == second.notes
@@ -185,7 +184,7 @@ def test_truncated_files_with_lying_headers(tmp_path, suffix, subtype):
     full = tmp_path / f"full.{suffix}"
     soundfile.write(full, synth_music(30.0, seed=9), SAMPLING_RATE, subtype=subtype)
     truncated = truncate(full, 1 / 3, f"truncated.{suffix}")
-    first, second = decode_audio(truncated), decode_audio(truncated, threads=2)
+    first, second = decode_audio(truncated), decode_audio(truncated)
     np.testing.assert_array_equal(first.waveform, second.waveform)
     assert first.notes == second.notes
     assert 7.0 * SAMPLING_RATE < first.waveform.size < 10.5 * SAMPLING_RATE
@@ -220,7 +219,7 @@ def test_decoding_leaves_the_processs_stderr_alone(tmp_path, capfd):
 
     def decode_until_stopped():
         while not stop.is_set():
-            decode_audio(truncated, threads=2)
+            decode_audio(truncated)
 
     decoder = threading.Thread(target=decode_until_stopped)
     decoder.start()
@@ -234,65 +233,6 @@ def test_decoding_leaves_the_processs_stderr_alone(tmp_path, capfd):
         process_stderr.flush()
     logged = [line for line in capfd.readouterr().err.splitlines() if line.startswith("request ")]
     assert logged == [f"request {number} served" for number in range(300)]
-
-
-def encode_vbr_mp3(tmp_path, seconds: float, seed: int):
-    """A 44.1-kHz stereo VBR MP3 from ffmpeg's LAME (-q:a 4): frames borrow from the bit reservoir of the ones
-    before, so a decoder that has just sought is not exact at once."""
-    wav = tmp_path / "source.wav"
-    soundfile.write(wav, np.stack([synth_music(seconds, seed=seed, sampling_rate=44100)] * 2, axis=1) * 0.5, 44100)
-    mp3 = tmp_path / "vbr.mp3"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", "-q:a", "4", str(mp3)],
-        check=True,
-    )
-    return mp3
-
-
-@pytest.mark.parametrize(
-    "suffix, subtype, rate",
-    [("mp3", None, 44100), ("flac", "PCM_16", 44100), ("ogg", "VORBIS", 44100), ("ogg", "OPUS", 48000)],
-)
-def test_several_threads_decode_the_same_samples_as_one(tmp_path, suffix, subtype, rate):
-    """30 s is 2.5 segments at 44.1 kHz: the threads seek into the file and their samples must be the one pass's,
-    to the bit."""
-    path = tmp_path / f"song.{suffix}"
-    soundfile.write(
-        path,
-        stereo_44k(30.0) if rate == 44100 else synth_music(30.0, seed=4, sampling_rate=rate),
-        rate,
-        subtype=subtype,
-    )
-    one = decode_audio(path)
-    for threads in (2, 3):
-        several = decode_audio(path, threads=threads)
-        np.testing.assert_array_equal(several.waveform, one.waveform)
-        assert several.notes == one.notes == ()
-
-
-@requires_ffmpeg
-def test_several_threads_decode_a_vbr_mp3_exactly(tmp_path):
-    path = encode_vbr_mp3(tmp_path, 40.0, seed=5)
-    np.testing.assert_array_equal(decode_audio(path, threads=2).waveform, decode_audio(path).waveform)
-
-
-def test_a_seek_that_lands_elsewhere_is_caught_and_the_rest_decoded_in_one_pass(tmp_path, monkeypatch, caplog):
-    """Every seek is made to land 777 frames late (as libsndfile's Vorbis seek can near the end of a file): the
-    run-in check rejects the segment, and the samples are still the one pass's."""
-    path = tmp_path / "song.flac"
-    soundfile.write(path, stereo_44k(30.0), 44100)
-    one = decode_audio(path)
-    seek = soundfile.SoundFile.seek
-
-    def seek_late(self, frames, whence=soundfile.SEEK_SET):  # soundfile's own seeks (in read, tell) left as they are
-        called_from_decoder = sys._getframe(1).f_globals.get("__name__") == "genre_vit.audio"
-        return seek(self, frames + 777 if called_from_decoder else frames, whence)
-
-    monkeypatch.setattr(soundfile.SoundFile, "seek", seek_late)
-    with caplog.at_level("DEBUG", logger="genre_vit.audio"):
-        several = decode_audio(path, threads=2)
-    np.testing.assert_array_equal(several.waveform, one.waveform)
-    assert "a seek did not land exactly" in caplog.text
 
 
 def _noisy_aac(tmp_path, seconds: int = 120):
