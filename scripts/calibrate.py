@@ -29,7 +29,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--probe-options",
         default="",
-        help="extra train.py options for every probe, as one string, e.g. '--probe-spectral-tilts -3 3'",
+        help="extra train.py options for every probe, as one string, e.g. '--probe-window-offsets 0.5 1'",
     )
     args = parser.parse_args(argv)
     options = shlex.split(args.probe_options)

@@ -21,9 +21,9 @@ from genre_vit.training.data import (
     load_tracks,
     make_windows,
     read_split_files,
-    spectral_tilt,
     split_tracks,
     split_tracks_from_files,
+    tilt_gain_db,
 )
 
 pytestmark = pytest.mark.slow
@@ -211,44 +211,9 @@ def test_shifted_windows_add_to_the_grid_without_changing_it(dataset, tmp_path):
     np.testing.assert_allclose(np.asarray(shifted["input_values"][len(grid) : len(grid) + 3]), expected, atol=1e-6)
 
 
-def test_spectral_tilt_gains_by_octave_and_keeps_the_length():
-    rate, seconds = 22050, 2.0
-    time = np.arange(int(rate * seconds)) / rate
-    tones = {frequency: np.sin(2 * np.pi * frequency * time).astype(np.float32) for frequency in (250, 1000, 4000)}
-    for frequency, tone in tones.items():
-        tilted = spectral_tilt(tone, rate, db_per_octave=3.0)
-        assert tilted.dtype == np.float32 and tilted.shape == tone.shape
-        gain_db = 20 * np.log10(np.abs(np.fft.rfft(tilted)).max() / np.abs(np.fft.rfft(tone)).max())
-        np.testing.assert_allclose(gain_db, 3.0 * np.log2(frequency / 1000), atol=0.01)  # -6, 0, +6 dB
-    limited = spectral_tilt(tones[4000], rate, db_per_octave=10.0, limit_db=12.0)  # +20 dB, limited to +12
-    np.testing.assert_allclose(np.abs(limited).max() / np.abs(tones[4000]).max(), 10 ** (12 / 20), rtol=1e-3)
-
-
-def test_spectral_tilts_add_re_equalised_copies_of_every_window(dataset, tmp_path):
-    """`spectral_tilts` (the probe's augmentation) keeps the track's own windows first, then repeats all of them,
-    grid and shifted, cut from the track re-equalised by each tilt."""
-    from genre_vit.audio import load_audio
-
-    tracks = load_tracks(dataset)
-    one = tracks.filter(lambda row: row["track_id"] == "blues.00002")
-    extractor = GenreViTFeatureExtractor()
-    shifted = make_windows(one, extractor, cache_dir=tmp_path / "cache", offsets_seconds=[1.0])
-    tilted = make_windows(
-        one, extractor, cache_dir=tmp_path / "cache", offsets_seconds=[1.0], spectral_tilts=[-2.0, 2.0]
-    )
-    assert len(list((tmp_path / "cache").glob("windows-*.arrow"))) == 2
-    count = len(shifted)
-    assert len(tilted) == 3 * count
-    np.testing.assert_array_equal(np.asarray(tilted["input_values"][:count]), np.asarray(shifted["input_values"]))
-    starts = np.asarray(tilted["start_seconds"])
-    for copy, tilt in enumerate((-2.0, 2.0), start=1):
-        np.testing.assert_array_equal(starts[copy * count : (copy + 1) * count], starts[:count])
-        waveform = spectral_tilt(load_audio(one[0]["audio_path"]), 22050, tilt)
-        expected = extractor.windows_at(waveform, np.round(starts[:3] * 22050).astype(np.int64))
-        np.testing.assert_allclose(
-            np.asarray(tilted["input_values"][copy * count : copy * count + 3]), expected, atol=1e-6
-        )
-    assert not np.allclose(np.asarray(tilted["input_values"][count]), np.asarray(tilted["input_values"][0]))
+def test_tilt_gains_are_so_many_db_per_octave_about_1_khz_and_limited():
+    gains = tilt_gain_db(np.array([250.0, 1000.0, 4000.0, 64000.0, 1.0]), db_per_octave=3.0, limit_db=12.0)
+    np.testing.assert_allclose(gains, [-6.0, 0.0, 6.0, 12.0, 3.0 * np.log2(20 / 1000)])
 
 
 def test_split_files(dataset, tmp_path):

@@ -357,22 +357,6 @@ def readable_tracks(tracks, sampling_rate: int):
         yield waveform, label, track
 
 
-def spectral_tilt(
-    waveform: np.ndarray,
-    sampling_rate: int,
-    db_per_octave: float,
-    pivot_hz: float = 1000.0,
-    limit_db: float = 12.0,
-) -> np.ndarray:
-    """The waveform re-equalised by a spectral tilt: each frequency f (Hz) gains `db_per_octave * log2(f / pivot_hz)`
-    dB, limited to +-`limit_db` (frequencies below 20 Hz count as 20 Hz). Positive tilts brighten, negative ones
-    darken. `(samples,)` float32 -> `(samples,)` float32, same length; applied to the whole track at once (one FFT),
-    so windows cut from it see no block edges."""
-    spectrum = np.fft.rfft(waveform.astype(np.float64))
-    gain_db = tilt_gain_db(np.fft.rfftfreq(waveform.shape[0], 1.0 / sampling_rate), db_per_octave, pivot_hz, limit_db)
-    return np.fft.irfft(spectrum * 10.0 ** (gain_db / 20.0), n=waveform.shape[0]).astype(np.float32)
-
-
 def tilt_gain_db(
     frequencies: np.ndarray, db_per_octave: float, pivot_hz: float = 1000.0, limit_db: float = 12.0
 ) -> np.ndarray:
@@ -381,15 +365,11 @@ def tilt_gain_db(
     return np.clip(db_per_octave * np.log2(np.maximum(frequencies, 20.0) / pivot_hz), -limit_db, limit_db)
 
 
-def _windows_fingerprint(
-    tracks, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=(), spectral_tilts=()
-) -> str:
+def _windows_fingerprint(tracks, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=()) -> str:
     digest = hashlib.sha256(_CACHE_VERSION.encode())
     digest.update(feature_extractor.to_json_string().encode())
     if offsets_seconds:  # absent for the plain grid, so its existing caches stay valid
         digest.update(json.dumps([float(offset) for offset in offsets_seconds]).encode())
-    if spectral_tilts:  # likewise
-        digest.update(("tilts" + json.dumps([float(tilt) for tilt in spectral_tilts])).encode())
     digest.update(json.dumps(label_names(tracks)).encode())
     for path, track, label in zip(tracks["audio_path"], tracks["track_id"], tracks["label"]):
         stat = os.stat(path) if path and os.path.exists(path) else None
@@ -402,10 +382,9 @@ def _windows_fingerprint(
 class _WindowFeaturizer:
     """`Dataset.map` function: a batch of tracks -> their windows (a picklable object for `num_proc` > 1)."""
 
-    def __init__(self, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=(), spectral_tilts=()):
+    def __init__(self, feature_extractor: GenreViTFeatureExtractor, offsets_seconds=()):
         self.feature_extractor = feature_extractor
         self.offsets_seconds = tuple(offsets_seconds)
-        self.spectral_tilts = tuple(spectral_tilts)
 
     def window_starts(self, num_samples: int) -> list[np.ndarray]:
         """First samples of a track's windows, ascending in each group: the window rule's grid, then each offset's
@@ -423,19 +402,14 @@ class _WindowFeaturizer:
         rows = {"input_values": [], "labels": [], "track_id": [], "start_seconds": [], "has_music": []}
         extractor = self.feature_extractor
         for waveform, label, track in readable_tracks(batch, extractor.sampling_rate):
-            groups = self.window_starts(waveform.shape[0])
-            versions = [waveform] + [  # the track as it is first, so the grid's windows lead
-                spectral_tilt(waveform, extractor.sampling_rate, tilt) for tilt in self.spectral_tilts
-            ]
-            for version in versions:
-                for starts in groups:
-                    for block in range(0, len(starts), extractor.block_windows):
-                        block_starts = starts[block : block + extractor.block_windows]  # one STFT per block
-                        rows["input_values"].extend(extractor.windows_at(version, block_starts))
-                        rows["start_seconds"].extend((block_starts / extractor.sampling_rate).astype(np.float32))
-                        rows["has_music"].extend(window_has_music(version, block_starts, extractor.window_samples))
-                    rows["labels"].extend([label] * len(starts))
-                    rows["track_id"].extend([track] * len(starts))
+            for starts in self.window_starts(waveform.shape[0]):
+                for block in range(0, len(starts), extractor.block_windows):
+                    block_starts = starts[block : block + extractor.block_windows]  # one STFT per block
+                    rows["input_values"].extend(extractor.windows_at(waveform, block_starts))
+                    rows["start_seconds"].extend((block_starts / extractor.sampling_rate).astype(np.float32))
+                    rows["has_music"].extend(window_has_music(waveform, block_starts, extractor.window_samples))
+                rows["labels"].extend([label] * len(starts))
+                rows["track_id"].extend([track] * len(starts))
         return rows
 
 
@@ -445,15 +419,13 @@ def make_windows(
     cache_dir: str | os.PathLike | None = None,
     num_proc: int | None = None,
     offsets_seconds=(),
-    spectral_tilts=(),
 ):
     """Featurise tracks into a dataset of windows: `input_values` (1, F, W) float32, `labels`, `track_id`,
     `start_seconds`, `has_music` (`window_has_music`: whether the window counts in its track's score).
 
     The windows are those of the window rule (what inference cuts), plus, with `offsets_seconds`, those of the same
-    grid shifted by each offset, and with `spectral_tilts` (dB per octave), all of those again cut from the track
-    re-equalised by each tilt (`spectral_tilt`): extra training windows (augmentation), never for evaluation. A
-    track's windows of the grid, as it is, come first.
+    grid shifted by each offset: extra training windows (augmentation), never for evaluation. A track's windows of
+    the grid come first.
 
     With `cache_dir`, the windows are stored in an Arrow file named after a fingerprint of the tracks (paths, sizes,
     modification times, labels) and of the feature extractor's settings, so a second run loads them instead of
@@ -476,11 +448,11 @@ def make_windows(
     cache_file_name = None
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        fingerprint = _windows_fingerprint(tracks, feature_extractor, offsets_seconds, spectral_tilts)
+        fingerprint = _windows_fingerprint(tracks, feature_extractor, offsets_seconds)
         cache_file_name = str(Path(cache_dir) / f"windows-{fingerprint}.arrow")
     num_proc = num_proc if num_proc and num_proc > 1 and len(tracks) >= 2 * num_proc else None
     windows = tracks.map(
-        _WindowFeaturizer(feature_extractor, offsets_seconds, spectral_tilts),
+        _WindowFeaturizer(feature_extractor, offsets_seconds),
         batched=True,
         batch_size=4,
         remove_columns=tracks.column_names,
@@ -513,6 +485,5 @@ __all__ = [
     "split_tracks_for",
     "split_tracks_for_fold",
     "split_tracks_from_files",
-    "spectral_tilt",
     "tilt_gain_db",
 ]

@@ -37,11 +37,6 @@ DEFAULT_PROBE_WINDOW_OFFSETS = (1.0,)
 """Shifts (seconds) of the extra windows the probe learns from: the 2-s grid moved by 1 s puts a window start between
 every two of the grid's, which doubles the windows of each training track without new audio."""
 
-DEFAULT_PROBE_SPECTRAL_TILTS = ()
-"""Spectral tilts (dB per octave about 1 kHz) of re-equalised copies of each track that the probe also learns from
-(`genre_vit.training.data.spectral_tilt`): none by default. On the bundled model's folds, -2 and +2 dB per octave
-lowered track accuracy (0.724 against 0.763 over 4 folds) while doubling the probe's time."""
-
 PROBE_FOLDS = 5
 """Folds of the cross-validation that chooses the strength (fewer when there are fewer tracks per genre)."""
 
@@ -511,7 +506,6 @@ def run_linear_probe(
 
 __all__ = [
     "DEFAULT_PROBE_STRENGTHS",
-    "DEFAULT_PROBE_SPECTRAL_TILTS",
     "DEFAULT_PROBE_WINDOW_OFFSETS",
     "FAR_AWAY",
     "PROBE_FOLDS",

@@ -92,12 +92,6 @@ def model_card(run: dict, config: GenreViTConfig) -> str:
         extra_windows = (
             f" (the window grid and the grid shifted by {', '.join(f'{o:g}' for o in offsets)} s)" if offsets else ""
         )
-        tilts = probe.get("spectral_tilts_db_per_octave") or []
-        if tilts:
-            extra_windows += (
-                f", each track as it is and re-equalised by spectral tilts of "
-                f"{', '.join(f'{t:+g}' for t in tilts)} dB per octave about 1 kHz"
-            )
         training_time = (
             f"Classifier fitted in {run['train_seconds']:.0f} s on {run['device']} (encoder frozen; no epochs)."
         )

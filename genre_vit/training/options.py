@@ -15,7 +15,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from .data import DEFAULT_SPLIT_FRACTIONS
-from .linear_probe import DEFAULT_PROBE_SPECTRAL_TILTS, DEFAULT_PROBE_STRENGTHS, DEFAULT_PROBE_WINDOW_OFFSETS
+from .linear_probe import DEFAULT_PROBE_STRENGTHS, DEFAULT_PROBE_WINDOW_OFFSETS
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -132,16 +132,6 @@ class ModelArguments:
             "nargs": "*",
         },
     )
-    probe_spectral_tilts: list[float] = field(
-        default_factory=lambda: list(DEFAULT_PROBE_SPECTRAL_TILTS),
-        metadata={
-            "help": "with --classifier-only: the probe also learns from every track re-equalised by each of these "
-            "spectral tilts, in dB per octave about 1 kHz (limited to +-12 dB): darker and brighter copies of the "
-            "same music (augmentation; inference keeps the audio as it is), e.g. -2 2; default none",
-            "metavar": "DB_PER_OCTAVE",
-            "nargs": "*",
-        },
-    )
 
     probe_unlabelled_data: str | None = field(
         default=None,
@@ -173,8 +163,6 @@ class ModelArguments:
             raise ValueError(f"--probe-strengths must be positive numbers, got {self.probe_strengths}.")
         if any(offset <= 0 for offset in self.probe_window_offsets):
             raise ValueError(f"--probe-window-offsets must be positive seconds, got {self.probe_window_offsets}.")
-        if any(tilt == 0 for tilt in self.probe_spectral_tilts):
-            raise ValueError("--probe-spectral-tilts: a tilt of 0 is the audio as it is; pass non-zero tilts.")
 
 
 @dataclass

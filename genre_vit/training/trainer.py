@@ -227,9 +227,8 @@ def run_training(options: TrainingOptions) -> dict:
     if data.random_crops:
         return _train_on_random_crops(options, arguments, names, track_splits, split_method, feature_extractor)
     with arguments.main_process_first(desc="preparing windows"):
-        # The probe fits on training and validation tracks alike, so both get its extra (shifted, tilted) windows.
+        # The probe fits on training and validation tracks alike, so both get its extra (shifted) windows.
         offsets = model_options.probe_window_offsets if model_options.classifier_only else ()
-        tilts = model_options.probe_spectral_tilts if model_options.classifier_only else ()
         windows = {
             name: make_windows(
                 split,
@@ -237,7 +236,6 @@ def run_training(options: TrainingOptions) -> dict:
                 cache_dir=cache_dir,
                 num_proc=data.num_proc,
                 offsets_seconds=offsets,
-                spectral_tilts=tilts,
             )
             for name, split in track_splits.items()
             if name in ("train", "validation")
@@ -469,7 +467,6 @@ def _fit_classifier_only(
     )
     model.to("cpu")
     probe["window_offsets_seconds"] = list(options.model.probe_window_offsets)
-    probe["spectral_tilts_db_per_octave"] = list(options.model.probe_spectral_tilts)
     run = (
         record
         | _data_record(options, split_track_ids(track_splits), _readable(windows), windows, split_method)
