@@ -212,8 +212,10 @@ def test_shifted_windows_add_to_the_grid_without_changing_it(dataset, tmp_path):
 
 
 def test_tilt_gains_are_so_many_db_per_octave_about_1_khz_and_limited():
-    gains = tilt_gain_db(np.array([250.0, 1000.0, 4000.0, 64000.0, 1.0]), db_per_octave=3.0, limit_db=12.0)
-    np.testing.assert_allclose(gains, [-6.0, 0.0, 6.0, 12.0, 3.0 * np.log2(20 / 1000)])
+    frequencies = np.array([250.0, 1000.0, 4000.0, 1.0])
+    gains = tilt_gain_db(frequencies, db_per_octave=3.0, limit_db=20.0)
+    np.testing.assert_allclose(gains, [-6.0, 0.0, 6.0, 3.0 * np.log2(20 / 1000)])  # below 20 Hz counts as 20 Hz
+    assert tilt_gain_db(np.array([64000.0]), db_per_octave=3.0, limit_db=12.0)[0] == 12.0  # +18 dB, limited
 
 
 def test_split_files(dataset, tmp_path):
