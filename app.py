@@ -145,6 +145,10 @@ CAPTURE_WAIT_SECONDS = 5.0
 """How long the end of a recording waits for the page's last pieces of audio."""
 
 CSS = """
+#verdict { font-size: 1.4em; }
+.answer-badge { padding: 0 0.3em; border-radius: 3px; }
+.answer-badge.neutral-answer { background: transparent; color: inherit; border: 2px solid currentColor; }
+.answer-reason { margin: 0.3em 0 0; font-size: 1em; }
 #status:empty { display: none; }
 #status .bad-input { border-left: 4px solid #d33; padding: 6px 10px; background: rgba(221, 51, 51, 0.08); }
 .genre-swatch { display: inline-block; width: 0.9em; height: 0.9em; border-radius: 2px; margin-right: 0.35em;
@@ -319,16 +323,17 @@ def window_table_html(result: GenreAnalysis) -> str:
 
 
 def answer_html(result: GenreAnalysis) -> str:
-    """The verdict, large, in the top genre's colour, with the reason when it is not a confident genre ("uncertain",
-    or "none of the genres fits")."""
-    index = result.genres.index(result.top_genre)
-    color = genre_color(index)
+    """The verdict, large, in the top genre's colour where it names one genre (an outlined neutral badge for "none of
+    the genres fits" and for a song that changes genre, so that no genre's colour reads as the answer), with the
+    reason when it is not a confident genre."""
+    if result.fits_none_of_these or result.changing_genres():
+        badge = 'class="neutral-answer"'
+    else:
+        color = genre_color(result.genres.index(result.top_genre))
+        badge = f'style="background:{color};color:{text_color_on(color)}"'
     reason = result.answer_reason()
-    rule = f"<br><small>{html.escape(reason)}</small>" if reason else ""
-    return (
-        f'<div id="verdict" style="font-size:1.4em"><span style="background:{color};color:{text_color_on(color)};'
-        f'padding:0 0.3em;border-radius:3px">{html.escape(result.verdict)}</span></div>{rule}'
-    )
+    rule = f'<p class="answer-reason">{html.escape(reason)}</p>' if reason else ""
+    return f'<div id="verdict"><span class="answer-badge" {badge}>{html.escape(result.verdict)}</span></div>{rule}'
 
 
 def window_choices(result: GenreAnalysis) -> list[tuple[str, float]]:

@@ -180,15 +180,28 @@ class GenreAnalysis:
     def is_confident(self) -> bool:
         return self.answer == ANSWER_GENRE
 
+    def changing_genres(self) -> list[str]:
+        """The genres of the song's sections in order of first appearance, where the top genre is not clearly ahead
+        over the whole song but its sections differ (a medley, a song that changes style); [] otherwise."""
+        if self.answer != ANSWER_UNCERTAIN:
+            return []
+        genres = list(dict.fromkeys(section.genre for section in self.sections()))
+        return genres if len(genres) > 1 else []
+
     @property
     def verdict(self) -> str:
-        """The answer in words: `"rock"`; `"uncertain: rock or metal"` when rock is not clearly ahead; or
-        `"none of the ten genres fits (closest: rock)"` when the song fits none of them."""
+        """The answer in words: `"rock"`; `"uncertain: rock or metal"` when rock is not clearly ahead; `"changes
+        genre: rock, jazz, metal"` when no genre is clearly ahead over the song but its sections differ; or `"none of
+        the ten genres fits (closest: rock)"` when the song fits none of them."""
         ranked = self.ranked()
         if self.answer == ANSWER_NONE_OF_THESE:
             count = len(self.genres)
             words = _NUMBER_WORDS[count] if count < len(_NUMBER_WORDS) else str(count)
             return f"none of the {words} genres fits (closest: {ranked[0][0]})"
+        changing = self.changing_genres()
+        if changing:
+            shown = ", ".join(changing[:3]) + (f" and {len(changing) - 3} more" if len(changing) > 3 else "")
+            return f"changes genre: {shown}"
         if self.answer == ANSWER_UNCERTAIN and len(ranked) > 1:
             return f"uncertain: {ranked[0][0]} or {ranked[1][0]}"
         return ranked[0][0]
@@ -198,9 +211,11 @@ class GenreAnalysis:
         page say it the same way."""
         if self.answer == ANSWER_NONE_OF_THESE:
             return (
-                f"None of the genres fits well: the music lies {self.genre_distance:.2f} from the nearest genre the "
-                f"model learnt, beyond the {self.none_of_these_distance:.2f} within which it names a genre."
+                "This music sounds unlike every genre the model knows: it is further from each of them than the "
+                "songs the model learnt them from."
             )
+        if self.changing_genres():
+            return "No one genre holds over the whole song: its sections, listed with their times, differ."
         if self.answer == ANSWER_UNCERTAIN:
             return (
                 f"Uncertain: the top genre is not clearly ahead (it needs a mean probability of at least "
@@ -240,6 +255,8 @@ class GenreAnalysis:
             answer = f"{self.verdict}, {self.confidence:.0%}"
         elif self.verdict == self.top_genre:
             answer = f"{self.top_genre}, {self.confidence:.0%}"
+        elif self.changing_genres():
+            answer = f"{self.verdict} ({len(self.sections())} sections)"
         else:
             answer = f"{self.verdict} ({ranked[0][1]:.0%}, {ranked[1][1]:.0%})"
         return f"{answer} — {windows} over {format_duration(self.duration_seconds)}"

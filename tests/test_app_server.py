@@ -354,7 +354,7 @@ def test_the_page_says_none_of_these_and_uncertain(browser_factory, tmp_path, fe
 
     with app_server(folder, tmp_path / "app.log") as url:
         browser = browser_factory()
-        for name, reason in ((far, "None of the genres fits well"), (near, "Uncertain")):
+        for name, reason in ((far, "This music sounds unlike every genre"), (near, "Uncertain")):
             page = browser.new_page(viewport={"width": 1400, "height": 1200})  # a loaded song hides the file input
             page.goto(url)
             upload(page, songs[name])
