@@ -146,6 +146,7 @@ CAPTURE_WAIT_SECONDS = 5.0
 
 CSS = """
 #verdict { font-size: 1.4em; }
+.panel-heading { margin: 0 0 0.3em; font-size: 1em; font-weight: 600; }
 .answer-badge { padding: 0 0.3em; border-radius: 3px; }
 .answer-badge.neutral-answer { background: transparent; color: inherit; border: 2px solid currentColor; }
 .answer-reason { margin: 0.3em 0 0; font-size: 1em; }
@@ -282,7 +283,10 @@ def genre_bars_html(result: GenreAnalysis) -> str:
             f'<td class="bar"><div class="fill" style="width:{probability * 100:.1f}%;'
             f'background:{genre_color(index)}"></div></td></tr>'
         )
-    return f'<table class="genre-bars" aria-label="mean genre probabilities">{"".join(rows)}</table>'
+    return (
+        '<h4 class="panel-heading">Genres, mean over the song</h4>'
+        f'<table class="genre-bars" aria-label="mean genre probabilities">{"".join(rows)}</table>'
+    )
 
 
 def sections_html(result: GenreAnalysis) -> str:
@@ -296,7 +300,9 @@ def sections_html(result: GenreAnalysis) -> str:
         f"Smoothed top genre: a change must gather {DEFAULT_SWITCH_PENALTY:g} nats of evidence; sections shorter "
         f"than {DEFAULT_MIN_SECTION_SECONDS:g} s are merged into a neighbour."
     )
-    return f'<ul class="sections-list">{"".join(items)}</ul><small>{rule}</small>'
+    return (
+        f'<h4 class="panel-heading">Sections</h4><ul class="sections-list">{"".join(items)}</ul><small>{rule}</small>'
+    )
 
 
 def window_table_html(result: GenreAnalysis) -> str:
@@ -426,7 +432,7 @@ def result_outputs(
         "summary": summary,
         "labels": genre_bars_html(result),
         "sections": sections_html(result),
-        "timeline": plot_genre_timeline(result, legend=False),  # the genre table above it shows the colours
+        "timeline": plot_genre_timeline(result),
         "window_choice": gr.update(choices=window_choices(result), value=chosen),
         "why": None,  # the previous song's explanation goes; `explain_if_open` draws this one's when the panel is open
         "table": window_table_html(result),
@@ -710,7 +716,11 @@ def build_demo(
 
         then_explain_if_open(
             analyze_button.click(
-                analyze_upload, inputs=[audio, upload_rejection], outputs=result_components, api_name="analyze"
+                analyze_upload,
+                inputs=[audio, upload_rejection],
+                outputs=result_components,
+                api_name="analyze",
+                show_progress_on=answer,  # one progress bar, where the answer will be, not one on every panel
             )
         )
         window_choice.input(

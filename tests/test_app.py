@@ -56,7 +56,9 @@ def test_handler_outputs(classifier, write_wav, result_files):
         labels.index(f"</span>{genre}</td>") for genre in ranked
     )  # most likely first
     assert GENRE_COLORS[GTZAN_GENRES.index(ranked[0])] in labels
-    assert isinstance(out["timeline"], Figure) and not out["timeline"].legends  # the genre table has the colours
+    assert isinstance(out["timeline"], Figure) and out["timeline"].legends  # its colours explained beside it
+    assert labels.startswith('<h4 class="panel-heading">Genres, mean over the song</h4>')
+    assert out["sections"].startswith('<h4 class="panel-heading">Sections</h4>')
     assert out["why"] is None  # drawn only when the "why" panel is open (explain_if_open)
     assert out["table"].count("<tr>") == 1 + 5 and "<td>0:00</td><td>0:04</td>" in out["table"]
     assert (
@@ -367,3 +369,9 @@ def test_a_medley_is_answered_as_a_song_that_changes_genre_in_a_neutral_badge():
     clear = np.tile(np.r_[0.9, np.full(9, 0.1 / 9)], (3, 1))
     rock = GenreAnalysis(GTZAN_GENRES, np.array([0.0, 2, 4]), np.array([4.0, 6, 8]), clear[:, ::-1].copy(), 8.0)
     assert rock.verdict == "rock" and f"background:{GENRE_COLORS[9]}" in app.answer_html(rock)
+
+
+def test_an_analysis_shows_one_progress_bar_on_the_answer():
+    demo = app.build_demo(app.LoadedModel(None, "no model"), LIMITS)
+    analyze_upload = next(function for function in demo.fns.values() if function.api_name == "analyze")
+    assert [block.elem_id for block in analyze_upload.show_progress_on] == ["answer"]
