@@ -29,10 +29,12 @@ _LIBRARY_NAMES = {
     "load_audio": "audio",
     "GenreAnalysis": "results",
     "GenreClassifier": "analysis",
+    "BUNDLED_MODEL_DIR": "analysis",
     "analyze_full_song": "analysis",
 }
 
 __all__ = [
+    "BUNDLED_MODEL_DIR",
     "GTZAN_GENRES",
     "AudioDecodeError",
     "GenreAnalysis",
@@ -79,7 +81,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from .analysis import GenreClassifier, analyze_full_song
+    from .analysis import BUNDLED_MODEL_DIR, GenreClassifier, analyze_full_song
     from .audio import AudioDecodeError, load_audio
     from .configuration_genre_vit import GTZAN_GENRES, GenreViTConfig
     from .feature_extraction_genre_vit import GenreViTFeatureExtractor

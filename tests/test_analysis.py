@@ -330,3 +330,11 @@ def test_silence_is_not_a_genre(classifier, tmp_path):
     hiss = np.random.default_rng(0).normal(0.0, 10 ** (-66 / 20), 30 * SAMPLING_RATE).astype(np.float32)
     with pytest.raises(SilentAudioError, match="No window"):  # peaks pass the silence check, but no window is music
         classifier.analyze((hiss, SAMPLING_RATE))
+
+
+def test_the_bundled_model_loads_by_its_name_from_any_folder(tmp_path, monkeypatch):
+    import genre_vit
+
+    monkeypatch.chdir(tmp_path)
+    classifier = genre_vit.GenreClassifier.from_pretrained(genre_vit.BUNDLED_MODEL_DIR, device="cpu")
+    assert tuple(classifier.genres) == tuple(genre_vit.GTZAN_GENRES)
