@@ -9,7 +9,6 @@ into the plain-PyTorch `GenreViTNetwork` and `LogMelWindowing`, without importin
 """
 
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 
 from .audio import AudioTooShortError, DecodedAudio, SilentAudioError, prepare_waveform
 from .explain import WindowExplanation, attention_rollout
+from .model_folder import could_be_hub_id
 from .network import GenreViTNetwork
 from .results import GenreAnalysis
 from .spectrogram import MUSIC_MIN_RMS_DBFS, LogMelWindowing, window_has_music
@@ -49,14 +49,6 @@ def default_model_source() -> str | None:
     if (BUNDLED_MODEL_DIR / "config.json").is_file():
         return str(BUNDLED_MODEL_DIR)
     return None
-
-
-_HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
-
-
-def _could_be_hub_id(source: str) -> bool:
-    """Whether `source` has the shape of a Hub repo id (`name` or `namespace/name`), rather than of a path."""
-    return bool(_HUB_REPO_ID.match(source)) and ".." not in source and not source.endswith((".", "-"))
 
 
 def _download_model(repo_id: str, **hub_kwargs) -> Path:
@@ -189,7 +181,7 @@ class GenreClassifier:
                 f"{source} is a file; a model is a folder (config.json, weights, preprocessor_config.json) or a Hub "
                 "repo id."
             )
-        if not local.is_dir() and not _could_be_hub_id(source):
+        if not local.is_dir() and not could_be_hub_id(source):
             raise ModelNotFoundError(f"No model folder exists at {source}.")
         try:
             folder = local if local.is_dir() else _download_model(source, **hub_kwargs)

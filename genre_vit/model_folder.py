@@ -42,6 +42,16 @@ MIN_TRANSFORMERS_VERSION = "5.4.0"
 dataclass). requirements.txt, pyproject.toml and every model card state it; tests/test_packaging.py checks that."""
 
 
+_HUB_REPO_ID = r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$"
+
+
+def could_be_hub_id(source: str) -> bool:
+    """Whether `source` has the shape of a Hub repo id (`name` or `namespace/name`), rather than of a path."""
+    import re
+
+    return bool(re.match(_HUB_REPO_ID, source)) and ".." not in source and not source.endswith((".", "-"))
+
+
 def read_record(source: str, name: str) -> dict | None:
     """A JSON record file (`RUN_FILE`, `CROSS_VALIDATION_FILE`) of a model folder or Hub repo, or None where it has
     none (or it cannot be fetched)."""
@@ -120,6 +130,7 @@ __all__ = [
     "RECORD_FILES",
     "RUN_FILE",
     "accuracy_statement",
+    "could_be_hub_id",
     "model_card_reference",
     "model_name",
     "read_record",

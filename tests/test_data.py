@@ -89,3 +89,30 @@ def test_file_names_repeated_across_genre_folders_get_the_folder_as_prefix(tmp_p
         for index in range(2):
             (tmp_path / genre / f"{genre}.{index:05d}.wav").rename(tmp_path / genre / f"{index}.wav")
     assert sorted(load_tracks(tmp_path)["track_id"]) == ["classical.0", "classical.1", "rock.0", "rock.1"]
+
+
+def test_a_data_source_that_is_neither_a_folder_nor_a_reachable_dataset_is_one_clear_error(tmp_path, monkeypatch):
+    from genre_vit.training.data import load_tracks
+
+    with pytest.raises(ValueError, match="does not exist: give a folder with one sub-folder of audio files per genre"):
+        load_tracks(tmp_path / "nonexistent" / "genres")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="someone/genres could not be loaded as a Hub dataset"):
+        load_tracks("someone/genres")
+
+
+def test_evaluating_a_model_that_recorded_no_test_tracks_says_which_flags_to_use(tmp_path, tiny_model_dir):
+    import json
+    import shutil
+
+    from genre_vit.testing import write_synthetic_genre_dataset
+    from genre_vit.training.evaluation import run_evaluation
+    from genre_vit.training.options import DataArguments, EvaluationArguments
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "training_run.json").write_text(json.dumps({"splits": {"train": ["blues.00000"], "test": []}}))
+    data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=1, seconds=5.0)
+    evaluation = EvaluationArguments(model=str(model), output_dir=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="recorded no test tracks.*--split all --ignore-training-split"):
+        run_evaluation(evaluation, DataArguments(data=str(data), num_proc=1))

@@ -23,6 +23,7 @@ from transformers.utils import logging
 from ..audio import AUDIO_FILE_SUFFIXES, load_audio
 from ..configuration_genre_vit import GTZAN_GENRES
 from ..feature_extraction_genre_vit import GenreViTFeatureExtractor
+from ..model_folder import could_be_hub_id
 from ..spectrogram import window_has_music
 
 logger = logging.get_logger(__name__)
@@ -160,7 +161,15 @@ def load_tracks(source: str | os.PathLike, **hub_kwargs):
         except ValueError:
             if not any(p.suffix in DATASET_FILE_SUFFIXES for p in path.rglob("*") if p.is_file()):
                 raise
-    return load_tracks_from_hub(str(source), **hub_kwargs)
+    elif not could_be_hub_id(str(source)):
+        raise ValueError(
+            f"{source} does not exist: give a folder with one sub-folder of audio files per genre, or a Hub dataset "
+            "id (namespace/name)."
+        )
+    try:
+        return load_tracks_from_hub(str(source), **hub_kwargs)
+    except (FileNotFoundError, ConnectionError) as error:  # e.g. datasets' DatasetNotFoundError: one line
+        raise ValueError(f"{source} could not be loaded as a Hub dataset: {error}") from error
 
 
 def label_names(dataset) -> list[str]:

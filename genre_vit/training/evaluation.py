@@ -48,6 +48,12 @@ def select_tracks(tracks, evaluation: EvaluationArguments, data: DataArguments, 
     run_file = Path(evaluation.model) / RUN_FILE
     if run_file.exists() and not evaluation.ignore_training_split:
         wanted = set(json.loads(run_file.read_text())["splits"][evaluation.split])
+        if not wanted:
+            raise ValueError(
+                f"{evaluation.model} recorded no {evaluation.split} tracks: its run fitted every labelled track it "
+                "had. Evaluate it on music it was not fitted on with --split all --ignore-training-split, or on "
+                "split lists of your own with --split-files DIR."
+            )
         indices = [i for i, track in enumerate(tracks["track_id"]) if track in wanted]
         if not indices:
             raise ValueError(f"None of the {evaluation.split} tracks of {run_file} are in {data.data}.")
