@@ -163,7 +163,8 @@ CSS = """
 .windows-scroll { max-height: 22em; overflow: auto; max-width: 100%; }
 .windows-scroll table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
 .windows-scroll th, .windows-scroll td { padding: 2px 6px; text-align: left; white-space: nowrap; }
-.windows-scroll th { position: sticky; top: 0; background: var(--background-fill-primary); }
+.windows-scroll th { position: sticky; top: 0; z-index: 1;
+  background: var(--block-background-fill, var(--background-fill-primary, #fff)); }
 #timeline img, #why img { width: 100%; height: auto; }
 @media (max-width: 600px) { .gradio-container { padding: 4px !important; } h1 { font-size: 1.4em; } }
 """
@@ -305,6 +306,13 @@ def sections_html(result: GenreAnalysis) -> str:
     )
 
 
+def window_time(seconds: float) -> str:
+    """A window's start or end for the table: `m:ss`, with tenths where it is not on a whole second (the last window
+    ends with the audio, e.g. `0:10.1`-`0:14.1`, and would otherwise read like the grid's `0:10`-`0:14`)."""
+    whole, tenths = divmod(int(round(seconds * 10)), 10)
+    return format_duration(whole) + (f".{tenths}" if tenths else "")
+
+
 def window_table_html(result: GenreAnalysis) -> str:
     """One row per window (start, end, top genre in its colour, its probability), in a scrolling box; a window
     without music says so instead of a genre."""
@@ -315,13 +323,13 @@ def window_table_html(result: GenreAnalysis) -> str:
     for start, end, row, has_music in windows:
         if not has_music:
             rows.append(
-                f'<tr class="no-music"><td>{format_duration(start)}</td><td>{format_duration(end)}</td>'
+                f'<tr class="no-music"><td>{window_time(start)}</td><td>{window_time(end)}</td>'
                 "<td>no music</td><td>–</td></tr>"
             )
             continue
         index = int(row.argmax())
         rows.append(
-            f"<tr><td>{format_duration(start)}</td><td>{format_duration(end)}</td>"
+            f"<tr><td>{window_time(start)}</td><td>{window_time(end)}</td>"
             f"<td>{_swatch(index)}{html.escape(result.genres[index])}</td><td>{row[index]:.0%}</td></tr>"
         )
     header = "<tr><th>start</th><th>end</th><th>top genre</th><th>probability</th></tr>"
@@ -333,13 +341,13 @@ def answer_html(result: GenreAnalysis) -> str:
     the genres fits" and for a song that changes genre, so that no genre's colour reads as the answer), with the
     reason when it is not a confident genre."""
     if result.fits_none_of_these or result.changing_genres():
-        badge = 'class="neutral-answer"'
+        badge = 'class="answer-badge neutral-answer"'
     else:
         color = genre_color(result.genres.index(result.top_genre))
-        badge = f'style="background:{color};color:{text_color_on(color)}"'
+        badge = f'class="answer-badge" style="background:{color};color:{text_color_on(color)}"'
     reason = result.answer_reason()
     rule = f'<p class="answer-reason">{html.escape(reason)}</p>' if reason else ""
-    return f'<div id="verdict"><span class="answer-badge" {badge}>{html.escape(result.verdict)}</span></div>{rule}'
+    return f'<div id="verdict"><span {badge}>{html.escape(result.verdict)}</span></div>{rule}'
 
 
 def window_choices(result: GenreAnalysis) -> list[tuple[str, float]]:
@@ -349,7 +357,7 @@ def window_choices(result: GenreAnalysis) -> list[tuple[str, float]]:
         result.window_start_times, result.window_end_times, result.window_probabilities, result.window_has_music
     )
     return [
-        (f"{format_duration(start)}-{format_duration(end)} {result.genres[row.argmax()]} {row.max():.0%}", float(start))
+        (f"{window_time(start)}-{window_time(end)} {result.genres[row.argmax()]} {row.max():.0%}", float(start))
         for start, end, row, has_music in windows
         if has_music
     ]

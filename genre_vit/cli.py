@@ -58,11 +58,11 @@ def format_ranking(result) -> str:
 
 def summary_csv(rows: list[tuple[Path, object]], genres: Sequence[str]) -> str:
     """One row per analysed file: path, duration, windows, top genre, confidence, verdict, answer kind, genre
-    distance, sections, then the mean probabilities."""
+    distance, sections, the decoder's notes (e.g. a file cut short), then the mean probabilities."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ["path", "duration_seconds", "windows", "top_genre", "confidence", "verdict", "answer", "genre_distance"]
-    writer.writerow([*header, "sections", *genres])
+    writer.writerow([*header, "sections", "notes", *genres])
     for path, result in rows:
         writer.writerow(
             [
@@ -75,6 +75,7 @@ def summary_csv(rows: list[tuple[Path, object]], genres: Sequence[str]) -> str:
                 result.answer,
                 "" if result.genre_distance is None else f"{result.genre_distance:.4f}",
                 "; ".join(result.section_lines()),
+                " ".join(result.notes),
                 *(f"{p:.6f}" for p in result.mean_probabilities),
             ]
         )

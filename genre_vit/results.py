@@ -136,8 +136,9 @@ class GenreAnalysis:
 
     @property
     def most_confident_window(self) -> int:
-        """Index of the window whose top genre has the highest probability."""
-        return int(self.window_probabilities.max(axis=1).argmax())
+        """Index of the window with music whose top genre has the highest probability."""
+        confidence = np.where(self.window_has_music, self.window_probabilities.max(axis=1), -np.inf)
+        return int(confidence.argmax())
 
     @property
     def window_top_genres(self) -> list[str]:

@@ -364,7 +364,7 @@ def test_a_medley_is_answered_as_a_song_that_changes_genre_in_a_neutral_badge():
     assert result.is_uncertain and result.verdict == "changes genre: blues, classical, country and 7 more"
     assert result.summary().startswith("changes genre: blues, classical, country and 7 more (10 sections)")
     answer = app.answer_html(result)
-    assert 'class="neutral-answer"' in answer and "background:" not in answer  # no genre's colour
+    assert 'class="answer-badge neutral-answer"' in answer and "background:" not in answer  # no genre's colour
     assert "its sections, listed with their times, differ" in answer
     clear = np.tile(np.r_[0.9, np.full(9, 0.1 / 9)], (3, 1))
     rock = GenreAnalysis(GTZAN_GENRES, np.array([0.0, 2, 4]), np.array([4.0, 6, 8]), clear[:, ::-1].copy(), 8.0)
@@ -375,3 +375,24 @@ def test_an_analysis_shows_one_progress_bar_on_the_answer():
     demo = app.build_demo(app.LoadedModel(None, "no model"), LIMITS)
     analyze_upload = next(function for function in demo.fns.values() if function.api_name == "analyze")
     assert [block.elem_id for block in analyze_upload.show_progress_on] == ["answer"]
+
+
+def test_the_window_table_tells_the_last_window_from_the_grids(classifier):
+    result = classifier.analyze((synth_music(14.1, seed=7), SAMPLING_RATE))
+    rows = [
+        (start, end) for start, end in zip(result.window_start_times, result.window_end_times, strict=True)
+    ]  # the grid's windows and one that ends with the audio
+    assert len(rows) == 7 and rows[-1] == pytest.approx((10.1, 14.1))
+    table = app.window_table_html(result)
+    assert "<td>0:10</td><td>0:14</td>" in table and "<td>0:10.1</td><td>0:14.1</td>" in table
+    labels = [label for label, _ in app.window_choices(result)]
+    assert len(set(labels)) == len(labels)
+
+
+def test_the_window_chosen_to_explain_after_an_analysis_is_one_with_music(classifier, result_files, write_wav):
+    """The dropdown's value must be one of its choices: a silent window is no choice (Gradio refused the value)."""
+    song = np.concatenate([synth_music(8.0, seed=2), np.zeros(12 * SAMPLING_RATE, np.float32), synth_music(8.0)])
+    out = named(analyze(write_wav(song, "gap.wav"), classifier, result_files))  # 28 s: within the test's limit
+    assert out["status"] == "" and "without music" in out["summary"]
+    update = out["window_choice"]
+    assert update["value"] in [value for _, value in update["choices"]]

@@ -145,11 +145,13 @@ def test_convert_to_float16_in_shards(tmp_path, tiny_model_dir):
 def test_truncated_file_is_analysed_with_one_warning_line(tmp_path, tiny_model_dir, write_wav):
     song = write_wav(synth_music(30.0, seed=5), "cut.wav")
     song.write_bytes(song.read_bytes()[: len(song.read_bytes()) // 3])
-    completed = run_cli("analyze", song, "--model", tiny_model_dir, "--device", "cpu")
+    completed = run_cli("analyze", song, "--model", tiny_model_dir, "--device", "cpu", "--csv", tmp_path / "out.csv")
     assert completed.returncode == 0, completed.stderr
     assert "4 windows over 0:10" in completed.stdout
     warnings = completed.stderr.strip().splitlines()
     assert len(warnings) == 1 and warnings[0].startswith("genre-vit: warning: cut.wav is cut short")
+    (row,) = csv.DictReader((tmp_path / "out.csv").open())
+    assert row["notes"].startswith("cut.wav is cut short")  # the warning is in the output too
 
 
 @pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed")
