@@ -308,12 +308,13 @@ class SpectrogramWindows:
     Attributes:
         input_values: `(windows, 1, num_frequency_bins, num_time_frames)` float32 images in [0, 1].
         start_times: `(windows,)` window start times in seconds.
-        has_music: `(windows,)` bool, False for windows without music (`window_has_music`).
+        has_music: `(windows,)` bool, False for windows without music (`window_has_music`); computed by
+            `extract_windows` (the blocks of `iter_windows` leave it None: the analysis computes it once per song).
     """
 
     input_values: np.ndarray
     start_times: np.ndarray
-    has_music: np.ndarray
+    has_music: np.ndarray | None = None
 
 
 MUSIC_MIN_RMS_DBFS = -60.0
@@ -329,11 +330,12 @@ def window_has_music(waveform: np.ndarray, start_samples: np.ndarray, window_sam
     The one rule for which windows count in a song's score: the analysis, the whole-song forward (through the
     feature extractor's `window_mask`) and evaluation all use it."""
     threshold = 10 ** (MUSIC_MIN_RMS_DBFS / 10)  # mean square, full scale = 1
-    levels = np.empty(len(start_samples), dtype=bool)
-    for index, start in enumerate(start_samples):
-        audio = waveform[int(start) : int(start) + window_samples].astype(np.float64, copy=False)
-        levels[index] = audio.size > 0 and float(np.dot(audio, audio)) / audio.size >= threshold
-    return levels
+    starts = np.clip(np.asarray(start_samples, dtype=np.int64), 0, waveform.shape[0])
+    ends = np.minimum(starts + window_samples, waveform.shape[0])
+    # one pass over the song: sums of squares of any stretch from a running total
+    energy = np.concatenate([[0.0], np.cumsum(np.square(waveform, dtype=np.float64))])
+    counts = ends - starts
+    return (counts > 0) & (energy[ends] - energy[starts] >= threshold * np.maximum(counts, 1))
 
 
 class LogMelWindowing:
@@ -516,9 +518,7 @@ class LogMelWindowing:
         for block_start in range(0, len(all_starts), block_windows):
             starts = all_starts[block_start : block_start + block_windows]
             yield SpectrogramWindows(
-                input_values=self.windows_at(waveform, starts),
-                start_times=starts / self.sampling_rate,
-                has_music=window_has_music(waveform, starts, self.window_samples),
+                input_values=self.windows_at(waveform, starts), start_times=starts / self.sampling_rate
             )
 
     def windows_at(self, waveform: np.ndarray, start_samples: np.ndarray) -> np.ndarray:
@@ -559,11 +559,12 @@ class LogMelWindowing:
     def extract_windows(self, waveform: np.ndarray, sampling_rate: int | None = None) -> SpectrogramWindows:
         """All windows of one mono waveform: `input_values` `(windows, 1, F, W)`, `start_times` `(windows,)` s and
         `has_music` `(windows,)`."""
-        blocks = list(self.iter_windows(waveform, sampling_rate))
+        waveform = self._validate_waveform(waveform, sampling_rate)
+        blocks = list(self.iter_windows(waveform, validate=False))
         return SpectrogramWindows(
             input_values=np.concatenate([block.input_values for block in blocks]),
             start_times=np.concatenate([block.start_times for block in blocks]),
-            has_music=np.concatenate([block.has_music for block in blocks]),
+            has_music=window_has_music(waveform, self.window_start_samples(waveform.shape[0]), self.window_samples),
         )
 
 
