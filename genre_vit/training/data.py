@@ -416,7 +416,7 @@ class _WindowFeaturizer:
                     block_starts = starts[block : block + extractor.block_windows]  # one STFT per block
                     rows["input_values"].extend(extractor.windows_at(waveform, block_starts))
                     rows["start_seconds"].extend((block_starts / extractor.sampling_rate).astype(np.float32))
-                    rows["has_music"].extend(window_has_music(waveform, block_starts, extractor.window_samples))
+                rows["has_music"].extend(window_has_music(waveform, starts, extractor.window_samples))
                 rows["labels"].extend([label] * len(starts))
                 rows["track_id"].extend([track] * len(starts))
         return rows
