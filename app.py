@@ -498,11 +498,11 @@ def explain_if_open(panel_open: bool, start_seconds, audio, classifier: GenreCla
     return explain_window(start_seconds, audio, classifier, limits)
 
 
-def live_audio(chunk, capture_id: str | None, captures: CaptureRegistry) -> tuple[np.ndarray, int] | None:
+def live_audio(chunk, capture_id: str | None, captures: CaptureRegistry | None) -> tuple[np.ndarray, int] | None:
     """The new audio of a live recording, `(samples, rate)`: what the page's own capture has delivered in order since
-    the last call where the page runs one (`capture_id`, from its cookie), else Gradio's streamed chunk (an API
-    client's recording). None where there is nothing."""
-    if capture_id:
+    the last call where the page runs one (`capture_id`, from its cookie, in `captures`), else Gradio's streamed
+    chunk (an API client's recording). None where there is nothing."""
+    if capture_id and captures is not None:
         capture = captures.get(capture_id)
         if capture is None:  # the page's first piece is still on its way: Gradio's chunk would start another stream
             return None
@@ -523,7 +523,7 @@ def live_update(
 ) -> tuple:
     """Each 2 s of microphone audio: the windows it completes, the current genre and the timeline so far.
     The audio comes from `live_audio`. Returns (session, live line, timeline, status)."""
-    audio = live_audio(chunk, capture_id, captures or CaptureRegistry())
+    audio = live_audio(chunk, capture_id, captures)
     if classifier is None or audio is None:
         return session, gr.skip(), gr.skip(), gr.skip()
     started = time.perf_counter()
@@ -566,8 +566,7 @@ def finish_live(
     """When the recording stops: the full analysis of everything heard, like an upload, with the page's capture's
     last pieces (waited for up to `CAPTURE_WAIT_SECONDS`). Returns the result outputs by name and a fresh (empty)
     session as `live_session`."""
-    captures = captures or CaptureRegistry()
-    capture = captures.get(capture_id)
+    capture = captures.get(capture_id) if captures is not None else None
     if classifier is not None and capture is not None:
         if not capture.wait_until_complete(CAPTURE_WAIT_SECONDS):
             logger.warning("live capture: the page's last pieces did not arrive within %g s", CAPTURE_WAIT_SECONDS)
