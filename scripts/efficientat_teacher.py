@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from teacher_files import audio_files, save_npz_atomic, track_keys
+from teacher_files import audio_files, merge_parts, save_npz_atomic, track_keys
 
 from genre_vit import GTZAN_GENRES
 from genre_vit.audio import decode_audio
@@ -67,16 +67,14 @@ def main(argv=None) -> int:
                 f"{index + 1}/{len(files)} {key} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True
             )
 
-    merged = {
-        "model": np.str_("efficientat-mn04-as"),
-        "patch_seconds": np.float32(args.patch_seconds),
-        "genres": np.array(GTZAN_GENRES),
-    }
-    for key in keys:
-        with np.load(parts / f"{key}.npz") as data:
-            for name in data.files:
-                merged[f"{key}/{name}"] = data[name]
-    save_npz_atomic(output, **merged)
+    merge_parts(
+        output,
+        parts,
+        keys,
+        model=np.str_("efficientat-mn04-as"),
+        patch_seconds=np.float32(args.patch_seconds),
+        genres=np.array(GTZAN_GENRES),
+    )
     print(f"{len(keys)} tracks -> {output} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from teacher_files import save_npz_atomic
+from teacher_files import merge_parts, save_npz_atomic
 
 SAMPLING_RATE = 22050
 N_FFT = 2048
@@ -122,14 +122,13 @@ def main(argv=None) -> int:
                 flush=True,
             )
 
-    merged = {"patch_seconds": np.float32(args.patch_seconds), "descriptors": np.array(DESCRIPTORS)}
-    for key in keys:
-        if key in skipped:
-            continue
-        with np.load(parts / f"{key}.npz") as data:
-            for name in data.files:
-                merged[f"{key}/{name}"] = data[name]
-    save_npz_atomic(output, **merged)
+    merge_parts(
+        output,
+        parts,
+        [key for key in keys if key not in skipped],
+        patch_seconds=np.float32(args.patch_seconds),
+        descriptors=np.array(DESCRIPTORS),
+    )
     print(f"{len(keys) - len(skipped)} tracks -> {output} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0
 

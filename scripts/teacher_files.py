@@ -1,4 +1,5 @@
-"""What the teacher scripts share: finding audio files, naming their tracks, writing targets files atomically.
+"""What the teacher scripts share: finding audio files, naming their tracks, writing targets files atomically and
+merging their per-track parts.
 
 numpy and the standard library only: `musicnn_teacher.py` imports it from its own TensorFlow environment, where the
 project is not installed.
@@ -44,3 +45,14 @@ def track_keys(files: list[Path]) -> list[str]:
     if len(set(keys)) != len(keys):
         raise SystemExit("Track keys are not unique even with their folder names; rename the files.")
     return keys
+
+
+def merge_parts(output: Path, parts: Path, keys: list[str], **header) -> None:
+    """Write `output`: the `header` arrays, then every array `NAME` of each track's part `parts/KEY.npz` as
+    `KEY/NAME`, the layout `genre_vit.training.distillation.TeacherTargets` reads."""
+    merged = dict(header)
+    for key in keys:
+        with np.load(parts / f"{key}.npz") as data:
+            for name in data.files:
+                merged[f"{key}/{name}"] = data[name]
+    save_npz_atomic(output, **merged)
