@@ -52,11 +52,17 @@ def main(argv=None) -> int:
         raise SystemExit(f"efficientat_teacher.py: no audio files under {', '.join(args.inputs)}.")
     keys = track_keys(files)
     started = time.perf_counter()
+    skipped = []
     for index, (key, path) in enumerate(zip(keys, files)):
         part = parts / f"{key}.npz"
         if part.exists():
             continue
-        waveform = decode_audio(path, SAMPLING_RATE).waveform
+        try:
+            waveform = decode_audio(path, SAMPLING_RATE).waveform
+        except ValueError as error:  # the library's bad-input errors, each with a message for the user
+            print(f"skipped {path}: {error}", file=sys.stderr)
+            skipped.append(key)
+            continue
         patches = tag_patches(tagger, waveform, args.patch_seconds, args.patch_hop_seconds)
         patches["genre_probabilities"] = genre_probabilities(patches["logits"], list(GTZAN_GENRES))
         save_npz_atomic(
@@ -67,6 +73,7 @@ def main(argv=None) -> int:
                 f"{index + 1}/{len(files)} {key} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True
             )
 
+    keys = [key for key in keys if key not in skipped]
     merge_parts(
         output,
         parts,
