@@ -148,9 +148,7 @@ class GenreAnalysis:
     def is_uncertain(self) -> bool:
         """Whether the top genre is not clearly ahead: its mean probability is below `CLEAR_LEAD_MIN_PROBABILITY`
         or its lead over the second genre is below `CLEAR_LEAD_MIN_MARGIN`."""
-        ranked = self.ranked()
-        margin = ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0)
-        return ranked[0][1] < CLEAR_LEAD_MIN_PROBABILITY or margin < CLEAR_LEAD_MIN_MARGIN
+        return not bool(has_clear_lead(self.mean_probabilities[None, :])[0])
 
     @property
     def genre_distance(self) -> float | None:
@@ -350,6 +348,15 @@ class GenreAnalysis:
         return write_text_atomic(path, self.to_json())
 
 
+def has_clear_lead(probabilities: np.ndarray) -> np.ndarray:
+    """`(n,)` bool for `(n, C)` answers: whether each top genre is clearly ahead, i.e. at least
+    `CLEAR_LEAD_MIN_PROBABILITY` and at least `CLEAR_LEAD_MIN_MARGIN` above the second (else "uncertain")."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    ranked = -np.sort(-probabilities, axis=1)
+    second = ranked[:, 1] if probabilities.shape[1] > 1 else np.zeros(len(ranked))
+    return (ranked[:, 0] >= CLEAR_LEAD_MIN_PROBABILITY) & (ranked[:, 0] - second >= CLEAR_LEAD_MIN_MARGIN)
+
+
 __all__ = [
     "ANSWER_GENRE",
     "ANSWER_NONE_OF_THESE",
@@ -357,5 +364,6 @@ __all__ = [
     "CLEAR_LEAD_MIN_MARGIN",
     "CLEAR_LEAD_MIN_PROBABILITY",
     "GenreAnalysis",
+    "has_clear_lead",
     "mean_window_probabilities",
 ]

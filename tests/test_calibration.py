@@ -1,6 +1,7 @@
 """Honest confidence: the genre distance, the temperature, the "none of these genres" answer and the calibration."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -184,37 +185,34 @@ def test_a_threshold_needs_a_genre_distance():
 
 
 @pytest.mark.slow
-def test_calibration_fits_on_artist_folds_and_writes_a_calibrated_model(tmp_path):
-    """End to end on a synthetic GTZAN-shaped set whose partitions each lack a genre, as the real ones do."""
-    from test_distillation import run_train
+def test_calibration_chooses_on_the_emotify_validation_half_and_writes_a_calibrated_model(tmp_path, tiny_model_dir):
+    """End to end on a synthetic GTZAN-shaped set and an Emotify-shaped folder of numbered excerpts, whose even
+    numbers (the test half) are never read."""
+    root = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=2, seconds=8.0) / "genres"
+    emotify = tmp_path / "emotify"
+    excerpts = {1: "classical.00000", 3: "pop.00000", 5: "rock.00001", 7: "disco.00000", 2: "classical.00001"}
+    for number, source in excerpts.items():
+        genre = "electronic" if number == 7 else source.split(".")[0]
+        (emotify / genre).mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / source.split(".")[0] / f"{source}.wav", emotify / genre / f"{number}.wav")
+    (emotify / "classical" / "2.wav").write_text("the test half is never read")  # would fail to decode
 
-    root = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=4, seconds=8.0) / "genres"
-    genres = sorted(p.name for p in root.iterdir())
-    first = [f"{g}.{k:05d}" for g in genres if g != "blues" for k in (0, 1)]
-    second = [f"{g}.{k:05d}" for g in genres if g != "rock" for k in (2, 3)]
-    splits = root / "splits"
-    splits.mkdir()
-    (splits / "train_filtered.txt").write_text("\n".join(first) + "\n")
-    (splits / "valid_filtered.txt").write_text("\n".join(second[:-2]) + "\n")
-    (splits / "test_filtered.txt").write_text("\n".join(second[-2:]) + "\n")
-    encoder = tmp_path / "encoder"
-    common = ["--data", root, "--config", "tiny", "--batch-size", "16", "--num-proc", "1", "--epochs", "2"]
-    completed = run_train(*common, "--split-fractions", "0.75", "0.25", "0.0", "--output-dir", encoder, "--lr", "1e-3")
-    assert completed.returncode == 0, completed.stderr[-3000:]
-
-    (encoder / "cross_validation.json").write_text("{}")  # the encoder's own probe recipe, cross-validated
+    (tiny_model_dir / "cross_validation.json").write_text("{}")  # the model's own probe recipe, cross-validated
     output = tmp_path / "calibrated"
-    record = calibrate_model(encoder, root, output, tmp_path / "work", probe_options=["--probe-strengths", "1"])
+    record = calibrate_model(
+        tiny_model_dir, root, emotify, output, tmp_path / "work", probe_options=["--num-proc", "1"]
+    )
+    (tiny_model_dir / "cross_validation.json").unlink()
     assert not (output / "cross_validation.json").exists()  # probe options: a recipe that record did not measure
-    assert record["held_out_tracks"] == {"genre_learnt": 32, "genre_not_learnt": 4}  # blues, then rock, unlearnt
-    assert 0.25 <= record["temperature"] <= 8.0 and 0.0 <= record["held_out_track_accuracy"] <= 1.0
+    assert record["validation_tracks"] == {"gtzan_genres": 3, "other_genres": 1}  # 1, 3 and 5; electronic 7
+    assert 0.25 <= record["temperature"] <= 8.0 and 0.0 <= record["validation_track_accuracy"] <= 1.0
     config = json.loads((output / "config.json").read_text())
     assert config["genre_distance"] is True
     assert config["temperature"] == pytest.approx(record["temperature"])
     assert config["none_of_these_distance"] == pytest.approx(record["none_of_these_distance"])
     assert json.loads((output / "calibration.json").read_text()) == json.loads(json.dumps(record))
     run = json.loads((output / "training_run.json").read_text())
-    assert run["linear_probe"]["fitted_on"]["tracks"] == 36  # the probe refitted on every listed clip
+    assert run["linear_probe"]["fitted_on"]["tracks"] == 20  # the probe refitted on every GTZAN clip
     result = GenreClassifier.from_pretrained(output, device="cpu").analyze(root / "jazz" / "jazz.00000.wav")
     assert result.genre_distance is not None and result.answer in (ANSWER_GENRE, ANSWER_UNCERTAIN, "none_of_these")
     assert not output.with_name("calibrated.partial").exists()

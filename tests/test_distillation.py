@@ -14,24 +14,30 @@ import torch
 from conftest import REPOSITORY
 from safetensors.torch import load_file
 
-from genre_vit import GenreViTConfig, GenreViTForAudioClassification
+from genre_vit import GTZAN_GENRES, GenreViTConfig, GenreViTForAudioClassification
 from genre_vit.spectrogram import LogMelWindowing
 from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
 from genre_vit.training.data import load_tracks
-from genre_vit.training.distillation import GenreViTWithTeacherHead, TeacherTargets
+from genre_vit.training.distillation import GenreViTWithTeacherHead, TeacherTargets, softened_kl_divergence
+from genre_vit.training.trainer import TrainingOptions, _student_label_names
+
+GENRES = list(GTZAN_GENRES)
 
 
 def write_targets(
     path, tracks: dict[str, float], dimension: int = 6, patch_seconds: float = 3.0, sources: dict | None = None
 ):
     """A targets file like scripts/musicnn_teacher.py writes: patches every second; patch `i` of a track holds the
-    value `i` in every dimension (so window means are easy to predict); `sources` gives each track's audio file."""
-    arrays = {"tags": np.array(["a", "b"]), "patch_seconds": np.float32(patch_seconds)}
+    value `i` in every dimension (so window means are easy to predict); `sources` gives each track's audio file.
+    Each patch also has `genre_probabilities` over GTZAN's genres, as scripts/ensemble_targets.py writes."""
+    arrays = {"tags": np.array(["a", "b"]), "patch_seconds": np.float32(patch_seconds), "genres": np.array(GENRES)}
     for track, seconds in tracks.items():
         starts = np.arange(0, seconds - patch_seconds + 1e-9, 1.0, dtype=np.float32)
         values = np.repeat(np.arange(len(starts), dtype=np.float16)[:, None], dimension, axis=1)
         arrays |= {f"{track}/start_seconds": starts, f"{track}/max_pool": values}
         arrays |= {f"{track}/tag_probabilities": values[:, :2], f"{track}/duration_seconds": np.float32(seconds)}
+        arrays[f"{track}/genre_probabilities"] = np.full((len(starts), len(GENRES)), 0.05, np.float32)
+        arrays[f"{track}/genre_probabilities"][:, 3] = 0.55
         if sources:
             arrays[f"{track}/source"] = np.array(str(sources[track]))
     np.savez(path, **arrays)
@@ -71,6 +77,47 @@ def test_each_teacher_counts_by_its_weight_not_its_size():
         torch.testing.assert_close(model(windows, labels, targets).loss, expected)
     with pytest.raises(ValueError, match="2 teachers but 1 teacher weights"):
         GenreViTWithTeacherHead(student, [6, 2], [1.0])
+
+
+def test_a_genre_distribution_teacher_is_matched_by_the_classifier_at_a_temperature():
+    student = GenreViTForAudioClassification(GenreViTConfig.tiny()).eval()
+    model = GenreViTWithTeacherHead(
+        student, [6, 10], [1.0, 2.0], classification_weight=0.0, distributions=[False, True], temperature=2.0
+    )
+    assert model.teacher_head.out_features == 6  # the distribution is the classifier's to learn, not the head's
+    windows = torch.rand(3, 1, 216, 144)
+    folder_labels = torch.tensor([0, 11, 12])  # unlabelled music's folders, not genres: unused at weight 0
+    probabilities = torch.softmax(torch.randn(3, 10), dim=-1)
+    targets = torch.cat([torch.randn(3, 6), probabilities], dim=1)
+    with torch.no_grad():
+        output = model(windows, folder_labels, targets)
+        embedding = student.forward_head(student.forward_features(windows), pre_logits=True)
+        regression = torch.nn.functional.mse_loss(model.teacher_head(embedding), targets[:, :6])
+        softened = probabilities.sqrt() / probabilities.sqrt().sum(dim=1, keepdim=True)
+        student_log = torch.log_softmax(output.logits / 2.0, dim=-1)
+        divergence = 4.0 * (softened * (softened.log() - student_log)).sum(dim=1).mean()
+        torch.testing.assert_close(output.loss, regression + 2.0 * divergence)
+    # a student that answers the teacher's own distribution has nothing left to learn
+    torch.testing.assert_close(softened_kl_divergence(probabilities.log() + 3.0, probabilities, 2.0), torch.tensor(0.0))
+    with pytest.raises(ValueError, match="distribution teacher has 5 classes; the student has 10"):
+        GenreViTWithTeacherHead(student, [5], [1.0], distributions=[True])
+
+
+def test_a_distribution_teacher_gives_the_student_its_genres(tmp_path, capsys):
+    write_targets(tmp_path / "t.npz", {"music-1": 8.0})
+    teacher = TeacherTargets.load(tmp_path / "t.npz", "genre_probabilities")
+    assert teacher.is_distribution and list(teacher.tags) == GENRES
+    assert not TeacherTargets.load(tmp_path / "t.npz", "tag_probabilities").is_distribution
+    common = ["--data", tmp_path, "--output-dir", tmp_path / "out", "--random-crops"]
+    options = TrainingOptions.from_command_line([*map(str, common), "--classification-weight", "0"])
+    assert _student_label_names(["drascula", "wesnoth"], [teacher], options) == GENRES
+    labelled = TrainingOptions.from_command_line(list(map(str, common)))
+    assert _student_label_names(GENRES, [teacher], labelled) == GENRES
+    with pytest.raises(ValueError, match=r"not the data's labels \(drascula, wesnoth\).*--classification-weight 0"):
+        _student_label_names(["drascula", "wesnoth"], [teacher], labelled)
+    with pytest.raises(SystemExit):
+        TrainingOptions.from_command_line([*map(str, common), "--distillation-temperature", "0"])
+    assert "--distillation-temperature must be positive, got 0.0." in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -347,8 +394,9 @@ def test_packed_audio_pretrains_on_random_crops_with_time_checkpoints_and_resume
 
     encoder = tmp_path / "encoder"
     common = ["--data", packed / "audio", "--random-crops", "--classification-weight", "0", "--config", "tiny"]
-    common += ["--teacher-targets", packed / "targets" / "targets.npz", packed / "targets" / "targets.npz"]
-    common += ["--teacher-output", "max_pool", "tag_probabilities", "--teacher-weight", "1", "0.5"]
+    common += ["--teacher-targets", *[packed / "targets" / "targets.npz"] * 3]
+    common += ["--teacher-output", "max_pool", "tag_probabilities", "genre_probabilities"]
+    common += ["--teacher-weight", "1", "0.5", "1", "--distillation-temperature", "3"]
     common += ["--split-fractions", "0.8", "0.2", "0", "--batch-size", "4", "--patchout", "2", "2", "--num-proc", "1"]
     common += ["--output-dir", encoder, "--save-every-minutes", "0.0001", "--logging-strategy", "steps"]
     common += ["--logging-steps", "1", "--save-strategy", "no", "--eval-strategy", "no"]
@@ -363,7 +411,15 @@ def test_packed_audio_pretrains_on_random_crops_with_time_checkpoints_and_resume
     assert sum(p.numel() for p in model.genre_vit.parameters()) == sum(
         p.numel() for p in GenreViTForAudioClassification(GenreViTConfig.tiny()).genre_vit.parameters()
     )
-    assert model.config.id2label == {0: "unlabelled"}  # the packed audio's one folder; a fine-tuning run replaces it
+    # the ensemble's genres, which its classifier learnt, not the packed audio's one folder
+    assert list(model.config.id2label.values()) == GENRES
+    assert first["teacher"][2] == {
+        "targets": str(packed / "targets" / "targets.npz"),
+        "output": "genre_probabilities",
+        "weight": 1.0,
+        "dimension": 10,
+        "temperature": 3.0,
+    }
     assert not any("teacher_head" in name or "front_end" in name for name in load_file(encoder / "model.safetensors"))
 
     completed = run_train(*common, "--max-steps", "6", "--resume")

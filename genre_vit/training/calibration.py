@@ -1,22 +1,20 @@
 """Honest confidence: the genre distance, the temperature and the "none of these genres" threshold of a model.
 
 A classifier trained on ten genres answers every input with one of them, and on music unlike its training tracks its
-probabilities say little. Two things are fitted here, on GTZAN tracks only:
+probabilities say little. Two things are fitted here:
 
-1. **The genre distance** (`GenreViTGenreDistance`), fitted with the linear probe on its training windows
+1. **The genre distance** (`GenreViTGenreDistance`), fitted with the linear probe on its GTZAN training windows
    (`genre_vit.training.linear_probe.fit_genre_distance`): each genre's mean pooled embedding and the shared
    within-genre covariance. A window's distance is its Mahalanobis distance to the nearest genre mean.
-2. **The temperature and the distance threshold**, fitted on held-out tracks of artists the probe never saw: the
-   two artist-disjoint folds of the GTZAN partitions (`--split-files` lists: the first partition against the rest,
-   both ways). Each fold refits the probe (and its genre distance) on one partition and analyses the other.
-   - The temperature minimises the negative log-likelihood of the held-out tracks' answers (a track's answer is the
-     mean of its tempered window probabilities, as the product decides), over held-out tracks whose genre the fold
-     learnt.
-   - The threshold is the `DEFAULT_KEEP_QUANTILE` quantile of those tracks' mean window distances: nine in ten
-     tracks of a learnt genre by new artists stay answered. The held-out tracks of genres a fold did not learn
-     (a partition can lack a genre) are the GTZAN-internal check of the threshold: how many of them it flags.
-
-Nothing here reads a cross-dataset label: `scripts/protocol_table.py` scores the calibrated model on those.
+2. **The temperature and the distance threshold**, chosen on music from elsewhere: the validation half of the
+   Emotify excerpts (`genre_vit.training.emotify`; odd numbers), analysed by the model with its probe refitted on
+   every GTZAN clip. Their labels choose these two numbers and are never fitted by the probe; the test half is
+   never read here.
+   - The temperature minimises the negative log-likelihood of the classical, pop and rock excerpts' answers (an
+     answer is the mean of the excerpt's tempered music-window probabilities, as the product decides).
+   - The threshold is the `DEFAULT_KEEP_QUANTILE` quantile of those excerpts' mean window distances: nine in ten
+     excerpts of a learnt genre stay answered. The half's electronic excerpts (no GTZAN genre) are the check: how
+     many of them the threshold flags.
 """
 
 import json
@@ -62,13 +60,12 @@ def fit_temperature(track_window_probabilities: list[np.ndarray], labels: np.nda
 
 
 @dataclass
-class HeldOutTrack:
-    """One held-out track of a fold: its label, whether the fold learnt its genre, its windows' probabilities
-    `(T, C)` at temperature 1 and its mean window distance to the nearest genre."""
+class ValidationTrack:
+    """One validation excerpt as the model answers it: its label id (None for a genre outside the model's), its music
+    windows' probabilities `(T, C)` at temperature 1 and its mean window distance to the nearest genre."""
 
     track_id: str
-    label: int
-    genre_learnt: bool
+    label: int | None
     window_probabilities: np.ndarray
     genre_distance: float
 
@@ -107,35 +104,20 @@ def gtzan_clips(gtzan: Path) -> dict[str, Path]:
     return {track: Path(path) for track, path in zip(tracks["track_id"], tracks["audio_path"])}
 
 
-def artist_disjoint_partitions(gtzan: Path) -> tuple[list[str], list[str]]:
-    """The two artist-disjoint partitions of the GTZAN clips in `gtzan`: its `splits/` train list, and its valid and
-    test lists together (the test list is too small to be a fold of its own)."""
-    from .data import read_split_files
-
-    present = gtzan_clips(gtzan)
-    lists = read_split_files(Path(gtzan) / "splits")
-    first = [t for t in lists["train"] if t in present]
-    second = [t for t in lists["validation"] + lists["test"] if t in present]
-    return first, second
-
-
-def held_out_tracks(model_folder: Path, gtzan: Path, train_ids: list[str], test_ids: list[str]) -> list[HeldOutTrack]:
-    """Analyse the `test_ids` clips of `gtzan` with a fold's model (at temperature 1)."""
+def validation_tracks(model_folder: Path, emotify: Path) -> list[ValidationTrack]:
+    """Analyse the validation half of the Emotify excerpts in `emotify` with a model (at temperature 1)."""
     from ..analysis import GenreClassifier
+    from .emotify import emotify_tracks
 
     classifier = GenreClassifier.from_pretrained(model_folder, device="cpu", dtype="float32")
     classifier.model.config.temperature = 1.0
-    learnt = {track.split(".")[0] for track in train_ids}
-    paths = gtzan_clips(gtzan)
     tracks = []
-    for track in test_ids:
-        result = classifier.analyze(paths[track])
-        genre = track.split(".")[0]
+    for track in emotify_tracks(emotify, "validation"):
+        result = classifier.analyze(track.path)
         tracks.append(
-            HeldOutTrack(
-                track_id=track,
-                label=GTZAN_GENRES.index(genre),
-                genre_learnt=genre in learnt,
+            ValidationTrack(
+                track_id=track.key,
+                label=GTZAN_GENRES.index(track.genre) if track.genre in GTZAN_GENRES else None,
                 window_probabilities=result.window_probabilities[result.window_has_music],
                 genre_distance=float(result.genre_distance),
             )
@@ -146,43 +128,43 @@ def held_out_tracks(model_folder: Path, gtzan: Path, train_ids: list[str], test_
 def calibrate_model(
     model: Path,
     gtzan: Path,
+    emotify: Path,
     output: Path,
     work_dir: Path,
     keep_quantile: float = DEFAULT_KEEP_QUANTILE,
     probe_options: list[str] = (),
 ) -> dict:
-    """A calibrated copy of `model` in `output`: its probe refitted on every clip of `gtzan` that the partitions
-    list (the fault-filtered clips; with the genre distance), the temperature and "none of these genres" threshold
-    fitted on the artist-disjoint folds (module docstring), and `calibration.json` saying what was measured.
-    `work_dir` keeps the fold models (reused on a rerun). Returns the calibration record."""
-    first, second = artist_disjoint_partitions(gtzan)
-    folds = []
-    for index, (train_ids, test_ids) in enumerate(((first, second), (second, first))):
-        fold_model = fit_probe_folder(model, gtzan, train_ids, test_ids, work_dir / f"artist-{index}", probe_options)
-        folds.append(held_out_tracks(fold_model, gtzan, train_ids, test_ids))
-    tracks = [track for fold in folds for track in fold]
-    learnt = [track for track in tracks if track.genre_learnt]
-    unlearnt = [track for track in tracks if not track.genre_learnt]
+    """A calibrated copy of `model` in `output`: its probe refitted on every GTZAN clip in `gtzan` (with the genre
+    distance, and the extra `train.py` `probe_options`), the temperature and "none of these genres" threshold chosen
+    on the Emotify validation half in `emotify` (module docstring), and `calibration.json` saying what was
+    measured. `work_dir` keeps the refitted model (reused on a rerun). Returns the calibration record."""
+    clips = list(gtzan_clips(gtzan))
+    full = fit_probe_folder(model, gtzan, clips, [], work_dir / "all-tracks", probe_options)
+    tracks = validation_tracks(full, emotify)
+    learnt = [track for track in tracks if track.label is not None]
+    other = [track for track in tracks if track.label is None]
+    if not learnt:
+        raise ValueError(f"{emotify} has no validation excerpts (odd numbers) in folders of GTZAN genres.")
     temperature, losses = fit_temperature([t.window_probabilities for t in learnt], np.array([t.label for t in learnt]))
     threshold = float(np.quantile([t.genre_distance for t in learnt], keep_quantile))
-    full = fit_probe_folder(model, gtzan, first + second, [], work_dir / "all-tracks", probe_options)
     record = {
-        "fitted_on": "artist-disjoint folds of the GTZAN partitions (splits/ train against valid + test, both ways)",
+        "fitted_on": "Emotify validation half (odd-numbered excerpts): classical, pop and rock choose the temperature "
+        "and the threshold; electronic is counted",
         "temperature": temperature,
         **losses,
         "none_of_these_distance": threshold,
         "keep_quantile": keep_quantile,
-        "held_out_tracks": {"genre_learnt": len(learnt), "genre_not_learnt": len(unlearnt)},
-        "held_out_track_accuracy": float(
-            np.mean([t.window_probabilities.mean(axis=0).argmax() == t.label for t in tracks])
+        "validation_tracks": {"gtzan_genres": len(learnt), "other_genres": len(other)},
+        "validation_track_accuracy": float(
+            np.mean([t.window_probabilities.mean(axis=0).argmax() == t.label for t in learnt])
         ),
         "flagged_none_of_these": {
-            "genre_learnt": int(sum(t.genre_distance > threshold for t in learnt)),
-            "genre_not_learnt": int(sum(t.genre_distance > threshold for t in unlearnt)),
+            "gtzan_genres": int(sum(t.genre_distance > threshold for t in learnt)),
+            "other_genres": int(sum(t.genre_distance > threshold for t in other)),
         },
         "mean_genre_distance": {
-            "genre_learnt": float(np.mean([t.genre_distance for t in learnt])),
-            "genre_not_learnt": float(np.mean([t.genre_distance for t in unlearnt])) if unlearnt else None,
+            "gtzan_genres": float(np.mean([t.genre_distance for t in learnt])),
+            "other_genres": float(np.mean([t.genre_distance for t in other])) if other else None,
         },
         "probe_options": list(probe_options),
         "source_model": Path(model).name,
@@ -217,12 +199,11 @@ def _write_calibrated(fitted: Path, source: Path, output: Path, temperature, thr
 
 __all__ = [
     "DEFAULT_KEEP_QUANTILE",
-    "HeldOutTrack",
-    "artist_disjoint_partitions",
+    "ValidationTrack",
     "calibrate_model",
     "fit_probe_folder",
     "fit_temperature",
     "gtzan_clips",
-    "held_out_tracks",
     "tempered_track_probabilities",
+    "validation_tracks",
 ]

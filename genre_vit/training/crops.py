@@ -24,6 +24,7 @@ import torch
 from transformers import TrainerCallback
 
 from ..spectrogram import LogMelWindowing, padded_segment
+from .distillation import target_standardisation
 
 
 class TrackAudio:
@@ -97,10 +98,10 @@ def grid_windows(audio: TrackAudio, windowing: LogMelWindowing) -> list[tuple[in
 
 def teacher_standardisation(audio: TrackAudio, windowing: LogMelWindowing, teachers) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation `(D,)` of the teachers' targets over the grid windows of `audio` (the training
-    tracks), which standardise every target."""
+    tracks), which standardise every target (`distillation.target_standardisation`)."""
     source = _CropSource(audio, windowing, teachers, mean=0.0, std=1.0)
     values = np.stack([source.targets(track, start) for track, start in grid_windows(audio, windowing)])
-    return values.mean(axis=0), values.std(axis=0)
+    return target_standardisation(values, teachers)
 
 
 class RecordingAugmentation:

@@ -6,7 +6,9 @@ one `.npz` file: for every track (key: its track id, the file name without suffi
 teacher patches (`KEY/start_seconds`, seconds) and the teacher's outputs on them (`KEY/max_pool`, `KEY/penultimate`,
 `KEY/tag_probabilities`, ...). `TeacherTargets` reads one of those outputs and gives, for a window of a track, the
 mean over the teacher patches whose centre lies inside the window: the target that training regresses onto through
-an auxiliary head (see `genre_vit.training`).
+an auxiliary head (see `genre_vit.training`). One output is not regressed: `genre_probabilities`, a distribution
+over the student's own labels (EfficientAT's zero-shot genres, or the teacher ensemble's from
+`scripts/ensemble_targets.py`), which the student's classifier matches with a KL divergence at a temperature.
 """
 
 import os
@@ -22,6 +24,10 @@ from ..modeling_genre_vit import GenreViTClassifierOutput
 DEFAULT_PATCH_SECONDS = 3.0
 """Length of a teacher patch when the file does not say (musicnn's taggers were trained on 3-s inputs)."""
 
+DISTRIBUTION_OUTPUT = "genre_probabilities"
+"""The teacher output that is a distribution over genres (the file's `genres`): the student's classifier matches it
+(KL divergence at a temperature) instead of an auxiliary head regressing it."""
+
 
 @dataclass(frozen=True)
 class TeacherTargets:
@@ -35,7 +41,8 @@ class TeacherTargets:
         patch_starts: track id -> `(patches,)` patch start times, in seconds.
         values: track id -> `(patches, D)` float32 teacher outputs.
         source: the file they were read from.
-        tags: for `tag_probabilities`, the tag of each of the `D` columns (the file's `tags`); empty otherwise.
+        tags: the name of each of the `D` columns where they have names: the file's `tags` for
+            `tag_probabilities`, its `genres` for `genre_probabilities`; empty otherwise.
     """
 
     output: str
@@ -61,14 +68,16 @@ class TeacherTargets:
             patch_seconds = float(data["patch_seconds"]) if "patch_seconds" in data.files else DEFAULT_PATCH_SECONDS
             starts = {key: data[f"{key}/start_seconds"].astype(np.float64) for key in keys}
             values = {key: data[f"{key}/{output}"].astype(np.float32) for key in keys}
-            tags = (
-                tuple(str(tag) for tag in data["tags"])
-                if output == "tag_probabilities" and "tags" in data.files
-                else ()
-            )
+            names = {"tag_probabilities": "tags", DISTRIBUTION_OUTPUT: "genres"}.get(output)
+            tags = tuple(str(tag) for tag in data[names]) if names in data.files else ()
         return cls(
             output=output, patch_seconds=patch_seconds, patch_starts=starts, values=values, source=str(path), tags=tags
         )
+
+    @property
+    def is_distribution(self) -> bool:
+        """Whether these targets are genre probabilities for the student's classifier, not features to regress."""
+        return self.output == DISTRIBUTION_OUTPUT
 
     @property
     def dimension(self) -> int:
@@ -105,10 +114,22 @@ class TeacherTargets:
         return self.values[track_id].mean(axis=0)
 
 
+def target_standardisation(targets: np.ndarray, teachers: Sequence[TeacherTargets]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation `(D,)` of the teachers' concatenated targets `(N, D)`; a distribution's columns
+    keep mean 0 and deviation 1, so that they stay probabilities."""
+    mean, std = targets.mean(axis=0), targets.std(axis=0)
+    first = 0
+    for teacher in teachers:
+        if teacher.is_distribution:
+            mean[first : first + teacher.dimension], std[first : first + teacher.dimension] = 0.0, 1.0
+        first += teacher.dimension
+    return mean, std
+
+
 def add_teacher_targets(windows, teachers: Sequence[TeacherTargets], window_seconds: float, mean=None, std=None):
     """Add a `teacher_targets` column `(D,)` to a windows dataset (columns `track_id`, `start_seconds`): the targets of
-    each of `teachers`, concatenated in that order, each dimension standardised with `mean` and `std` (computed from
-    these windows when not given, i.e. on the training split).
+    each of `teachers`, concatenated in that order, each dimension standardised with `mean` and `std` (from
+    `target_standardisation` of these windows when not given, i.e. on the training split).
 
     Returns `(windows, mean, std)`.
     """
@@ -124,7 +145,7 @@ def add_teacher_targets(windows, teachers: Sequence[TeacherTargets], window_seco
         parts.append(targets)
     targets = np.concatenate(parts, axis=1)
     if mean is None:
-        mean, std = targets.mean(axis=0), targets.std(axis=0)
+        mean, std = target_standardisation(targets, teachers)
     targets = (targets - mean) / np.maximum(std, 1e-6)
     return windows.add_column("teacher_targets", list(targets)), mean, std
 
@@ -133,9 +154,11 @@ class GenreViTWithTeacherHead(torch.nn.Module):
     """Training-time wrapper: GenreViT plus an auxiliary linear head that regresses the pooled embedding onto the
     teachers' (standardised, concatenated) targets. Only `student` is saved as the model; the head is never shipped.
 
-    Loss: `classification_weight * genre loss + sum over teachers of weight * mean squared error to that teacher's
-    targets` (each teacher's error is a mean over its own dimensions, so a 753-value tagger and 84 hand-made
-    descriptors count by their weights, not by their sizes).
+    Loss: `classification_weight * genre loss + sum over teachers of weight * that teacher's loss`. A regressed
+    teacher's loss is the mean squared error over its own dimensions (so a 753-value tagger and 84 hand-made
+    descriptors count by their weights, not by their sizes). A distribution teacher (`is_distribution`: genre
+    probabilities over the student's labels) is matched by the student's own logits:
+    `temperature**2 * KL(teacher || student)`, both distributions softened by `temperature` (Hinton et al., 2015).
     """
 
     def __init__(
@@ -144,35 +167,67 @@ class GenreViTWithTeacherHead(torch.nn.Module):
         teacher_dimensions: Sequence[int],
         teacher_weights: Sequence[float],
         classification_weight: float = 1.0,
+        distributions: Sequence[bool] = (),
+        temperature: float = 1.0,
     ):
         super().__init__()
         if len(teacher_weights) != len(teacher_dimensions):
             raise ValueError(f"{len(teacher_dimensions)} teachers but {len(teacher_weights)} teacher weights.")
+        distributions = list(distributions) or [False] * len(teacher_dimensions)
+        for dimension, distribution in zip(teacher_dimensions, distributions):
+            if distribution and dimension != student.config.num_labels:
+                raise ValueError(
+                    f"A distribution teacher has {dimension} classes; the student has {student.config.num_labels}."
+                )
         self.student = student
         self.config = student.config
-        self.teacher_head = torch.nn.Linear(student.config.hidden_size, sum(teacher_dimensions))
+        regressed = sum(d for d, distribution in zip(teacher_dimensions, distributions) if not distribution)
+        self.teacher_head = torch.nn.Linear(student.config.hidden_size, regressed) if regressed else None
         self.teacher_slices = np.cumsum([0, *teacher_dimensions]).tolist()
         self.teacher_weights = [float(w) for w in teacher_weights]
+        self.distributions = distributions
         self.classification_weight = classification_weight
+        self.temperature = float(temperature)
 
     def forward(self, input_values, labels=None, teacher_targets=None):
         embedding = self.student.forward_head(self.student.forward_features(input_values), pre_logits=True)
         logits = self.student.classifier(embedding)
         loss = None
         if labels is not None:
-            loss = self.classification_weight * self.student._loss(logits, labels)
+            # The folder labels of unlabelled music need not be the student's classes: unused at weight 0.
+            loss = self.classification_weight * self.student._loss(logits, labels) if self.classification_weight else 0
             if teacher_targets is not None:
-                predicted = self.teacher_head(embedding).float()
+                predicted = self.teacher_head(embedding).float() if self.teacher_head is not None else None
                 targets = teacher_targets.float()
-                for weight, first, end in zip(self.teacher_weights, self.teacher_slices, self.teacher_slices[1:]):
-                    error = torch.nn.functional.mse_loss(predicted[:, first:end], targets[:, first:end])
+                head_first = 0
+                for weight, distribution, first, end in zip(
+                    self.teacher_weights, self.distributions, self.teacher_slices, self.teacher_slices[1:]
+                ):
+                    if distribution:
+                        error = softened_kl_divergence(logits.float(), targets[:, first:end], self.temperature)
+                    else:
+                        head_end = head_first + end - first
+                        error = torch.nn.functional.mse_loss(predicted[:, head_first:head_end], targets[:, first:end])
+                        head_first = head_end
                     loss = loss + weight * error
         return GenreViTClassifierOutput(loss=loss, logits=logits)
 
 
+def softened_kl_divergence(logits: torch.Tensor, probabilities: torch.Tensor, temperature: float) -> torch.Tensor:
+    """`temperature**2 * KL(teacher || student)`, a mean over the batch: the teacher's `probabilities` `(B, C)`
+    softened as `softmax(log p / temperature)`, the student's `logits` `(B, C)` as `softmax(logits / temperature)`.
+    The factor keeps the gradients' scale independent of the temperature."""
+    teacher = torch.softmax(torch.log(probabilities.clamp_min(1e-8)) / temperature, dim=-1)
+    student = torch.log_softmax(logits / temperature, dim=-1)
+    return temperature**2 * torch.nn.functional.kl_div(student, teacher, reduction="batchmean")
+
+
 __all__ = [
     "DEFAULT_PATCH_SECONDS",
+    "DISTRIBUTION_OUTPUT",
     "GenreViTWithTeacherHead",
     "TeacherTargets",
     "add_teacher_targets",
+    "softened_kl_divergence",
+    "target_standardisation",
 ]

@@ -180,8 +180,11 @@ class DistillationArguments:
     teacher_output: list[str] = field(
         default_factory=lambda: ["max_pool"],
         metadata={
-            "help": "which output of each targets file to regress onto (one name for all files, or one per file): "
-            "musicnn's max_pool, mean_pool, penultimate or tag_probabilities; handcrafted"
+            "help": "which output of each targets file to learn (one name for all files, or one per file): "
+            "musicnn's max_pool, mean_pool, penultimate or tag_probabilities, handcrafted, EfficientAT's embedding or "
+            "logits (regressed through the auxiliary head); genre_probabilities (EfficientAT's zero-shot genres or "
+            "scripts/ensemble_targets.py's ensemble: matched by the model's own classifier, whose labels become "
+            "those genres)"
         },
     )
     teacher_weight: list[float] = field(
@@ -196,7 +199,16 @@ class DistillationArguments:
         },
     )
 
+    distillation_temperature: float = field(
+        default=2.0,
+        metadata={
+            "help": "temperature that softens both distributions in the KL divergence to a genre_probabilities teacher"
+        },
+    )
+
     def __post_init__(self):
+        if self.distillation_temperature <= 0:
+            raise ValueError(f"--distillation-temperature must be positive, got {self.distillation_temperature}.")
         files = len(self.teacher_targets or [])
         for name, values in (("--teacher-output", self.teacher_output), ("--teacher-weight", self.teacher_weight)):
             if files and len(values) not in (1, files):

@@ -9,8 +9,8 @@ Every system here answers a track with ten genre probabilities from a teacher ta
 - **product of experts**: a probe's probabilities times the zero-shot probabilities to the power `weight`,
   renormalised; `weight` is chosen on the validation half of the cross-dataset set, never on its test half.
 
-Selection and report follow the protocols of `scripts/teacher_table.py`: Emotify's excerpts with odd numbers choose,
-those with even numbers report.
+`teacher_systems` makes every such row, each choice (probe strength, prior weight) made on the tracks it is told
+to choose on: in `scripts/protocol_table.py`, Emotify's excerpts with odd numbers; those with even numbers report.
 """
 
 from collections.abc import Sequence
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .distillation import TeacherTargets
+from .emotify import half_of
 
 PROBE_STRENGTHS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 """Inverse regularisation strengths (sklearn's C) a probe chooses from: 99 clips and hundreds of features need
@@ -45,10 +46,7 @@ def tracks_of(targets: TeacherTargets) -> list[Track]:
     with np.load(targets.source, allow_pickle=False) as data:
         for key in sorted(targets.values):
             source = Path(str(data[f"{key}/source"]))
-            half = ""
-            if source.stem.isdigit():
-                half = "validation" if int(source.stem) % 2 else "test"
-            tracks.append(Track(key=key, genre=source.parent.name, half=half))
+            tracks.append(Track(key=key, genre=source.parent.name, half=half_of(source)))
     return tracks
 
 
@@ -94,13 +92,103 @@ def cross_validated_probabilities(
     return out
 
 
+@dataclass(frozen=True)
+class TeacherSystem:
+    """A teacher row: its name, what was chosen for it, its `(n, C)` probabilities for the evaluation tracks and
+    for the GTZAN tracks (zero-shot, or out of fold under `gtzan_protocol`)."""
+
+    name: str
+    chosen: dict
+    probabilities: np.ndarray
+    gtzan_probabilities: np.ndarray
+    gtzan_protocol: str
+
+
+def teacher_systems(
+    efficientat: tuple[str, str],
+    musicnn: tuple[str, str] | None,
+    gtzan_keys: Sequence[str],
+    gtzan_labels: np.ndarray,
+    keys: Sequence[str],
+    choose_on: np.ndarray,
+    choose_labels: np.ndarray,
+    classes: int,
+    musicnn_output: str = "penultimate",
+) -> list[TeacherSystem]:
+    """Every teacher row: EfficientAT zero-shot; for each feature set (EfficientAT's embedding, musicnn's
+    `musicnn_output`, both concatenated: "EfficientAT + musicnn") its probe and its product of experts with the
+    zero-shot prior.
+
+    `efficientat` and `musicnn` are `(GTZAN targets file, evaluation targets file)`; `keys` the evaluation tracks'
+    keys; `choose_on` the indices into `keys` whose `choose_labels` pick each row's probe strength and prior weight
+    (ties go to the stronger regularisation and the lighter prior). The probes are fitted on every GTZAN track
+    (`gtzan_labels`); their GTZAN figures are 5-fold cross-validated with the chosen strength."""
+    zero_shot = [TeacherTargets.load(path, "genre_probabilities") for path in efficientat]
+    feature_sets = {"EfficientAT": [[TeacherTargets.load(path, "embedding") for path in efficientat]]}
+    if musicnn:
+        feature_sets["musicnn"] = [[TeacherTargets.load(path, musicnn_output) for path in musicnn]]
+        feature_sets["EfficientAT + musicnn"] = feature_sets["EfficientAT"] + feature_sets["musicnn"]
+    prior, gtzan_prior = track_means([zero_shot[1]], keys), track_means([zero_shot[0]], gtzan_keys)
+    systems = [TeacherSystem("EfficientAT zero-shot", {}, prior, gtzan_prior, "zero-shot")]
+
+    for name, targets in feature_sets.items():
+        train = track_means([pair[0] for pair in targets], gtzan_keys)
+        evaluated = track_means([pair[1] for pair in targets], keys)
+        systems += probe_systems(
+            name, train, gtzan_labels, evaluated, choose_on, choose_labels, classes, (prior, gtzan_prior)
+        )
+    return systems
+
+
+def probe_systems(
+    name: str,
+    train: np.ndarray,
+    gtzan_labels: np.ndarray,
+    evaluated: np.ndarray,
+    choose_on: np.ndarray,
+    choose_labels: np.ndarray,
+    classes: int,
+    priors: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[TeacherSystem]:
+    """`NAME probe`, a logistic regression on features `train` `(tracks, D)` of the GTZAN tracks, answering the
+    evaluation tracks' `evaluated` features; with `priors` (the zero-shot probabilities of the evaluation and the
+    GTZAN tracks) also `NAME probe x EfficientAT zero-shot`. The strength and the prior's weight are those that
+    name the most `choose_on` tracks right (ties to the stronger regularisation and the lighter prior)."""
+    candidates = []  # (right on the choosing tracks, strength, weight, probabilities)
+    for strength in PROBE_STRENGTHS:
+        probe = fit_probe(train, gtzan_labels, strength, classes)(evaluated)
+        for weight in PRIOR_WEIGHTS if priors is not None else (0.0,):
+            combined = product_of_experts(probe, priors[0], weight) if weight else probe
+            right = int((combined[choose_on].argmax(axis=1) == choose_labels).sum())
+            candidates.append((right, strength, weight, combined))
+    _, strength, _, probabilities = max((c for c in candidates if c[2] == 0), key=lambda c: c[0])
+    out_of_fold = cross_validated_probabilities(train, gtzan_labels, strength, classes)
+    systems = [TeacherSystem(f"{name} probe", {"strength": strength}, probabilities, out_of_fold, "5-fold CV")]
+    if priors is not None:
+        _, strength, weight, probabilities = max(candidates, key=lambda c: c[0])
+        out_of_fold = cross_validated_probabilities(train, gtzan_labels, strength, classes)
+        systems.append(
+            TeacherSystem(
+                f"{name} probe x EfficientAT zero-shot",
+                {"strength": strength, "prior_weight": weight},
+                probabilities,
+                product_of_experts(out_of_fold, priors[1], weight),
+                "5-fold CV",
+            )
+        )
+    return systems
+
+
 __all__ = [
     "PRIOR_WEIGHTS",
     "PROBE_STRENGTHS",
+    "TeacherSystem",
     "Track",
     "cross_validated_probabilities",
     "fit_probe",
+    "probe_systems",
     "product_of_experts",
+    "teacher_systems",
     "track_means",
     "tracks_of",
 ]

@@ -248,14 +248,20 @@ def run_training(options: TrainingOptions) -> dict:
 
     options, arguments = _with_batch_size(options, arguments, len(windows["train"]))
     record = _run_record(options, track_splits)
-    model = _build_model(options, names)
     if model_options.classifier_only:
         return _fit_classifier_only(
-            options, model, feature_extractor, windows, track_splits, split_method, record, cache_dir
+            options,
+            _build_model(options, names),
+            feature_extractor,
+            windows,
+            track_splits,
+            split_method,
+            record,
+            cache_dir,
         )
-    student = model
-    columns = ["input_values", "labels"]
     teachers = _load_teachers(options, record)
+    student = model = _build_model(options, _student_label_names(names, teachers, options))
+    columns = ["input_values", "labels"]
     if teachers:
         from .distillation import add_teacher_targets
 
@@ -299,9 +305,28 @@ def _load_teachers(options: TrainingOptions, record: dict) -> list:
     if teachers:
         record["teacher"] = [
             {"targets": path, "output": output, "weight": weight, "dimension": teacher.dimension}
+            | ({"temperature": options.distillation.distillation_temperature} if teacher.is_distribution else {})
             for (path, output, weight), teacher in zip(specifications, teachers)
         ]
     return teachers
+
+
+def _student_label_names(names: list[str], teachers, options: TrainingOptions) -> list[str]:
+    """The student's labels: the data's, unless a distribution teacher (genre probabilities) teaches the classifier
+    its genres, when they are the teacher's; the data's folder labels then mean something only if they are the
+    same genres."""
+    genres = {teacher.tags for teacher in teachers if teacher.is_distribution}
+    if not genres:
+        return names
+    if len(genres) > 1:
+        raise ValueError("The genre_probabilities teachers name different genres; give teachers of one label set.")
+    (teacher_genres,) = genres
+    if list(teacher_genres) != list(names) and options.distillation.classification_weight:
+        raise ValueError(
+            f"The teacher's genres ({', '.join(teacher_genres)}) are not the data's labels ({', '.join(names)}): "
+            "learn them from the teacher alone with --classification-weight 0."
+        )
+    return list(teacher_genres)
 
 
 def _with_teacher_head(options: TrainingOptions, student, teachers):
@@ -312,6 +337,8 @@ def _with_teacher_head(options: TrainingOptions, student, teachers):
         [teacher.dimension for teacher in teachers],
         [weight for *_, weight in options.distillation.teachers()],
         options.distillation.classification_weight,
+        distributions=[teacher.is_distribution for teacher in teachers],
+        temperature=options.distillation.distillation_temperature,
     )
 
 
@@ -333,8 +360,8 @@ def _train_on_random_crops(options, arguments, names, track_splits, split_method
     crops_per_epoch = options.data.crops_per_epoch or len(grid_windows(audio["train"], feature_extractor))
     options, arguments = _with_batch_size(options, arguments, crops_per_epoch)
     record = _run_record(options, track_splits)
-    student = _build_model(options, names)
     teachers = _load_teachers(options, record)
+    student = _build_model(options, _student_label_names(names, teachers, options))
     for teacher in teachers:
         teacher.check_tracks(audio["train"].track_ids + audio["validation"].track_ids)
     augmentation = None
