@@ -2,15 +2,24 @@
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 import soundfile
 import torch
 
 import genre_vit
-from genre_vit import GenreViTConfig, GenreViTFeatureExtractor, GenreViTForAudioClassification
+from genre_vit import (
+    GTZAN_GENRES,
+    GenreAnalysis,
+    GenreViTConfig,
+    GenreViTFeatureExtractor,
+    GenreViTForAudioClassification,
+)
 from genre_vit.audio import SAMPLING_RATE
 from genre_vit.testing import synth_music
 
@@ -24,6 +33,78 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+TINY_RECIPE = ["--config", "tiny", "--batch-size", "16", "--lr", "1e-3", "--num-proc", "2"]
+
+
+def run_python(*arguments, timeout=600):
+    """`python ARGUMENTS...` from the repository root, offline, with the package on the path."""
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
+    return subprocess.run(
+        [sys.executable, *map(str, arguments)],
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_script(script, *arguments, timeout=600):
+    return run_python(REPOSITORY / script, *arguments, timeout=timeout)
+
+
+def run_train(*arguments) -> subprocess.CompletedProcess:
+    """`python train.py ARGUMENTS` offline in the repository, its output captured: one end-to-end run."""
+    return run_script("train.py", *arguments)
+
+
+MEL_PARAMETERS = dict(
+    sr=22050,
+    n_fft=2048,
+    hop_length=64,
+    win_length=2048,
+    window="hann",
+    center=True,
+    pad_mode="constant",
+    power=2.0,
+    n_mels=128,
+    fmin=0.0,
+    fmax=11025.0,
+    htk=False,
+    norm="slaney",
+)
+
+
+def librosa_window_image(window: np.ndarray) -> np.ndarray:
+    """The reference recipe for one 4-s window, computed on its own with librosa and torch."""
+    mel = librosa.feature.melspectrogram(y=window, **MEL_PARAMETERS)
+    decibels = librosa.power_to_db(mel, ref=np.max, amin=1e-10, top_db=80.0)
+    scaled = (decibels - decibels.min()) / (decibels.max() - decibels.min())
+    image = torch.nn.functional.interpolate(
+        torch.from_numpy(scaled)[None, None], size=(216, 144), mode="bilinear", align_corners=False
+    )
+    return image[0, 0].numpy()
+
+
+def padded_window(waveform: np.ndarray, start: int, length: int = 88200) -> np.ndarray:
+    window = np.zeros(length, dtype=np.float32)
+    piece = waveform[start : start + length]
+    window[: piece.size] = piece
+    return window
+
+
+def make_analysis(probabilities: np.ndarray, source: str | None = "song.wav") -> GenreAnalysis:
+    starts = np.arange(len(probabilities), dtype=np.float64) * 2.0
+    return GenreAnalysis(
+        genres=GTZAN_GENRES,
+        window_start_times=starts,
+        window_end_times=starts + 4.0,
+        window_probabilities=probabilities,
+        duration_seconds=float(starts[-1] + 4.0),
+        source=source,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import REPOSITORY
-from test_results import make_analysis
+from conftest import REPOSITORY, make_analysis
 
 from genre_vit import GenreClassifier, GenreViTConfig, GenreViTForAudioClassification
 from genre_vit.network import GenreViTGenreDistance, GenreViTNetwork

@@ -5,7 +5,7 @@ import json
 import statistics
 
 import pytest
-from test_training import TINY_RECIPE, run_script
+from conftest import TINY_RECIPE, run_script
 
 from genre_vit.testing import write_synthetic_genre_dataset
 from genre_vit.training.data import load_tracks, split_tracks_for_fold

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPOSITORY
+from conftest import REPOSITORY, run_train
 from safetensors.torch import load_file
 
 from genre_vit import GTZAN_GENRES, GenreViTConfig, GenreViTForAudioClassification
@@ -178,17 +178,6 @@ def test_patchout_shortens_training_sequences_only():
     assert model.eval().genre_vit(windows).last_hidden_state.shape[1] == 118
     with pytest.raises(Exception, match="Patchout must leave patches"):  # @strict wraps the ValueError
         GenreViTConfig.tiny(patchout_frequency_rows=13)
-
-
-def run_train(*arguments):
-    return subprocess.run(
-        [sys.executable, str(REPOSITORY / "train.py"), *map(str, arguments)],
-        cwd=REPOSITORY,
-        env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.mark.slow

@@ -4,46 +4,12 @@ import librosa
 import numpy as np
 import pytest
 import torch
-from conftest import SAMPLING_RATE
+from conftest import MEL_PARAMETERS, SAMPLING_RATE, librosa_window_image, padded_window
 from transformers.audio_utils import mel_filter_bank
 
 from genre_vit import GenreViTFeatureExtractor
 from genre_vit.spectrogram import LogMelFrontEnd, banded_filter_groups
 from genre_vit.testing import synth_music
-
-MEL_PARAMETERS = dict(
-    sr=22050,
-    n_fft=2048,
-    hop_length=64,
-    win_length=2048,
-    window="hann",
-    center=True,
-    pad_mode="constant",
-    power=2.0,
-    n_mels=128,
-    fmin=0.0,
-    fmax=11025.0,
-    htk=False,
-    norm="slaney",
-)
-
-
-def librosa_window_image(window: np.ndarray) -> np.ndarray:
-    """The reference recipe for one 4-s window, computed on its own with librosa and torch."""
-    mel = librosa.feature.melspectrogram(y=window, **MEL_PARAMETERS)
-    decibels = librosa.power_to_db(mel, ref=np.max, amin=1e-10, top_db=80.0)
-    scaled = (decibels - decibels.min()) / (decibels.max() - decibels.min())
-    image = torch.nn.functional.interpolate(
-        torch.from_numpy(scaled)[None, None], size=(216, 144), mode="bilinear", align_corners=False
-    )
-    return image[0, 0].numpy()
-
-
-def padded_window(waveform: np.ndarray, start: int, length: int = 88200) -> np.ndarray:
-    window = np.zeros(length, dtype=np.float32)
-    piece = waveform[start : start + length]
-    window[: piece.size] = piece
-    return window
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,7 @@
 """The real GTZAN clips beside the repository (skipped where absent)."""
 
 import numpy as np
-from conftest import SAMPLING_RATE, gtzan_clips, requires_gtzan
-from test_feature_extraction import librosa_window_image, padded_window
+from conftest import SAMPLING_RATE, gtzan_clips, librosa_window_image, padded_window, requires_gtzan
 
 from genre_vit import GenreClassifier, load_audio
 

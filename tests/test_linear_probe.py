@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import run_train
 from safetensors.torch import load_file
-from test_distillation import run_train
 
-from genre_vit import GenreClassifier
+from genre_vit import GTZAN_GENRES, GenreClassifier
 from genre_vit.testing import synthetic_track, write_synthetic_genre_dataset
 from genre_vit.training.anchors import MUSICNN_MSD_GENRE_TAGS
 from genre_vit.training.linear_probe import (
@@ -247,16 +247,18 @@ def test_classifier_only_training_keeps_the_encoder_and_learns_the_genres(tmp_pa
 def write_genre_teacher_targets(
     path, genre_of_track: dict[str, int], seconds: float = 8.0, tag_of_track: dict[str, str] | None = None
 ):
-    """A targets file whose `max_pool` says each track's genre (a one-hot of 10, plus a little noise); with
-    `tag_of_track`, also musicnn-like `tag_probabilities` (0.9 for the track's tag, 0.05 for the others)."""
+    """A targets file whose `max_pool` says each track's genre (a one-hot of 10, plus a little noise), and whose
+    `genre_probabilities` (an ensemble's) give it 0.91; with `tag_of_track`, also musicnn-like `tag_probabilities`
+    (0.9 for the track's tag, 0.05 for the others)."""
     rng = np.random.default_rng(0)
-    arrays = {"patch_seconds": np.float32(3.0)}
+    arrays = {"patch_seconds": np.float32(3.0), "genres": np.array(GTZAN_GENRES)}
     if tag_of_track is not None:
         arrays["tags"] = np.array(MSD_GENRE_TAGS)
     starts = np.arange(0, seconds - 3.0 + 1e-9, 1.0, dtype=np.float32)
     for track, genre in genre_of_track.items():
         values = np.eye(10)[np.full(len(starts), genre)] + rng.normal(0, 0.05, (len(starts), 10))
         arrays |= {f"{track}/start_seconds": starts, f"{track}/max_pool": values.astype(np.float32)}
+        arrays[f"{track}/genre_probabilities"] = (np.eye(10)[np.full(len(starts), genre)] * 0.9 + 0.01).astype("f4")
         if tag_of_track is not None:
             tags = np.full((len(starts), len(MSD_GENRE_TAGS)), 0.05, np.float32)
             tags[:, MSD_GENRE_TAGS.index(tag_of_track.get(track, "instrumental"))] = 0.9
@@ -270,8 +272,6 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
     """`--probe-unlabelled-data` with `--teacher-targets`: synthetic disco (genre 3) without labels, which the
     teacher calls jazz (genre 5), pulls the probe's answers on that music towards jazz."""
     import soundfile
-
-    from genre_vit import GTZAN_GENRES
 
     data = write_synthetic_genre_dataset(tmp_path / "data", tracks_per_genre=3, seconds=8.0)
     unlabelled = tmp_path / "unlabelled" / "music"
@@ -308,6 +308,13 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
         return np.mean([classifier.analyze(song).mean_probabilities[5] for song in songs])
 
     assert jazz(taught) > jazz(plain) + 0.2
+    # the ensemble's file answers in genres itself: its songs' probabilities teach the probe, with no teacher probe
+    ensemble = ["--teacher-targets", targets, "--teacher-output", "genre_probabilities"]
+    completed = run_train(*common, *ensemble, *teacher[2:], "--output-dir", tmp_path / "ensemble")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    run = json.loads((tmp_path / "ensemble" / "training_run.json").read_text())
+    assert run["linear_probe"]["teacher_labelled"]["teacher_answers"]["jazz"] == 4
+    assert jazz(tmp_path / "ensemble") > jazz(plain) + 0.2
     # every set of windows is embedded once per encoder: the second fit found the training and validation windows'
     # embeddings in the cache, and added the unlabelled music's
     assert len(list((tmp_path / "cache").glob("embeddings-*.npy"))) == 3

@@ -4,8 +4,7 @@ import importlib.util
 import json
 
 import numpy as np
-from conftest import REPOSITORY
-from test_results import make_analysis
+from conftest import REPOSITORY, make_analysis
 
 from genre_vit import GTZAN_GENRES
 from genre_vit.results import has_clear_lead

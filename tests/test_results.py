@@ -2,20 +2,7 @@
 
 import numpy as np
 import pytest
-
-from genre_vit import GTZAN_GENRES, GenreAnalysis
-
-
-def make_analysis(probabilities: np.ndarray, source: str | None = "song.wav") -> GenreAnalysis:
-    starts = np.arange(len(probabilities), dtype=np.float64) * 2.0
-    return GenreAnalysis(
-        genres=GTZAN_GENRES,
-        window_start_times=starts,
-        window_end_times=starts + 4.0,
-        window_probabilities=probabilities,
-        duration_seconds=float(starts[-1] + 4.0),
-        source=source,
-    )
+from conftest import make_analysis
 
 
 def test_analyses_compare_by_value():

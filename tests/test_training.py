@@ -2,16 +2,13 @@
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from conftest import GTZAN_DIR, REPOSITORY, free_port
+from conftest import GTZAN_DIR, REPOSITORY, TINY_RECIPE, free_port, run_python, run_script
 
 from genre_vit import GTZAN_GENRES, GenreClassifier, GenreViTFeatureExtractor
 from genre_vit.model_folder import REMOTE_CODE_FILES
@@ -27,25 +24,6 @@ from genre_vit.training.data import (
 )
 
 pytestmark = pytest.mark.slow
-
-TINY_RECIPE = ["--config", "tiny", "--batch-size", "16", "--lr", "1e-3", "--num-proc", "2"]
-
-
-def run_python(*arguments, timeout=600):
-    """`python ARGUMENTS...` from the repository root, offline, with the package on the path."""
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPOSITORY))
-    return subprocess.run(
-        [sys.executable, *map(str, arguments)],
-        cwd=REPOSITORY,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def run_script(script, *arguments, timeout=600):
-    return run_python(REPOSITORY / script, *arguments, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

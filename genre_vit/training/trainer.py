@@ -518,9 +518,10 @@ def _fit_classifier_only(
 
 
 def _teacher_labelled_windows(options, feature_extractor, windows, record, cache_dir: Path) -> dict | None:
-    """`--probe-unlabelled-data` with `--teacher-targets`: the unlabelled tracks' windows and the teacher probe's
-    genre probabilities of each of those tracks (`linear_probe.run_linear_probe`'s `teacher_labelled`), or None.
-    The teacher probe learns from the labelled training and validation tracks alone."""
+    """`--probe-unlabelled-data` with `--teacher-targets`: the unlabelled tracks' windows and the teacher's genre
+    probabilities of each of those tracks (`linear_probe.run_linear_probe`'s `teacher_labelled`), or None: a
+    `genre_probabilities` teacher's own (the mean over the track's patches), else the teacher probe's, which learns
+    from the labelled training and validation tracks alone."""
     if not options.model.probe_unlabelled_data:
         return None
     from .data import load_tracks_from_folder, make_windows
@@ -539,16 +540,26 @@ def _teacher_labelled_windows(options, feature_extractor, windows, record, cache
             f"--probe-unlabelled-data holds {len(overlap)} labelled training track(s) ({', '.join(overlap[:3])}): "
             "give it music that is not in --data."
         )
-    for teacher in teachers:
-        teacher.check_tracks([*labelled, *unlabelled_ids])
-
-    def features(tracks):
-        return np.stack([np.concatenate([teacher.track_target(track) for teacher in teachers]) for track in tracks])
-
     genres = windows["train"].features["labels"].names
-    probabilities = teacher_probe_probabilities(
-        features(list(labelled)), np.array(list(labelled.values())), features(unlabelled_ids), len(genres)
-    )
+    if any(teacher.is_distribution for teacher in teachers):
+        # a teacher that answers in genres (the ensemble's file) labels the music itself: no teacher probe
+        if len(teachers) != 1 or list(teachers[0].tags) != list(genres):
+            raise ValueError(
+                "A genre_probabilities teacher labels the unlabelled music by itself: give it alone, with the "
+                f"data's genres ({', '.join(genres)})."
+            )
+        teachers[0].check_tracks(unlabelled_ids)
+        probabilities = np.stack([teachers[0].track_target(track) for track in unlabelled_ids])
+    else:
+        for teacher in teachers:
+            teacher.check_tracks([*labelled, *unlabelled_ids])
+
+        def features(tracks):
+            return np.stack([np.concatenate([t.track_target(track) for t in teachers]) for track in tracks])
+
+        probabilities = teacher_probe_probabilities(
+            features(list(labelled)), np.array(list(labelled.values())), features(unlabelled_ids), len(genres)
+        )
     return {
         "weight": options.model.probe_unlabelled_weight,
         "windows": make_windows(unlabelled, feature_extractor, cache_dir=cache_dir, num_proc=options.data.num_proc),
