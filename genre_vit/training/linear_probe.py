@@ -65,16 +65,15 @@ def fit_logistic_regression(
     max_iterations: int = 500,
     sample_weight: np.ndarray | None = None,
     initial: tuple[np.ndarray, np.ndarray] | None = None,
-    precondition: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression by full-batch L-BFGS, minimising the (weighted) mean cross-entropy plus
     `||W||^2 / (2 * strength * n)` (sklearn's objective divided by n; the bias is not penalised).
 
     Pooled embeddings are strongly correlated, so the objective's curvature spans orders of magnitude across
-    directions of the weights and plain L-BFGS crawls along the flat ones. With `precondition`, it searches in
-    `V = W R` instead, where `R R^T` is a bound on that curvature: a quarter of the windows' weighted second moment
-    (the softmax's largest curvature) plus the penalty's `I / (strength * n)`. The objective and its minimum are the
-    same; on real embeddings the strength grid is fitted about 3 times faster (`benchmarks/bench_probe.py`).
+    directions of the weights and plain L-BFGS crawls along the flat ones. So it searches in `V = W R` instead,
+    where `R R^T` is a bound on that curvature: a quarter of the windows' weighted second moment (the softmax's
+    largest curvature) plus the penalty's `I / (strength * n)`. The objective and its minimum are the same; on real
+    embeddings the strength grid is fitted about 3 times faster (`benchmarks/bench_probe.py`).
 
     Args:
         features: `(n, d)` float features (already standardised).
@@ -82,7 +81,6 @@ def fit_logistic_regression(
         sample_weight: `(n,)` non-negative weights of the windows in the mean (default: all 1).
         initial: `(weight, bias)` to start from (default: zeros). The objective is strictly convex, so the start
             changes only how many iterations reach its minimum: the solution for a nearby strength is a warm start.
-        precondition: search in the preconditioned weights (the default); False is plain L-BFGS on `W`.
     Returns:
         weight `(num_labels, d)` and bias `(num_labels,)`, float32.
     """
@@ -91,18 +89,13 @@ def fit_logistic_regression(
     if initial is None:
         initial = (np.zeros((num_labels, dimension)), np.zeros(num_labels))
     weight = torch.tensor(initial[0], dtype=torch.float64).reshape(num_labels, dimension)
-    curvature_root = None
-    if precondition:
-        second_moment = (x * window_weight[:, None]).T @ x
-        penalty_curvature = torch.eye(dimension, dtype=torch.float64) / (strength * len(x))
-        curvature_root = torch.linalg.cholesky(second_moment / 4 + penalty_curvature)
-        weight = weight @ curvature_root
-    searched = weight.requires_grad_()
+    second_moment = (x * window_weight[:, None]).T @ x
+    penalty_curvature = torch.eye(dimension, dtype=torch.float64) / (strength * len(x))
+    curvature_root = torch.linalg.cholesky(second_moment / 4 + penalty_curvature)
+    searched = (weight @ curvature_root).requires_grad_()
     bias = torch.tensor(initial[1], dtype=torch.float64).reshape(num_labels).requires_grad_()
 
     def weight_of(searched):
-        if curvature_root is None:
-            return searched
         return torch.linalg.solve_triangular(curvature_root, searched, upper=False, left=False)
 
     optimizer = torch.optim.LBFGS(
@@ -187,9 +180,6 @@ class LinearProbe:
     cross_validation_accuracy_by_strength: dict[float, float]
     folds: int
 
-    def predict(self, embeddings: np.ndarray) -> np.ndarray:
-        return embeddings @ self.weight.T + self.bias
-
 
 def fit_standardised_probes(
     embeddings: np.ndarray,
@@ -197,7 +187,6 @@ def fit_standardised_probes(
     num_labels: int,
     strengths,
     teacher_labelled: TeacherLabelledWindows | None = None,
-    precondition: bool = True,
 ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """Standardise with these embeddings' mean and standard deviation, fit the logistic regression at each strength,
     and fold the standardisation into each returned `(weight (C, D), bias (C,))`, keyed by strength. With
@@ -205,8 +194,7 @@ def fit_standardised_probes(
     relative weight.
 
     The strengths are fitted from the strongest regularisation to the weakest, each starting from the previous
-    solution, each preconditioned unless `precondition` is False (`fit_logistic_regression`);
-    `benchmarks/bench_probe.py` measures both against plain L-BFGS from zero."""
+    solution (`fit_logistic_regression`); `benchmarks/bench_probe.py` measures it against plain L-BFGS from zero."""
     fit = StandardisedFit.of(embeddings, labels, num_labels, teacher_labelled)
     probes, previous = {}, None
     for strength in sorted({float(strength) for strength in strengths}):
@@ -217,7 +205,6 @@ def fit_standardised_probes(
             strength,
             sample_weight=fit.sample_weight,
             initial=previous,
-            precondition=precondition,
         )
         probes[strength] = fit.in_embedding_units(*previous)
     return probes
@@ -262,10 +249,6 @@ class StandardisedFit:
     def in_embedding_units(self, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A classifier of the standardised features as one of the raw embeddings (the standardisation folded in)."""
         return weight / self.std, bias - (weight / self.std) @ self.mean
-
-    def in_standardised_units(self, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The inverse of `in_embedding_units`."""
-        return weight * self.std, bias + weight @ self.mean
 
 
 def cross_validation_accuracy(
