@@ -18,9 +18,10 @@ from pathlib import Path
 import soundfile
 
 from benchmarks.bench_app import CHROMIUM_FLAGS, REPOSITORY, start_app
+from benchmarks.browser import fake_microphone_flags, open_live_microphone_page
 from benchmarks.common import write_song
 from genre_vit.analysis import default_model_source
-from genre_vit.testing import fake_microphone_flags, open_live_microphone_page, synth_music
+from genre_vit.testing import synth_music
 
 RESULT_SHOWN = "() => { const b = document.querySelector('#summary textarea'); return b && b.value.includes('over'); }"
 

@@ -1,7 +1,5 @@
-"""The result of analysing a song, and its serialisation (JSON, CSV), written atomically."""
+"""The result of analysing a song, and its serialisation (JSON), written atomically."""
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass, field, fields
@@ -313,36 +311,6 @@ class GenreAnalysis:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
-
-    def to_csv(self) -> str:
-        """One row per window: start, end, whether it holds music, top genre, its section (1-based; empty for a
-        window without music) and that section's genre, its distance to the nearest genre (empty for a model
-        without one), then one probability column per genre."""
-        sections = self.sections()
-        section_of = [None] * self.num_windows
-        for number, section in enumerate(sections):
-            for index in range(section.first_window, section.last_window + 1):
-                section_of[index] = number
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        header = ["start_seconds", "end_seconds", "has_music", "top_genre", "section", "section_genre"]
-        writer.writerow([*header, "genre_distance", *self.genres])
-        for index, (start, end, top, distance, probabilities) in enumerate(
-            zip(
-                self.window_start_times,
-                self.window_end_times,
-                self.window_top_genres,
-                self._window_distance_values(),
-                self.window_probabilities,
-            )
-        ):
-            number = section_of[index]
-            section = ("", "") if number is None else (number + 1, sections[number].genre)
-            has_music = int(self.window_has_music[index])
-            distance_cell = "" if distance is None else f"{distance:.4f}"
-            probability_cells = [f"{p:.6f}" for p in probabilities]
-            writer.writerow([f"{start:.3f}", f"{end:.3f}", has_music, top, *section, distance_cell, *probability_cells])
-        return buffer.getvalue()
 
     def save_json(self, path: str | os.PathLike) -> Path:
         return write_text_atomic(path, self.to_json())

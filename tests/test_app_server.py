@@ -23,10 +23,11 @@ import pytest
 import soundfile
 from conftest import GTZAN_DIR, REPOSITORY, free_port, requires_gtzan
 
+from benchmarks.browser import fake_microphone_flags, open_live_microphone_page
 from genre_vit import GenreClassifier
 from genre_vit.analysis import BUNDLED_MODEL_DIR
 from genre_vit.audio import resample
-from genre_vit.testing import fake_microphone_flags, open_live_microphone_page, synth_music
+from genre_vit.testing import synth_music
 
 pytestmark = pytest.mark.slow
 
