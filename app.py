@@ -17,6 +17,7 @@ size and length limits are checked as soon as a file is uploaded.
 """
 
 import html
+import json
 import logging
 import os
 import shutil
@@ -35,7 +36,7 @@ import numpy as np
 from genre_vit import GenreAnalysis
 from genre_vit.allocator import tune_malloc
 from genre_vit.analysis import MODEL_ENV_VAR, GenreClassifier, default_model_source
-from genre_vit.audio import format_duration, probe_duration
+from genre_vit.audio import AUDIO_FILE_SUFFIXES, format_duration, probe_duration
 from genre_vit.capture import CaptureError, CaptureRegistry
 from genre_vit.explain import METHOD_SENTENCE
 from genre_vit.files import write_atomic
@@ -145,6 +146,7 @@ CAPTURE_WAIT_SECONDS = 5.0
 """How long the end of a recording waits for the page's last pieces of audio."""
 
 CSS = """
+.offscreen { position: absolute !important; left: -10000px; width: 1px; height: 1px; overflow: hidden; }
 #verdict { font-size: 1.4em; }
 .panel-heading { margin: 0 0 0.3em; font-size: 1em; font-weight: 600; }
 .answer-badge { padding: 0 0.3em; border-radius: 3px; }
@@ -387,13 +389,79 @@ def rejected_outputs(message: str) -> dict:
     return {"status": reject(message), **cleared, **nothing, "window_choice": gr.update(choices=[], value=None)}
 
 
+UPLOAD_HEAD = """<script>
+(() => {
+  // Gradio refuses a file that is not audio, or larger than the limit, with a toast in a corner before anything
+  // reaches the server. Every refusal belongs in the status line, with the previous song's results cleared: so the
+  // page checks the file first and hands the refusal to the server's one rejection path (REJECTION_ID).
+  const limitBytes = MAX_UPLOAD_BYTES;
+  const audioSuffixes = AUDIO_SUFFIXES;
+  const megabytes = (bytes) => (bytes < 1e7 ? (bytes / 1e6).toFixed(1) : Math.round(bytes / 1e6)) + ' MB';
+  const problem = (file) => {
+    const suffix = file.name.includes('.') ? file.name.split('.').pop().toLowerCase() : '';
+    if (!audioSuffixes.includes(suffix) && !(file.type || '').startsWith('audio/'))
+      return `${file.name} is not an audio file: upload a song (MP3, WAV, FLAC, OGG, Opus, M4A or AAC).`;
+    if (file.size > limitBytes)
+      return `${file.name} is ${megabytes(file.size)}; the limit is ${megabytes(limitBytes)}.`;
+    return null;
+  };
+  const refuse = (event, files) => {
+    const message = files && files.length ? problem(files[0]) : null;
+    if (!message) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    if (event.type === 'change') event.target.value = '';
+    // the box's change event carries it; emptied first, so that the same refusal twice is two changes
+    const box = document.querySelector('#REJECTION_ID textarea');
+    for (const value of ['', message]) {
+      box.value = value;
+      box.dispatchEvent(new Event('input', {bubbles: true}));
+    }
+  };
+  document.addEventListener('change', (event) => {
+    if (event.target.closest && event.target.closest('#song') && event.target.files) refuse(event, event.target.files);
+  }, true);
+  document.addEventListener('drop', (event) => {
+    const files = event.dataTransfer && event.dataTransfer.files;
+    if (event.target.closest && event.target.closest('#song')) refuse(event, files);
+  }, true);
+})();
+</script>"""
+
+
+def upload_head(limits: Limits) -> str:
+    """`UPLOAD_HEAD` with this server's upload limit and the audio suffixes it accepts."""
+    return (
+        UPLOAD_HEAD.replace("MAX_UPLOAD_BYTES", str(int(limits.max_upload_mb * 1e6)))
+        .replace("AUDIO_SUFFIXES", json.dumps(sorted(suffix.lstrip(".") for suffix in AUDIO_FILE_SUFFIXES)))
+        .replace("REJECTION_ID", BROWSER_REJECTION_ID)
+    )
+
+
+BROWSER_REJECTION_ID = "browser-rejection"
+"""The hidden text box through which the page's own upload check (`UPLOAD_HEAD`) reports a refused file."""
+
+
+def megabytes(size_bytes: float) -> str:
+    """`2.4 MB` under 10 MB, `62 MB` above: the size as the status line says it (the page's script says it alike)."""
+    return f"{size_bytes / 1e6:.1f} MB" if size_bytes < 1e7 else f"{size_bytes / 1e6:.0f} MB"
+
+
+def browser_rejected(message: str) -> dict:
+    """The page's own upload check refused a file (`UPLOAD_HEAD`): the same outputs as `check_upload`'s refusal.
+    An empty message is the box being emptied before the next one, and changes nothing."""
+    if not message:
+        return {"song": gr.skip(), "upload_rejection": gr.skip()} | {name: gr.skip() for name in RESULT_OUTPUTS}
+    return rejected_outputs(message) | {"song": None, "upload_rejection": message}
+
+
 def upload_problem(audio_path: str, limits: Limits) -> str | None:
     """Why an uploaded file cannot be analysed, from its size and header alone (None if it looks fine)."""
     if not os.path.isfile(audio_path):
         return f"{Path(audio_path).name} is no longer on the server; upload it again."
-    size_mb = os.path.getsize(audio_path) / 1e6
-    if size_mb > limits.max_upload_mb:
-        return f"{Path(audio_path).name} is {size_mb:.0f} MB; the limit is {limits.max_upload_mb:g} MB."
+    size = os.path.getsize(audio_path)
+    if size > limits.max_upload_mb * 1e6:
+        return f"{Path(audio_path).name} is {megabytes(size)}; the limit is {megabytes(limits.max_upload_mb * 1e6)}."
     try:
         probe_duration(audio_path, max_seconds=limits.max_minutes * 60)
     except ValueError as error:
@@ -680,6 +748,7 @@ def build_demo(
         live_session = gr.State()
         why_open = gr.State(False)
         upload_rejection = gr.State("")
+        browser_rejection = gr.Textbox(elem_id=BROWSER_REJECTION_ID, elem_classes=["offscreen"], show_label=False)
 
         components = {
             "status": status,
@@ -710,6 +779,14 @@ def build_demo(
             inputs=audio,
             outputs=[audio, upload_rejection, *result_components],
             queue=False,
+        )
+
+        browser_rejection.change(
+            lambda message: by_component(browser_rejected(message)),
+            inputs=browser_rejection,
+            outputs=[audio, upload_rejection, *result_components],
+            queue=False,
+            api_visibility="private",
         )
 
         def then_explain_if_open(event):
@@ -788,7 +865,7 @@ def main() -> None:
         max_file_size=f"{limits.max_upload_mb:g}mb",
         show_error=True,
         css=CSS,
-        head=MICROPHONE_HEAD,
+        head=MICROPHONE_HEAD + upload_head(limits),
         prevent_thread_lock=True,
     )
     add_capture_route(demo.server_app, captures, limits)

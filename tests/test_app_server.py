@@ -243,12 +243,19 @@ def test_over_long_and_oversized_uploads_are_refused_at_upload_time(server, brow
     assert error_badges(page) == 0
     screenshot(page, "app-too-long-upload.png")
 
-    huge = tmp_path / "huge.wav"  # 2.4 MB, over the 2-MB limit: the browser refuses it before it is sent
+    huge = tmp_path / "huge.wav"  # 2.4 MB, over the 2-MB limit: the page refuses it before it is sent
     soundfile.write(huge, synth_music(55.0, seed=15), 22050, subtype="PCM_16")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a song")
     page.goto(url)
-    upload(page, huge)
-    page.get_by_text('exceed the maximum allowed size of 2.0 Mb: "huge.wav"').wait_for(timeout=30_000)
-    screenshot(page, "app-oversized-upload.png")
+    for refused, expected in (
+        (huge, "huge.wav is 2.4 MB; the limit is 2.0 MB."),
+        (notes, "notes.txt is not an audio file: upload a song (MP3, WAV, FLAC, OGG, Opus, M4A or AAC)."),
+    ):
+        upload(page, refused)
+        page.locator("#status .bad-input", has_text=expected).wait_for(timeout=30_000)
+        assert page.locator(".toast-body, .toast-wrap .toast").count() == 0  # the status line, not Gradio's toast
+        screenshot(page, f"app-refused-{refused.suffix.lstrip('.')}-upload.png")
     assert page.locator("#song audio").count() == 0
     outputs = ", ".join(f"{name} .error" for name in ("#summary", "#genre-label", "#timeline", "#why", "#answer"))
     assert page.locator(outputs).count() == 0  # the message is about the input; no output panel shows an error
