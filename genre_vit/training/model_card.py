@@ -241,4 +241,167 @@ def cross_validation_markdown(summary: dict, heading_level: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["cross_validation_markdown", "format_mean_std", "model_card"]
+def shipped_model_card(
+    folder: Path,
+    protocol_rows: dict,
+    row_name: str,
+    sources: list[dict],
+    encoder_note: str,
+    repo_id: str = "genre-vit/genre-vit-gtzan",
+) -> str:
+    """The card of a shipped model (at most 150 lines): what it is, how to use it, its data and their licences, the
+    protocol table with its anchors, its limits, how it was made; the Hub metadata with a `model-index` of its
+    measured figures (`huggingface_hub.ModelCardData`).
+
+    Args:
+        folder: the model folder (its `config.json`, `training_run.json`, `calibration.json` and
+            `evaluation_protocols.json` are read).
+        protocol_rows: `scripts/protocol_table.py`'s `protocols.json`; `row_name` is this model's row.
+        sources: the unlabelled music, one dict per source: `source`, `tracks`, `hours`, `licences`, `genre_mix`
+            (the teacher ensemble's genre of each track, counted).
+        encoder_note: one sentence on where the encoder came from.
+    """
+    import json
+
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    from ..model_folder import CALIBRATION_FILE, PROTOCOLS_FILE
+
+    def read(name: str) -> dict:
+        path = Path(folder) / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    config, run, calibration = read("config.json"), read(RUN_FILE), read(CALIBRATION_FILE)
+    protocols = read(PROTOCOLS_FILE)
+    test, validation, gtzan = protocols["emotify_test"], protocols["emotify_validation"], protocols.get("gtzan")
+    probe = run.get("linear_probe", {})
+    taught = probe.get("teacher_labelled") or {}
+    labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+    results = [
+        EvalResult(
+            task_type="audio-classification",
+            dataset_type="emotify",
+            dataset_name="Emotify test half (classical, pop, rock)",
+            dataset_split="even-numbered excerpts",
+            metric_type="accuracy",
+            metric_value=round(test["track_accuracy"], 4),
+            metric_name="track accuracy",
+        )
+    ]
+    if gtzan:
+        results.append(
+            EvalResult(
+                task_type="audio-classification",
+                dataset_type="gtzan",
+                dataset_name=f"GTZAN ({gtzan['tracks']} clips)",
+                dataset_split=f"{gtzan['protocol']} by track",
+                metric_type="accuracy",
+                metric_value=round(gtzan["right"] / gtzan["tracks"], 4),
+                metric_name="track accuracy",
+            )
+        )
+    metadata = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="audio-classification",
+        license="apache-2.0",
+        tags=["audio-classification", "music", "genre-classification", "genre_vit"],
+        model_name=repo_id.split("/")[-1],
+        eval_results=results,
+    )
+
+    def cell(entry: dict | None, numerator: str = "right", denominator: str = "tracks") -> str:
+        return f"{entry[numerator]}/{entry[denominator]}" if entry and numerator in entry else "–"
+
+    table = [
+        "| system | Emotify validation | Emotify test | test: confident answers, right | electronic answered "
+        "confidently (test) | GTZAN |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in protocol_rows.items():
+        shown = f"**{name}**" if name == row_name else name
+        gtzan_cell = f"{cell(row.get('gtzan'))} {row['gtzan']['protocol']}" if row.get("gtzan") else "–"
+        confident = (
+            f"{row['test']['confident']}, {row['test']['confident_right']}" if "confident" in row["test"] else "–"
+        )
+        table.append(
+            f"| {shown} | {cell(row['validation'])} | {cell(row['test'])} | {confident} | "
+            f"{cell(row['test'], 'electronic_confident', 'electronic_tracks')} | {gtzan_cell} |"
+        )
+    source_lines = [
+        "| source | tracks | hours | licences | teacher ensemble's genres (tracks) |",
+        "| --- | ---: | ---: | --- | --- |",
+    ]
+    for source in sources:
+        mix = ", ".join(f"{genre} {count}" for genre, count in source["genre_mix"].items() if count)
+        licences = source["licences"] or "see the package"
+        source_lines.append(f"| {source['source']} | {source['tracks']} | {source['hours']:.2f} | {licences} | {mix} |")
+    hours = sum(source["hours"] for source in sources)
+    body = f"""# GenreViT: music genre over time, from 99 GTZAN clips and two teachers
+
+A Vision Transformer (the seed GenreViT architecture, {run.get("parameters", 25417738):,} parameters) that answers
+each 4-s window of a song with ten genre probabilities, and the song with their mean over its music windows. Its
+classifier fitted the labels of **99 real GTZAN clips** only; it is not the reference's 1000-clip model.
+
+Labels: {", ".join(labels)}. It can also answer "uncertain: A or B" (no clear lead) and "none of the ten genres
+fits" (beyond a genre distance of {config.get("none_of_these_distance", float("nan")):.2f}).
+
+## Use
+
+```python
+from genre_vit import GenreClassifier
+
+classifier = GenreClassifier.from_pretrained("{repo_id}")
+result = classifier.analyze("song.mp3")
+print(result.summary())  # e.g. "rock, 71% — 87 windows over 2:58"
+```
+
+Or `transformers.pipeline("audio-classification", model="{repo_id}", trust_remote_code=True)`; the demo
+(`python app.py`) and the CLI (`genre-vit analyze song.mp3`) use it by default.
+
+## Accuracy
+
+Every choice was made on the Emotify validation half (odd-numbered excerpts); the test half (even-numbered) was
+only reported. Emotify's classical, pop and rock are GTZAN genres by other artists; its electronic excerpts are
+none of the ten. GTZAN 5-fold CV by track is artist-leaky: a floor of what was learnt, not of what generalises.
+
+{chr(10).join(table)}
+
+On the test half it is right on {test["correct"]} of {test["tracks"]} ({test["track_accuracy"]:.0%});
+{test["confident_answers"]} answers were confident and {test["confident_answers_right"]} of those right;
+{test["electronic_answered_confidently"]} of {test["electronic_tracks"]} electronic excerpts got a confident genre.
+Validation half: {validation["correct"]} of {validation["tracks"]}. `docs/model-development.md` in the project has
+every candidate.
+
+## Data and licences
+
+- **Labels**: 99 GTZAN clips (Tzanetakis & Cook, 2002; 8-13 per genre, 30 s; research use), the only labels fitted.
+- **Unlabelled music** ({hours:.1f} h; no labels), whose teacher answers taught the classifier:
+
+{chr(10).join(source_lines)}
+
+- **Teachers** (their outputs only; neither is part of this model): musicnn MSD (Pons & Serra, 2019; ISC) and
+  EfficientAT `mn04_as` (Schmid et al., 2023; MIT; AudioSet).
+- **Choosing and reporting**: Emotify (Aljanaki et al., 2016; Magnatune music): its labels chose the temperature
+  and the "none of these" distance on the validation half and were never fitted.
+
+## How it was made
+
+1. Encoder: {encoder_note}
+2. Classifier: a linear probe of the pooled embedding (`train.py --init-from ENCODER --classifier-only`), fitted on
+   the {probe.get("fitted_on", {}).get("tracks", "–")} GTZAN clips' windows and on {taught.get("windows", "–"):,}
+   windows of {taught.get("tracks", "–")} unlabelled tracks, each taught the teacher ensemble's genre probabilities
+   (musicnn's probe times EfficientAT's zero-shot genres, `scripts/ensemble_targets.py`).
+3. Calibration (`scripts/calibrate.py`): temperature {calibration.get("temperature", float("nan")):.2f} and "none of
+   these" distance {calibration.get("none_of_these_distance", float("nan")):.2f}, chosen on the Emotify validation half.
+4. Scored by `scripts/protocol_table.py` (the table above; the command is in `evaluation_protocols.json`).
+
+## Limits
+
+Genre labels are fuzzy and GTZAN's 99 clips are few. On music from elsewhere the model is right about
+{test["track_accuracy"]:.0%} of the time; read the timeline and the runner-up rather than one label. The student
+tracks its teachers: the best teacher row above bounds what it can learn from them.
+"""
+    return str(ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}"))
+
+
+__all__ = ["cross_validation_markdown", "format_mean_std", "model_card", "shipped_model_card"]
