@@ -150,3 +150,12 @@ def test_hugging_face_names_register_the_auto_classes():
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0 and "OK" in completed.stdout, completed.stderr
+
+
+def test_a_stored_config_is_read_only_and_replace_makes_a_changed_copy(tiny_model_dir):
+    stored = StoredConfig.from_folder(tiny_model_dir)
+    with pytest.raises(AttributeError, match="read-only"):
+        stored.temperature = 1.0
+    cooler = stored.replace(temperature=2.0)
+    assert cooler.temperature == 2.0 and stored.temperature == 1.0
+    assert cooler.id2label == stored.id2label and cooler.num_labels == stored.num_labels

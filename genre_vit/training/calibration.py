@@ -110,7 +110,7 @@ def validation_tracks(model_folder: Path, emotify: Path) -> list[ValidationTrack
     from .emotify import emotify_tracks
 
     classifier = GenreClassifier.from_pretrained(model_folder, device="cpu", dtype="float32")
-    classifier.model.config.temperature = 1.0
+    classifier.model.config = classifier.model.config.replace(temperature=1.0)  # the answers before calibration
     tracks = []
     for track in emotify_tracks(emotify, "validation"):
         result = classifier.analyze(track.path)
