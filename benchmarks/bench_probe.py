@@ -25,6 +25,7 @@ from genre_vit.training.linear_probe import (
     StandardisedFit,
     TeacherLabelledWindows,
     fit_standardised_probes,
+    lbfgs,
     logistic_regression_objective,
 )
 
@@ -59,15 +60,7 @@ def plain_lbfgs(fit: StandardisedFit, strength: float, max_iterations: int = 500
     window_weight = window_weight / window_weight.sum()
     weight = torch.zeros((GENRES, x.shape[1]), dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(GENRES, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS(
-        [weight, bias],
-        lr=1.0,
-        max_iter=max_iterations,
-        tolerance_grad=1e-9,
-        tolerance_change=1e-12,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
+    optimizer = lbfgs(weight, bias, max_iterations=max_iterations)
 
     def closure():
         optimizer.zero_grad()

@@ -98,15 +98,7 @@ def fit_logistic_regression(
     def weight_of(searched):
         return torch.linalg.solve_triangular(curvature_root, searched, upper=False, left=False)
 
-    optimizer = torch.optim.LBFGS(
-        [searched, bias],
-        lr=1.0,
-        max_iter=max_iterations,
-        tolerance_grad=1e-9,
-        tolerance_change=1e-12,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
+    optimizer = lbfgs(searched, bias, max_iterations=max_iterations)
 
     def closure():
         optimizer.zero_grad()
@@ -118,6 +110,19 @@ def fit_logistic_regression(
         optimizer.step(closure)
     with torch.no_grad():
         return weight_of(searched).float().numpy(), bias.detach().float().numpy()
+
+
+def lbfgs(*parameters: torch.Tensor, max_iterations: int) -> torch.optim.LBFGS:
+    """The full-batch L-BFGS of every probe fit: strong-Wolfe line search, tight tolerances (float64 objectives)."""
+    return torch.optim.LBFGS(
+        list(parameters),
+        lr=1.0,
+        max_iter=max_iterations,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
 
 def _objective_inputs(features, targets, sample_weight) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -503,6 +508,7 @@ __all__ = [
     "fit_linear_probe",
     "fit_logistic_regression",
     "fit_standardised_probes",
+    "lbfgs",
     "logistic_regression_objective",
     "run_linear_probe",
     "teacher_probe_probabilities",
