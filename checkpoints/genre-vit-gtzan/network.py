@@ -458,6 +458,17 @@ class StoredConfig:
         except KeyError:
             raise AttributeError(f"The stored config has no {name!r}.") from None
 
+    def __setattr__(self, name: str, value) -> None:
+        if name != "_values" or "_values" in self.__dict__:
+            raise AttributeError(f"The stored config is read-only; replace(...) makes a changed copy, not {name!r}.")
+        super().__setattr__(name, value)
+
+    def replace(self, **changes) -> "StoredConfig":
+        """A copy with some values changed (e.g. `temperature=1.0`), the original untouched."""
+        values = dict(self._values) | changes
+        values["id2label"] = dict(values["id2label"])
+        return StoredConfig(values)
+
     @property
     def patch_grid(self) -> tuple[int, int]:
         return patch_grid(self)
