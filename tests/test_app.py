@@ -90,7 +90,7 @@ def test_short_recording_is_padded_and_said(classifier, write_wav, result_files)
         (lambda write, tmp: (tmp / "empty.wav").write_bytes(b"") is not None and tmp / "empty.wav", "empty"),
         (
             lambda write, tmp: (tmp / "big.wav").write_bytes(b"\0" * 6_000_000) is not None and tmp / "big.wav",
-            "6 MB; the limit is 5 MB",
+            "6.0 MB; the limit is 5.0 MB",
         ),
     ],
 )
@@ -115,7 +115,7 @@ def test_bad_input_is_one_message_and_cleared_outputs(
         (lambda write, tmp: (tmp / "page.mp3").write_text("<html>nope</html>" * 50) and tmp / "page.mp3", "page.mp3"),
         (
             lambda write, tmp: (tmp / "big.wav").write_bytes(b"\0" * 6_000_000) is not None and tmp / "big.wav",
-            "big.wav is 6 MB; the limit is 5 MB",
+            "big.wav is 6.0 MB; the limit is 5.0 MB",
         ),
     ],
 )
