@@ -355,8 +355,9 @@ result = classifier.analyze("song.mp3")
 print(result.summary())  # e.g. "rock, 71% — 87 windows over 2:58"
 ```
 
-Or `transformers.pipeline("audio-classification", model="{repo_id}", trust_remote_code=True)`; the demo
-(`python app.py`) and the CLI (`genre-vit analyze song.mp3`) use it by default.
+Or `transformers.pipeline("audio-classification", model="{repo_id}", trust_remote_code=True)`, which needs
+`transformers>={MIN_TRANSFORMERS_VERSION}`; the demo (`python app.py`) and the CLI (`genre-vit analyze song.mp3`) use
+it by default.
 
 ## Accuracy
 
