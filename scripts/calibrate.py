@@ -3,43 +3,59 @@ and "none of these genres" threshold chosen on the Emotify validation half (`gen
 
     python scripts/calibrate.py --model checkpoints/genre-vit-gtzan --gtzan ../shared/data/gtzan \
         --emotify ../shared/data/unlabelled-music/emotify --output runs/calibrated --work-dir runs/calibration
+
+The probe takes train.py's probe and teacher options, e.g. the shipped model's:
+
+    ... --teacher-targets runs/teacher/ensemble-corpus.npz --teacher-output genre_probabilities \
+        --probe-unlabelled-data ../probe-music --probe-unlabelled-weight 3
 """
 
-import argparse
 import json
-import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genre_vit.training.calibration import DEFAULT_KEEP_QUANTILE, calibrate_model
+from genre_vit.training.options import DistillationArguments, ProbeArguments, parse
+
+
+@dataclass
+class CalibrationArguments:
+    """What is calibrated, on what, and where it goes."""
+
+    model: Path = field(metadata={"help": "the GenreViT model folder to calibrate"})
+    gtzan: Path = field(metadata={"help": "genre folders of the labelled GTZAN clips"})
+    emotify: Path = field(metadata={"help": "Emotify's genre folders of numbered excerpts"})
+    output: Path = field(metadata={"help": "folder for the calibrated model"})
+    work_dir: Path = field(metadata={"help": "folder for the refitted model (kept for reruns)"})
+    keep_quantile: float = field(
+        default=DEFAULT_KEEP_QUANTILE,
+        metadata={"help": "share of validation excerpts of GTZAN genres that the threshold keeps answered"},
+    )
+    cache_dir: Path | None = field(default=None, metadata={"help": "window cache folder (default: WORK_DIR's)"})
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="the GenreViT model folder to calibrate")
-    parser.add_argument("--gtzan", type=Path, required=True, help="genre folders of the labelled GTZAN clips")
-    parser.add_argument("--emotify", type=Path, required=True, help="Emotify's genre folders of numbered excerpts")
-    parser.add_argument("--output", type=Path, required=True, help="folder for the calibrated model")
-    parser.add_argument("--work-dir", type=Path, required=True, help="folder for the fold models (kept for reruns)")
-    parser.add_argument(
-        "--keep-quantile",
-        type=float,
-        default=DEFAULT_KEEP_QUANTILE,
-        help="share of validation excerpts of GTZAN genres that the threshold keeps answered",
+    calibration, probe, teachers = parse(
+        (CalibrationArguments, ProbeArguments, DistillationArguments),
+        argv,
+        prog="calibrate.py",
+        description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument(
-        "--probe-options",
-        default="",
-        help="extra train.py options for every probe, as one string, e.g. '--probe-window-offsets 0.5 1'",
-    )
-    args = parser.parse_args(argv)
-    options = shlex.split(args.probe_options)
     try:
         record = calibrate_model(
-            args.model, args.gtzan, args.emotify, args.output, args.work_dir, args.keep_quantile, options
+            calibration.model,
+            calibration.gtzan,
+            calibration.emotify,
+            calibration.output,
+            calibration.work_dir,
+            calibration.keep_quantile,
+            probe,
+            teachers,
+            calibration.cache_dir,
         )
     except ValueError as error:  # the training library's bad-input errors, e.g. a folder that is not a model
-        parser.exit(2, f"calibrate.py: error: {error}\n")
-    print(json.dumps(record, indent=2))
+        raise SystemExit(f"calibrate.py: error: {error}") from None
+    print(json.dumps(record, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Honest confidence: the genre distance, the temperature, the "none of these genres" answer and the calibration."""
 
 import json
+import runpy
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +14,14 @@ from genre_vit import GenreClassifier, GenreViTConfig, GenreViTForAudioClassific
 from genre_vit.network import GenreViTGenreDistance, GenreViTNetwork
 from genre_vit.results import ANSWER_GENRE, ANSWER_NONE_OF_THESE, ANSWER_UNCERTAIN, GenreAnalysis
 from genre_vit.testing import write_synthetic_genre_dataset
-from genre_vit.training.calibration import calibrate_model, fit_temperature, tempered_track_probabilities
+from genre_vit.training.calibration import (
+    DEFAULT_KEEP_QUANTILE,
+    calibrate_model,
+    fit_temperature,
+    tempered_track_probabilities,
+)
 from genre_vit.training.linear_probe import FAR_AWAY, fit_genre_distance
+from genre_vit.training.options import ProbeArguments
 
 
 def clustered_embeddings(rng, genres=10, per_genre=200, width=64, spread=0.3):
@@ -196,11 +204,12 @@ def test_calibration_chooses_on_the_emotify_validation_half_and_writes_a_calibra
 
     (tiny_model_dir / "cross_validation.json").write_text("{}")  # the model's own probe recipe, cross-validated
     output = tmp_path / "calibrated"
-    record = calibrate_model(
-        tiny_model_dir, root, emotify, output, tmp_path / "work", probe_options=["--num-proc", "1"]
-    )
+    probe = ProbeArguments(probe_strengths=[0.1, 1.0], probe_window_offsets=[])
+    record = calibrate_model(tiny_model_dir, root, emotify, output, tmp_path / "work", probe=probe)
     (tiny_model_dir / "cross_validation.json").unlink()
-    assert not (output / "cross_validation.json").exists()  # probe options: a recipe that record did not measure
+    assert not (output / "cross_validation.json").exists()  # another probe: a recipe that record did not measure
+    assert record["probe"] == {"probe_strengths": [0.1, 1.0], "probe_window_offsets": []}
+    assert record["teachers"] == {}
     assert record["validation_tracks"] == {"gtzan_genres": 3, "other_genres": 1}  # 1, 3 and 5; electronic 7
     assert 0.25 <= record["temperature"] <= 8.0 and 0.0 <= record["validation_track_accuracy"] <= 1.0
     config = json.loads((output / "config.json").read_text())
@@ -213,4 +222,34 @@ def test_calibration_chooses_on_the_emotify_validation_half_and_writes_a_calibra
     result = GenreClassifier.from_pretrained(output, device="cpu").analyze(root / "jazz" / "jazz.00000.wav")
     assert result.genre_distance is not None and result.answer in (ANSWER_GENRE, ANSWER_UNCERTAIN, "none_of_these")
     assert not output.with_name("calibrated.partial").exists()
-    assert (REPOSITORY / "scripts" / "calibrate.py").is_file()
+    assert run["linear_probe"]["cross_validation_accuracy_by_strength"].keys() == {"0.1", "1"}
+
+
+def test_calibrate_script_parses_the_probe_and_teacher_options_into_their_types(tmp_path, monkeypatch):
+    """`scripts/calibrate.py` hands train.py's probe and teacher options to the library as typed groups; bad values
+    and library errors end in one line."""
+    script = runpy.run_path(str(REPOSITORY / "scripts" / "calibrate.py"))
+    received = {}
+
+    def calibrate_model(*arguments):
+        received["arguments"] = arguments
+        return {"temperature": 1.0}
+
+    monkeypatch.setitem(script["main"].__globals__, "calibrate_model", calibrate_model)
+    folders = ["--model", "m", "--gtzan", "g", "--emotify", "e", "--output", "o", "--work-dir", "w"]
+    teacher = ["--teacher-targets", "t.npz", "--teacher-output", "genre_probabilities"]
+    script["main"]([*folders, *teacher, "--probe-unlabelled-data", "u", "--probe-unlabelled-weight", "3"])
+    model, *_, keep_quantile, probe, teachers, cache_dir = received["arguments"]
+    assert model == Path("m") and keep_quantile == DEFAULT_KEEP_QUANTILE and cache_dir is None
+    assert (probe.probe_unlabelled_data, probe.probe_unlabelled_weight) == ("u", 3.0)
+    assert teachers.teachers() == [("t.npz", "genre_probabilities", 1.0)]
+    with pytest.raises(SystemExit) as exited:
+        script["main"]([*folders, "--probe-unlabelled-weight", "0"])
+    assert exited.value.code == 2
+
+    def failing(*arguments):
+        raise ValueError("m is not a model folder")
+
+    monkeypatch.setitem(script["main"].__globals__, "calibrate_model", failing)
+    with pytest.raises(SystemExit, match="calibrate.py: error: m is not a model folder"):
+        script["main"](folders)

@@ -17,6 +17,7 @@ probabilities say little. Two things are fitted here:
      many of them the threshold flags.
 """
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ from ..configuration_genre_vit import GTZAN_GENRES
 from ..files import write_text_atomic
 from ..model_folder import CALIBRATION_FILE, CROSS_VALIDATION_FILE, MAX_SHARD_SIZE, RUN_FILE
 from ..network import read_json
+from .options import (
+    DataArguments,
+    DistillationArguments,
+    GenreViTTrainingArguments,
+    ModelArguments,
+    ProbeArguments,
+    SplitArguments,
+)
 
 DEFAULT_KEEP_QUANTILE = 0.9
 """Quantile of held-out, learnt-genre tracks' distances taken as the "none of these genres" threshold."""
@@ -71,11 +80,20 @@ class ValidationTrack:
 
 
 def fit_probe_folder(
-    init_from: Path, gtzan: Path, train_ids: list[str], test_ids: list[str], folder: Path, options: list[str] = ()
+    init_from: Path,
+    gtzan: Path,
+    train_ids: list[str],
+    test_ids: list[str],
+    folder: Path,
+    probe: ProbeArguments | None = None,
+    teachers: DistillationArguments | None = None,
+    windows_cache: Path | None = None,
 ) -> Path:
     """`train.py --init-from INIT_FROM --classifier-only` on the GTZAN tracks `train_ids` (a quarter of them listed
-    as validation: the probe fits on both), with `test_ids` as the test list; the model lands in `folder/model`,
-    which is returned. A folder that already holds a model is kept (so an interrupted calibration resumes)."""
+    as validation: the probe fits on both), with `test_ids` as the test list, the probe fitted as `probe` says
+    (with `teachers` labelling its unlabelled music); the model lands in `folder/model`, which is returned. Windows
+    are cached in `windows_cache` (default: `folder`'s sibling `windows-cache`). A folder that already holds a
+    model is kept (so an interrupted calibration resumes)."""
     from .trainer import TrainingOptions, run_training
 
     model = folder / "model"
@@ -87,11 +105,18 @@ def fit_probe_folder(
     write_text_atomic(lists / "train_filtered.txt", "".join(f"{t}\n" for t in train_ids[quarter:]))
     write_text_atomic(lists / "valid_filtered.txt", "".join(f"{t}\n" for t in train_ids[:quarter]))
     write_text_atomic(lists / "test_filtered.txt", "".join(f"{t}\n" for t in test_ids))
-    arguments = ["--data", str(gtzan), "--split-files", str(lists), "--init-from", str(init_from)]
-    # one process: the caller may have run torch, and forking datasets.map workers from it can deadlock
-    arguments += ["--classifier-only", "--output-dir", str(model), "--num-proc", "1"]
-    arguments += ["--cache-dir", str(folder.parent / "windows-cache"), *options]
-    run_training(TrainingOptions.from_command_line(arguments))
+    options = TrainingOptions(
+        # one process: the caller may have run torch, and forking datasets.map workers from it can deadlock
+        data=DataArguments(
+            data=str(gtzan), cache_dir=str(windows_cache or folder.parent / "windows-cache"), num_proc=1
+        ),
+        split=SplitArguments(split_files=str(lists)),
+        model=ModelArguments(init_from=str(init_from), classifier_only=True),
+        probe=probe or ProbeArguments(),
+        distillation=teachers or DistillationArguments(),
+        training=GenreViTTrainingArguments(output_dir=str(model)),
+    )
+    run_training(options)
     return model
 
 
@@ -132,14 +157,18 @@ def calibrate_model(
     output: Path,
     work_dir: Path,
     keep_quantile: float = DEFAULT_KEEP_QUANTILE,
-    probe_options: list[str] = (),
+    probe: ProbeArguments | None = None,
+    teachers: DistillationArguments | None = None,
+    windows_cache: Path | None = None,
 ) -> dict:
     """A calibrated copy of `model` in `output`: its probe refitted on every GTZAN clip in `gtzan` (with the genre
-    distance, and the extra `train.py` `probe_options`), the temperature and "none of these genres" threshold chosen
-    on the Emotify validation half in `emotify` (module docstring), and `calibration.json` saying what was
-    measured. `work_dir` keeps the refitted model (reused on a rerun). Returns the calibration record."""
+    distance; fitted as `probe` says, with `teachers` labelling its unlabelled music), the temperature and "none of
+    these genres" threshold chosen on the Emotify validation half in `emotify` (module docstring), and
+    `calibration.json` saying what was measured. `work_dir` keeps the refitted model (reused on a rerun), and the
+    windows unless `windows_cache` is given. Returns the calibration record."""
+    probe, teachers = probe or ProbeArguments(), teachers or DistillationArguments()
     clips = list(gtzan_clips(gtzan))
-    full = fit_probe_folder(model, gtzan, clips, [], work_dir / "all-tracks", probe_options)
+    full = fit_probe_folder(model, gtzan, clips, [], work_dir / "all-tracks", probe, teachers, windows_cache)
     tracks = validation_tracks(full, emotify)
     learnt = [track for track in tracks if track.label is not None]
     other = [track for track in tracks if track.label is None]
@@ -166,17 +195,28 @@ def calibrate_model(
             "gtzan_genres": float(np.mean([t.genre_distance for t in learnt])),
             "other_genres": float(np.mean([t.genre_distance for t in other])) if other else None,
         },
-        "probe_options": list(probe_options),
+        "probe": _changed_fields(probe),
+        "teachers": _changed_fields(teachers),
         "source_model": Path(model).name,
     }
     _write_calibrated(full, Path(model), output, temperature, threshold, record)
     return record
 
 
+def _changed_fields(options) -> dict:
+    """The fields of an options dataclass that differ from their defaults (what a record needs to say)."""
+    defaults = type(options)()
+    return {
+        field.name: getattr(options, field.name)
+        for field in dataclasses.fields(options)
+        if getattr(options, field.name) != getattr(defaults, field.name)
+    }
+
+
 def _write_calibrated(fitted: Path, source: Path, output: Path, temperature, threshold, record: dict) -> None:
     """`fitted` (the probe on every clip) with the temperature and threshold in its config, into `output`, with the
     source model's cross-validation record where the probe was refitted by the source's own recipe (no
-    `probe_options` in `record`: options make another recipe, which that record did not measure); written beside
+    changed probe or teachers in `record`: they make another recipe, which that record did not measure); written beside
     and then moved, so `output` is never half written."""
     from ..modeling_genre_vit import GenreViTForAudioClassification
 
@@ -190,7 +230,7 @@ def _write_calibrated(fitted: Path, source: Path, output: Path, temperature, thr
     for name in ("preprocessor_config.json", RUN_FILE):
         if (fitted / name).is_file():
             shutil.copy2(fitted / name, staging / name)
-    if (source / CROSS_VALIDATION_FILE).is_file() and not record["probe_options"]:
+    if (source / CROSS_VALIDATION_FILE).is_file() and not (record["probe"] or record["teachers"]):
         shutil.copy2(source / CROSS_VALIDATION_FILE, staging / CROSS_VALIDATION_FILE)
     write_text_atomic(staging / CALIBRATION_FILE, json.dumps(record, indent=2) + "\n")
     shutil.rmtree(output, ignore_errors=True)

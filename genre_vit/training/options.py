@@ -116,17 +116,30 @@ class ModelArguments:
             "pooled embedding (genre_vit.training.linear_probe); no Trainer epochs"
         },
     )
+
+    def __post_init__(self):
+        if self.patchout is not None and len(self.patchout) != 2:
+            raise ValueError(f"--patchout takes two numbers (rows, columns), got {self.patchout}.")
+        if self.classifier_only and not self.init_from:
+            raise ValueError("--classifier-only needs --init-from: a pre-trained model whose encoder is kept.")
+
+
+@dataclass
+class ProbeArguments:
+    """How the linear probe of `--classifier-only` is fitted (genre_vit.training.linear_probe); also the probe
+    options of `scripts/calibrate.py`."""
+
     probe_strengths: list[float] = field(
         default_factory=lambda: list(DEFAULT_PROBE_STRENGTHS),
         metadata={
-            "help": "with --classifier-only: inverse L2 strengths tried, chosen by cross-validation over the tracks",
+            "help": "inverse L2 strengths tried, chosen by cross-validation over the tracks",
             "metavar": "C",
         },
     )
     probe_window_offsets: list[float] = field(
         default_factory=lambda: list(DEFAULT_PROBE_WINDOW_OFFSETS),
         metadata={
-            "help": "with --classifier-only: the probe also learns from windows cut on the window grid shifted by "
+            "help": "the probe also learns from windows cut on the window grid shifted by "
             "these many seconds (augmentation; inference keeps the grid); none: pass no value",
             "metavar": "SECONDS",
             "nargs": "*",
@@ -136,7 +149,7 @@ class ModelArguments:
     probe_unlabelled_data: str | None = field(
         default=None,
         metadata={
-            "help": "with --classifier-only and --teacher-targets: a folder of sub-folders of music without labels "
+            "help": "with --teacher-targets: a folder of sub-folders of music without labels "
             "(the sub-folders' names are never read). The teacher probe, a logistic regression on the teachers' "
             "features of the labelled tracks, gives each of these tracks genre probabilities, and its windows join "
             "the probe's fit with them as soft targets (genre_vit.training.linear_probe)"
@@ -151,14 +164,8 @@ class ModelArguments:
     )
 
     def __post_init__(self):
-        if self.probe_unlabelled_data and not self.classifier_only:
-            raise ValueError("--probe-unlabelled-data feeds the linear probe: it needs --classifier-only.")
         if self.probe_unlabelled_weight <= 0:
             raise ValueError(f"--probe-unlabelled-weight must be positive, got {self.probe_unlabelled_weight}.")
-        if self.patchout is not None and len(self.patchout) != 2:
-            raise ValueError(f"--patchout takes two numbers (rows, columns), got {self.patchout}.")
-        if self.classifier_only and not self.init_from:
-            raise ValueError("--classifier-only needs --init-from: a pre-trained model whose encoder is kept.")
         if not self.probe_strengths or any(strength <= 0 for strength in self.probe_strengths):
             raise ValueError(f"--probe-strengths must be positive numbers, got {self.probe_strengths}.")
         if any(offset <= 0 for offset in self.probe_window_offsets):
@@ -335,7 +342,14 @@ class EvaluationArguments:
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
 
 
-TRAINING_OPTIONS = (DataArguments, SplitArguments, ModelArguments, DistillationArguments, GenreViTTrainingArguments)
+TRAINING_OPTIONS = (
+    DataArguments,
+    SplitArguments,
+    ModelArguments,
+    ProbeArguments,
+    DistillationArguments,
+    GenreViTTrainingArguments,
+)
 EVALUATION_OPTIONS = (EvaluationArguments, DataArguments, SplitArguments)
 
 
@@ -360,6 +374,7 @@ __all__ = [
     "EvaluationArguments",
     "GenreViTTrainingArguments",
     "ModelArguments",
+    "ProbeArguments",
     "SplitArguments",
     "parse",
     "use_bf16",

@@ -34,6 +34,7 @@ from .options import (
     DistillationArguments,
     GenreViTTrainingArguments,
     ModelArguments,
+    ProbeArguments,
     SplitArguments,
     parse,
 )
@@ -47,6 +48,7 @@ class TrainingOptions:
     data: DataArguments
     split: SplitArguments
     model: ModelArguments
+    probe: ProbeArguments
     distillation: DistillationArguments
     training: GenreViTTrainingArguments
 
@@ -57,9 +59,11 @@ class TrainingOptions:
     def __post_init__(self):
         """Checks that span the option groups, made before any work."""
         data, model, distillation = self.data, self.model, self.distillation
+        if self.probe.probe_unlabelled_data and not model.classifier_only:
+            raise ValueError("--probe-unlabelled-data feeds the linear probe: it needs --classifier-only.")
         if data.random_crops and model.classifier_only:
             raise ValueError("--random-crops trains the network; --classifier-only fits a probe on cached windows.")
-        if model.classifier_only and bool(distillation.teacher_targets) != bool(model.probe_unlabelled_data):
+        if model.classifier_only and bool(distillation.teacher_targets) != bool(self.probe.probe_unlabelled_data):
             raise ValueError(
                 "With --classifier-only, --teacher-targets and --probe-unlabelled-data go together: the teachers "
                 "label the unlabelled music for the probe."
@@ -228,7 +232,7 @@ def run_training(options: TrainingOptions) -> dict:
         return _train_on_random_crops(options, arguments, names, track_splits, split_method, feature_extractor)
     with arguments.main_process_first(desc="preparing windows"):
         # The probe fits on training and validation tracks alike, so both get its extra (shifted) windows.
-        offsets = model_options.probe_window_offsets if model_options.classifier_only else ()
+        offsets = options.probe.probe_window_offsets if model_options.classifier_only else ()
         windows = {
             name: make_windows(
                 split,
@@ -487,13 +491,13 @@ def _fit_classifier_only(
     probe = run_linear_probe(
         model,
         windows,
-        options.model.probe_strengths,
+        options.probe.probe_strengths,
         batch_size=options.training.per_device_eval_batch_size,
         teacher_labelled=teacher_labelled,
         cache_dir=cache_dir,
     )
     model.to("cpu")
-    probe["window_offsets_seconds"] = list(options.model.probe_window_offsets)
+    probe["window_offsets_seconds"] = list(options.probe.probe_window_offsets)
     run = (
         record
         | _data_record(options, split_track_ids(track_splits), _readable(windows), windows, split_method)
@@ -522,13 +526,13 @@ def _teacher_labelled_windows(options, feature_extractor, windows, record, cache
     probabilities of each of those tracks (`linear_probe.run_linear_probe`'s `teacher_labelled`), or None: a
     `genre_probabilities` teacher's own (the mean over the track's patches), else the teacher probe's, which learns
     from the labelled training and validation tracks alone."""
-    if not options.model.probe_unlabelled_data:
+    if not options.probe.probe_unlabelled_data:
         return None
     from .data import load_tracks_from_folder, make_windows
     from .linear_probe import teacher_probe_probabilities
 
     teachers = _load_teachers(options, record)
-    unlabelled = load_tracks_from_folder(options.model.probe_unlabelled_data)
+    unlabelled = load_tracks_from_folder(options.probe.probe_unlabelled_data)
     labelled = {}
     for name in ("train", "validation"):
         for track, label in zip(windows[name]["track_id"], windows[name]["labels"]):
@@ -561,7 +565,7 @@ def _teacher_labelled_windows(options, feature_extractor, windows, record, cache
             features(list(labelled)), np.array(list(labelled.values())), features(unlabelled_ids), len(genres)
         )
     return {
-        "weight": options.model.probe_unlabelled_weight,
+        "weight": options.probe.probe_unlabelled_weight,
         "windows": make_windows(unlabelled, feature_extractor, cache_dir=cache_dir, num_proc=options.data.num_proc),
         "track_probabilities": dict(zip(unlabelled_ids, probabilities)),
     }
