@@ -60,6 +60,15 @@ def run_train(*arguments) -> subprocess.CompletedProcess:
     return run_script("train.py", *arguments)
 
 
+def train_in_process(*arguments) -> dict:
+    """What `python train.py ARGUMENTS` runs, in this process (its options parsed as train.py parses them, then
+    `run_training`): the run record. A bad option exits as train.py does; a bad input raises its ValueError.
+    Tests of what a run does use this; the end-to-end runs of the script are few (`run_train`)."""
+    from genre_vit.training.trainer import TrainingOptions, run_training
+
+    return run_training(TrainingOptions.from_command_line([str(argument) for argument in arguments]))
+
+
 MEL_PARAMETERS = dict(
     sr=22050,
     n_fft=2048,

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_train
+from conftest import train_in_process
 from safetensors.torch import load_file
 
 from genre_vit import GTZAN_GENRES, GenreClassifier
@@ -218,14 +218,12 @@ def test_classifier_only_training_keeps_the_encoder_and_learns_the_genres(tmp_pa
     common = ["--data", data, "--config", "tiny", "--batch-size", "16", "--num-proc", "1"]
     common += ["--split-fractions", "0.75", "0.25", "0.0", "--cache-dir", tmp_path / "cache"]
     encoder = tmp_path / "encoder"
-    completed = run_train(*common, "--output-dir", encoder, "--epochs", "3", "--lr", "1e-3")
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    train_in_process(*common, "--output-dir", encoder, "--epochs", "3", "--lr", "1e-3")
 
     probed = tmp_path / "probed"
-    completed = run_train(
+    train_in_process(
         *common, "--output-dir", probed, "--init-from", encoder, "--classifier-only", "--probe-strengths", "0.1", "1"
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
     before, after = load_file(encoder / "model.safetensors"), load_file(probed / "model.safetensors")
     # the probe also gives the model its genre distance (buffers fitted on the same windows)
     assert after.keys() - before.keys() == {"genre_distance.whitening", "genre_distance.whitened_means"}
@@ -296,11 +294,9 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
     common = ["--data", data, "--init-from", tiny_model_dir, "--classifier-only", "--probe-strengths", "1"]
     common += ["--num-proc", "1", "--split-fractions", "0.7", "0.3", "0.0", "--cache-dir", tmp_path / "cache"]
     plain, taught = tmp_path / "plain", tmp_path / "taught"
-    completed = run_train(*common, "--output-dir", plain)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    train_in_process(*common, "--output-dir", plain)
     teacher = ["--teacher-targets", targets, "--probe-unlabelled-data", tmp_path / "unlabelled"]
-    completed = run_train(*common, *teacher, "--probe-unlabelled-weight", "2", "--output-dir", taught)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    train_in_process(*common, *teacher, "--probe-unlabelled-weight", "2", "--output-dir", taught)
 
     run = json.loads((taught / "training_run.json").read_text())
     record = run["linear_probe"]["teacher_labelled"]
@@ -320,8 +316,7 @@ def test_the_probe_learns_the_teachers_answers_on_unlabelled_music(tmp_path, tin
     assert jazz(taught) > jazz(plain) + 0.2
     # the ensemble's file answers in genres itself: its songs' probabilities teach the probe, with no teacher probe
     ensemble = ["--teacher-targets", targets, "--teacher-output", "genre_probabilities"]
-    completed = run_train(*common, *ensemble, *teacher[2:], "--output-dir", tmp_path / "ensemble")
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    train_in_process(*common, *ensemble, *teacher[2:], "--output-dir", tmp_path / "ensemble")
     run = json.loads((tmp_path / "ensemble" / "training_run.json").read_text())
     assert run["linear_probe"]["teacher_labelled"]["teacher_answers"]["jazz"] == 4
     assert jazz(tmp_path / "ensemble") > jazz(plain) + 0.2
