@@ -190,7 +190,7 @@ def _decode_with_soundfile(path: Path, sampling_rate: int, max_seconds: float | 
         if source_rate != sampling_rate:
             resampler = soxr.ResampleStream(source_rate, sampling_rate, 1, dtype="float32", quality="HQ")
         output = GrowingBuffer(int(announced * sampling_rate / source_rate) + 64)
-        blocks = _sequential_blocks(audio_file)
+        blocks = _sequential_blocks(audio_file, _frames_per_read(audio_file, announced))
         decoded, damage = 0, None
         try:
             for mono in blocks:
@@ -225,16 +225,15 @@ class _DecodingStopped(Exception):
     """libsndfile stopped on damage; the message is its error."""
 
 
-def _read_mono(audio_file, frames: int | None) -> tuple[list[np.ndarray], str | None]:
-    """Mono blocks of the next `frames` source frames of an open `soundfile.SoundFile` (None: up to the end), and
-    the decoder's error message where it stopped on damage (the blocks before it are kept)."""
+def _read_mono(audio_file, frames: int) -> tuple[list[np.ndarray], str | None]:
+    """Mono blocks of the next `frames` source frames of an open `soundfile.SoundFile` (fewer at its end), and the
+    decoder's error message where it stopped on damage (the blocks before it are kept)."""
     import soundfile
 
     blocks, read = [], 0
-    while frames is None or read < frames:
-        wanted = _BLOCK_FRAMES if frames is None else min(_BLOCK_FRAMES, frames - read)
+    while read < frames:
         try:
-            block = audio_file.read(wanted, dtype="float32", always_2d=True)
+            block = audio_file.read(frames - read, dtype="float32", always_2d=True)
         except soundfile.LibsndfileError as error:
             return blocks, str(error)
         if block.shape[0] == 0:
@@ -244,11 +243,31 @@ def _read_mono(audio_file, frames: int | None) -> tuple[list[np.ndarray], str | 
     return blocks, None
 
 
-def _sequential_blocks(audio_file) -> Iterator[np.ndarray]:
-    """`(frames,)` mono float32 blocks of the whole file, in order, decoded here; raises `_DecodingStopped` where
-    decoding stops on damage, after the blocks before it."""
+_MPEG1_MIN_SAMPLING_RATE = 32000
+"""MPEG-1 Layer III runs at 32, 44.1 and 48 kHz; an MP3 below that is MPEG-2 (16-24 kHz) or MPEG-2.5."""
+
+
+def _frames_per_read(audio_file, announced: int) -> int:
+    """Source frames to ask libsndfile for at once: `_BLOCK_FRAMES`, but the whole announced length of an MPEG-2
+    or 2.5 MP3 (under 32 kHz, e.g. ffmpeg's encoding of 22.05-kHz audio). Between reads of such a stream libmpg123
+    prints a bit-reservoir error on the process's stderr at most reads, although the samples are those of one
+    read; at those rates a file within the duration limit is small, and one read keeps it quiet."""
+    if audio_file.format == "MP3" and audio_file.samplerate < _MPEG1_MIN_SAMPLING_RATE and announced:
+        return announced + 1
+    return _BLOCK_FRAMES
+
+
+def _sequential_blocks(audio_file, frames_per_read: int = _BLOCK_FRAMES) -> Iterator[np.ndarray]:
+    """`(frames,)` mono float32 blocks of the whole file, in order, decoded here `frames_per_read` source frames at
+    a time; raises `_DecodingStopped` where decoding stops on damage, after the blocks before it."""
     while True:
-        blocks, damage = _read_mono(audio_file, _BLOCK_FRAMES)
+        start = audio_file.tell()
+        blocks, damage = _read_mono(audio_file, frames_per_read)
+        if damage is not None and frames_per_read > _BLOCK_FRAMES:
+            # a long read that meets damage keeps nothing it decoded before it: that stretch again, in blocks
+            audio_file.seek(start)
+            frames_per_read = _BLOCK_FRAMES
+            continue
         yield from blocks
         if damage is not None:
             raise _DecodingStopped(damage)

@@ -203,6 +203,19 @@ def test_a_file_whose_audio_is_all_cut_off_is_an_error(tmp_path):
 
 
 @requires_ffmpeg
+def test_a_whole_22_khz_mp3_decodes_without_a_word_on_stderr(tmp_path, capfd):
+    """ffmpeg encodes 22.05-kHz audio as MPEG-2 Layer III, which it decodes without a word. Read in many blocks,
+    libmpg123 prints a bit-reservoir error on the process's stderr at most reads of such a valid file (where a
+    notebook shows it); the decoded samples are those of one read."""
+    mp3 = encode_mp3(tmp_path, synth_music(60.0, seed=3))
+    capfd.readouterr()
+    decoded = decode_audio(mp3)
+    assert capfd.readouterr().err == ""
+    assert decoded.notes == ()
+    np.testing.assert_allclose(decoded.waveform, soundfile.read(mp3, dtype="float32")[0], rtol=0, atol=2e-7)
+
+
+@requires_ffmpeg
 def test_decoding_leaves_the_processs_stderr_alone(tmp_path, capfd):
     """While files decode in one thread, every line another thread logs reaches stderr, once and in order: the
     library never redirects the process's file descriptors (a server's log must not lose other requests' lines)."""
