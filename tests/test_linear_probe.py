@@ -70,6 +70,8 @@ def test_a_warm_start_reaches_the_same_minimum():
         np.testing.assert_allclose(features @ weight.T + bias, features @ alone_weight.T + alone_bias, atol=1e-2)
 
 
+# plain L-BFGS is stopped after 20 iterations on purpose, which sklearn warns of
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_preconditioning_reaches_the_same_minimum_in_fewer_iterations():
     """Correlated features (as pooled embeddings are) and overlapping genres (as real ones do): the preconditioned
     fit ends at sklearn's minimum of the same objective (plain L-BFGS), and within a small iteration budget it
