@@ -257,7 +257,7 @@ def _frames_per_read(audio_file, announced: int) -> int:
     return _BLOCK_FRAMES
 
 
-def _sequential_blocks(audio_file, frames_per_read: int = _BLOCK_FRAMES) -> Iterator[np.ndarray]:
+def _sequential_blocks(audio_file, frames_per_read: int) -> Iterator[np.ndarray]:
     """`(frames,)` mono float32 blocks of the whole file, in order, decoded here `frames_per_read` source frames at
     a time; raises `_DecodingStopped` where decoding stops on damage, after the blocks before it."""
     while True:

@@ -55,15 +55,10 @@ def run_script(script, *arguments, timeout=600):
     return run_python(REPOSITORY / script, *arguments, timeout=timeout)
 
 
-def run_train(*arguments) -> subprocess.CompletedProcess:
-    """`python train.py ARGUMENTS` offline in the repository, its output captured: one end-to-end run."""
-    return run_script("train.py", *arguments)
-
-
 def train_in_process(*arguments) -> dict:
     """What `python train.py ARGUMENTS` runs, in this process (its options parsed as train.py parses them, then
     `run_training`): the run record. A bad option exits as train.py does; a bad input raises its ValueError.
-    Tests of what a run does use this; the end-to-end runs of the script are few (`run_train`)."""
+    Tests of what a run does use this; the end-to-end runs of the script are few (`run_script`)."""
     from genre_vit.training.trainer import TrainingOptions, run_training
 
     return run_training(TrainingOptions.from_command_line([str(argument) for argument in arguments]))
